@@ -1,0 +1,178 @@
+"""Synthetic prompt/reference dataset for GRPO against UME rewards.
+
+Each row asks for one sequence of one modality inside the exact tag the reward reads, and carries
+a valid reference answer (SMILES parsed by RDKit, 20 standard amino acids, ACGT DNA):
+
+>>> ds = generate_synthetic_dataset(n_per_modality=10, seed=0, progress=False)
+>>> {k: len(v) for k, v in ds.items()}
+{'train': 24, 'validation': 3, 'test': 3, 'full': 30}
+>>> ds["full"][0]["prompt"][0]["role"]
+'user'
+
+Columns: ``prompt`` (chat messages, so an Instruct model's chat template applies), ``prompt_text``
+(the same request as a plain string), ``completion`` (the tagged reference), ``sequence``,
+``modality`` (lobster ``Modality`` value), ``tag`` and ``length``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from pathlib import Path
+
+from datasets import Dataset, DatasetDict, load_from_disk
+from rdkit import Chem, RDLogger
+from tqdm.auto import tqdm
+
+from ume_rl.tags import MODALITIES, MODALITY_TO_TAG, wrap
+
+logger = logging.getLogger(__name__)
+
+AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
+NUCLEOTIDES = "ACGT"
+LENGTH_RANGES: dict[str, tuple[int, int]] = {"SMILES": (10, 50), "amino_acid": (20, 100), "nucleotide": (50, 200)}
+SPLIT_FRACTIONS = {"train": 0.90, "validation": 0.05, "test": 0.05}
+
+PROMPT_TEMPLATES: dict[str, tuple[str, ...]] = {
+    "SMILES": (
+        "Generate a valid SMILES string for a small drug-like molecule. Put it inside <smiles></smiles> tags.",
+        "Write the SMILES of an organic molecule between <smiles> and </smiles>.",
+        "Propose a small molecule and give its SMILES inside <smiles>...</smiles> tags.",
+    ),
+    "amino_acid": (
+        "Generate a protein sequence using the 20 standard amino acids. Put it inside <protein></protein> tags.",
+        "Write an amino acid sequence for a short protein between <protein> and </protein>.",
+        "Design a protein and give its sequence inside <protein>...</protein> tags.",
+    ),
+    "nucleotide": (
+        "Generate a DNA sequence using only A, C, G and T. Put it inside <dna></dna> tags.",
+        "Write a DNA sequence between <dna> and </dna>.",
+        "Design a short gene fragment and give its DNA sequence inside <dna>...</dna> tags.",
+    ),
+}
+
+# Building blocks for random, RDKit-valid SMILES.
+_ATOMS = ("C", "C", "C", "C", "N", "O", "S", "F", "Cl")
+_RINGS = ("c1ccccc1", "C1CCCCC1", "c1ccncc1", "C1CCOC1", "c1ccoc1", "C1CCNCC1")
+_BONDS = ("", "", "", "=")
+
+
+def _random_smiles_candidate(rng: random.Random) -> str:
+    parts: list[str] = []
+    for _ in range(rng.randint(2, 9)):
+        roll = rng.random()
+        if roll < 0.15 and parts:
+            parts.append(f"({rng.choice(_ATOMS)}{rng.choice(_ATOMS)})")
+        elif roll < 0.3:
+            parts.append(rng.choice(_RINGS))
+        elif roll < 0.38 and parts:
+            parts.append("(=O)")
+        else:
+            parts.append(rng.choice(_BONDS) + rng.choice(_ATOMS) if parts else rng.choice(_ATOMS))
+    return "".join(parts)
+
+
+def random_smiles(rng: random.Random, min_len: int = 10, max_len: int = 50, max_tries: int = 1000) -> str:
+    """A canonical SMILES that RDKit parses, with ``min_len <= len <= max_len``."""
+    RDLogger.DisableLog("rdApp.*")
+    for _ in range(max_tries):
+        mol = Chem.MolFromSmiles(_random_smiles_candidate(rng))
+        if mol is None:
+            continue
+        smiles = Chem.MolToSmiles(mol)
+        if min_len <= len(smiles) <= max_len:
+            return smiles
+    raise RuntimeError(f"no valid SMILES of length {min_len}-{max_len} in {max_tries} tries")
+
+
+def random_sequence(modality: str, rng: random.Random) -> str:
+    """A random reference sequence of ``modality`` within :data:`LENGTH_RANGES`."""
+    lo, hi = LENGTH_RANGES[modality]
+    if modality == "SMILES":
+        return random_smiles(rng, lo, hi)
+    alphabet = AMINO_ACIDS if modality == "amino_acid" else NUCLEOTIDES
+    return "".join(rng.choice(alphabet) for _ in range(rng.randint(lo, hi)))
+
+
+def make_row(sequence: str, modality: str, prompt_text: str) -> dict:
+    """One dataset row; ``prompt`` is the conversational form of ``prompt_text``."""
+    return {
+        "prompt": [{"role": "user", "content": prompt_text}],
+        "prompt_text": prompt_text,
+        "completion": wrap(sequence, modality),
+        "sequence": sequence,
+        "modality": modality,
+        "tag": MODALITY_TO_TAG[modality],
+        "length": len(sequence),
+    }
+
+
+def _split_counts(n: int) -> dict[str, int]:
+    # Every split gets at least one row per modality once there are enough rows for three splits.
+    floor = 1 if n >= 3 else 0
+    n_val = max(floor, round(n * SPLIT_FRACTIONS["validation"]))
+    n_test = max(floor, round(n * SPLIT_FRACTIONS["test"]))
+    return {"train": n - n_val - n_test, "validation": n_val, "test": n_test}
+
+
+def generate_synthetic_dataset(n_per_modality: int = 100, seed: int = 42, progress: bool = True) -> DatasetDict:
+    """Generate the dataset: ``n_per_modality`` rows per modality, split 90/5/5 within each modality.
+
+    Args:
+        n_per_modality: rows per modality (100 gives splits 270/15/15 and ``full`` = 300).
+        seed: the same seed gives an identical dataset.
+        progress: show a tqdm progress bar.
+
+    Returns:
+        ``DatasetDict`` with splits ``train``, ``validation``, ``test`` and ``full`` (all rows).
+    """
+    if n_per_modality < 1:
+        raise ValueError(f"n_per_modality must be >= 1, got {n_per_modality}")
+    rng = random.Random(seed)
+    splits: dict[str, list[dict]] = {"train": [], "validation": [], "test": []}
+    bar = tqdm(total=n_per_modality * len(MODALITIES), desc="synthetic dataset", disable=not progress)
+    for modality in MODALITIES:
+        rows = []
+        for _ in range(n_per_modality):
+            rows.append(make_row(random_sequence(modality, rng), modality, rng.choice(PROMPT_TEMPLATES[modality])))
+            bar.update()
+        start = 0
+        for split, count in _split_counts(n_per_modality).items():
+            splits[split].extend(rows[start : start + count])
+            start += count
+    bar.close()
+    for rows in splits.values():
+        rng.shuffle(rows)
+    full = Dataset.from_list(splits["train"] + splits["validation"] + splits["test"])
+    parts, start = {}, 0
+    for name, rows in splits.items():
+        parts[name] = full.select(list(range(start, start + len(rows))))
+        start += len(rows)
+    return DatasetDict({**parts, "full": full})
+
+
+def save_dataset(dataset: DatasetDict, out_dir: str | Path) -> Path:
+    """``save_to_disk`` into ``out_dir`` plus ``<out_dir>.json`` (every split, for inspection)."""
+    out_dir = Path(out_dir)
+    dataset.save_to_disk(str(out_dir))
+    json_path = out_dir.with_suffix(".json")
+    json_path.write_text(json.dumps({name: split.to_list() for name, split in dataset.items()}, indent=1))
+    logger.info("saved dataset to %s and %s", out_dir, json_path)
+    return out_dir
+
+
+def load_or_generate_dataset(out_dir: str | Path, **kwargs) -> DatasetDict:
+    """Load the dataset saved at ``out_dir``; generate and save it there first if it is missing."""
+    out_dir = Path(out_dir)
+    if (out_dir / "dataset_dict.json").is_file():
+        return load_from_disk(str(out_dir))
+    return DatasetDict(load_from_disk(str(save_dataset(generate_synthetic_dataset(**kwargs), out_dir))))
+
+
+def tokenizer_corpus(seed: int = 0, n_per_modality: int = 100) -> list[str]:
+    """Text a tiny policy tokenizer is trained on: prompts, tagged answers, raw sequences."""
+    rows = generate_synthetic_dataset(n_per_modality=n_per_modality, seed=seed, progress=False)["full"]
+    rng = random.Random(seed)
+    extra = [random_sequence(m, rng) for m in MODALITIES for _ in range(n_per_modality)]
+    return [*rows["prompt_text"], *rows["completion"], *extra, *(t for ts in PROMPT_TEMPLATES.values() for t in ts)]

@@ -1,0 +1,260 @@
+"""Load the two models a run needs: the policy (Qwen) and the reward model (UME).
+
+Policy:
+
+- :func:`download_qwen` fetches a Qwen snapshot into the Hugging Face cache (``HF_HUB_CACHE``).
+- :func:`find_qwen_in_cache` returns the newest cached snapshot, or an error naming the fix.
+- :func:`build_tiny_qwen` writes an offline stand-in: a real ``Qwen2ForCausalLM`` with a tiny config,
+  a byte-level BPE tokenizer trained here and Qwen's ChatML chat template.
+
+Reward model:
+
+- :func:`load_ume` takes a registry name (``ume-mini-base-12M``), a local ``.ckpt`` path, or ``"tiny"``
+  (an untrained, seeded UME with lobster's real tokenizers) and returns it frozen, in eval mode.
+
+>>> path = build_tiny_qwen("/tmp/ume_rl_doctest_qwen")  # doctest: +SKIP
+>>> ume = load_ume("tiny")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+QWEN_SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+TAG_TOKENS = tuple(f"<{slash}{tag}>" for tag in ("smiles", "protein", "dna") for slash in ("", "/"))
+
+# Qwen2-Instruct's ChatML template: a default system turn, then <|im_start|>role\ncontent<|im_end|>.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}"
+    "{% endif %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+# Architecture of the tiny UME stand-in (registered next to lobster's UME_mini ... UME_large).
+TINY_UME_ARCH = "UME_tiny"
+TINY_UME_CONFIG = {"num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 128, "hidden_size": 64}
+TINY_UME_MAX_LENGTH = 512
+
+
+# ----------------------------------------------------------------------------------------------- policy
+
+
+def _hub_cache(cache_dir: str | Path | None) -> Path:
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    from huggingface_hub import constants
+
+    return Path(os.environ.get("HF_HUB_CACHE") or constants.HF_HUB_CACHE).expanduser()
+
+
+def download_qwen(repo_id: str = "Qwen/Qwen2-0.5B-Instruct", cache_dir: str | Path | None = None) -> Path:
+    """Download ``repo_id`` into the Hugging Face cache and return the snapshot directory.
+
+    Honours ``HF_HUB_CACHE`` (or ``cache_dir``). With ``HF_HUB_OFFLINE=1`` or no network it returns the
+    cached snapshot if there is one, else raises ``RuntimeError`` at once with the fix.
+    """
+    from huggingface_hub import snapshot_download
+
+    cache = _hub_cache(cache_dir)
+    try:
+        return Path(snapshot_download(repo_id=repo_id, cache_dir=str(cache), etag_timeout=10))
+    except Exception as err:  # huggingface_hub raises several unrelated types for "offline"
+        raise RuntimeError(
+            f"Could not download {repo_id!r} into {cache} ({type(err).__name__}: {err}). "
+            "Fix: run on a machine with access to huggingface.co (unset HF_HUB_OFFLINE), or copy a "
+            "downloaded snapshot into HF_HUB_CACHE, or use the offline profile: UME_RL_PROFILE=tiny."
+        ) from err
+
+
+def find_qwen_in_cache(cache_dir: str | Path | None = None, repo_id: str | None = None) -> Path:
+    """Return the newest snapshot of a Qwen model (``repo_id`` if given) in the hub cache.
+
+    Raises:
+        FileNotFoundError: no snapshot with a ``config.json``; the message names the fix.
+    """
+    cache = _hub_cache(cache_dir)
+    pattern = f"models--{repo_id.replace('/', '--')}" if repo_id else "models--Qwen--*"
+    snapshots = [
+        snap
+        for model_dir in cache.glob(pattern)
+        for snap in (model_dir / "snapshots").glob("*")
+        if (snap / "config.json").is_file()
+    ]
+    if not snapshots:
+        wanted = repo_id or "a Qwen model"
+        raise FileNotFoundError(
+            f"No snapshot of {wanted} in the Hugging Face cache {cache}. Fix: download it first "
+            f"(ume_rl.download_qwen({(repo_id or 'Qwen/Qwen2-0.5B-Instruct')!r}) or notebook 01), set "
+            "HF_HUB_CACHE to the cache that holds it, or use the offline profile: UME_RL_PROFILE=tiny."
+        )
+    return max(snapshots, key=lambda p: p.stat().st_mtime)
+
+
+def build_tiny_qwen(out_dir: str | Path, seed: int = 0, corpus: list[str] | None = None, vocab_size: int = 512) -> Path:
+    """Write a tiny, untrained ``Qwen2ForCausalLM`` and its tokenizer to ``out_dir``; return ``out_dir``.
+
+    The tokenizer is a byte-level BPE trained on ``corpus`` (default: the synthetic dataset's prompts,
+    answers and sequences), with Qwen's special tokens, the sequence tags as whole tokens, the ChatML
+    chat template, and ``input_ids``/``attention_mask`` as the only model inputs. The same ``seed``
+    gives identical files. ``AutoModelForCausalLM``, ``AutoTokenizer`` and TRL load it from the path.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    from ume_rl.data import tokenizer_corpus
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    corpus = corpus if corpus is not None else tokenizer_corpus(seed=seed)
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(QWEN_SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(corpus, trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=["<|im_start|>"],
+        model_input_names=["input_ids", "attention_mask"],
+        clean_up_tokenization_spaces=False,
+    )
+    tokenizer.add_tokens(list(TAG_TOKENS))  # whole-token tags, decoded as text (not special)
+    tokenizer.chat_template = CHATML_TEMPLATE
+    tokenizer.save_pretrained(out_dir)
+
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Qwen2ForCausalLM(config)
+    model.generation_config = GenerationConfig(
+        eos_token_id=[tokenizer.eos_token_id, tokenizer.pad_token_id], pad_token_id=tokenizer.pad_token_id
+    )
+    model.save_pretrained(out_dir)
+    (out_dir / "ume_rl_tiny.json").write_text(json.dumps({"seed": seed, "vocab_size": vocab_size}))
+    logger.info("built tiny Qwen2 (%d parameters) at %s", model.num_parameters(), out_dir)
+    return out_dir
+
+
+# ----------------------------------------------------------------------------------------- reward model
+
+
+def flash_attn_available() -> bool:
+    """True when flash-attn can be used: CUDA present and the ``flash_attn`` package importable."""
+    if not torch.cuda.is_available():
+        return False
+    try:
+        import flash_attn  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _register_tiny_arch() -> None:
+    from lobster.model.modern_bert._modern_bert_configuration import FLEXBERT_CONFIG_ARGS
+
+    FLEXBERT_CONFIG_ARGS.setdefault(TINY_UME_ARCH, dict(TINY_UME_CONFIG))
+
+
+def build_tiny_ume(seed: int = 0, layout: str = "padded", max_length: int = TINY_UME_MAX_LENGTH):
+    """An untrained UME with a tiny FlexBERT and lobster's real tokenizers, seeded.
+
+    Args:
+        seed: weights are a function of the seed alone.
+        layout: ``"padded"`` (SDPA over a padded batch; CPU) or ``"unpadded"`` (the layout of
+            flash-attn-trained checkpoints; without flash-attn it runs through SDPA, one sequence at a time
+            for exact results).
+        max_length: UME's maximum tokenized length, special tokens included.
+    """
+    from lobster.model import UME
+
+    if layout not in ("padded", "unpadded"):
+        raise ValueError(f"layout must be 'padded' or 'unpadded', got {layout!r}")
+    _register_tiny_arch()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        # Any ckpt_path makes lobster build the unpadded layout; nothing is read from it.
+        kwargs = {"ckpt_path": "unpadded-layout"} if layout == "unpadded" else {}
+        ume = UME(model_name=TINY_UME_ARCH, max_length=max_length, use_flash_attn=flash_attn_available(), **kwargs)
+        if layout == "padded" and ume.model.config.padding != "padded":
+            ume = UME(model_name=TINY_UME_ARCH, max_length=max_length, use_flash_attn=False)
+    return ume
+
+
+def load_ume(
+    name_or_path: str | Path,
+    device: str | torch.device | None = None,
+    use_flash_attn: bool | None = None,
+    seed: int = 0,
+):
+    """Load a UME reward model, frozen and in eval mode, on ``device``.
+
+    Args:
+        name_or_path: ``"tiny"``; a registry name (``ume-mini-base-12M``, ``ume-small-base-90M``,
+            ``ume-medium-base-480M``, ``ume-large-base-740M``, via ``UME.from_pretrained``); or a local
+            ``.ckpt`` file (via ``UME.load_from_checkpoint``).
+        device: default ``cuda`` when available, else ``cpu``.
+        use_flash_attn: default: only when CUDA and the ``flash_attn`` package are both present. Without
+            it, lobster uses the padded SDPA layout.
+        seed: seed of the ``"tiny"`` stand-in.
+
+    Raises:
+        FileNotFoundError: a ``.ckpt`` path that does not exist.
+        RuntimeError: a registry name that cannot be fetched (offline, no credentials); names the fix.
+    """
+    from lobster.model import UME
+
+    device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    flash = flash_attn_available() if use_flash_attn is None else use_flash_attn
+    name = str(name_or_path)
+    if name == "tiny":
+        ume = build_tiny_ume(seed=seed)
+    elif name.endswith(".ckpt") or Path(name).exists():
+        if not Path(name).is_file():
+            raise FileNotFoundError(
+                f"UME checkpoint {name} does not exist. Fix: pass the path of a UME .ckpt file "
+                "(UME_RL_UME_CHECKPOINT=/path/to/model.ckpt), a registry name, or use UME_RL_PROFILE=tiny."
+            )
+        ume = UME.load_from_checkpoint(name, device=device.type, use_flash_attn=flash)
+    else:
+        try:
+            ume = UME.from_pretrained(name, device=device.type, use_flash_attn=flash)
+        except Exception as err:
+            raise RuntimeError(
+                f"Could not load UME {name!r} ({type(err).__name__}: {err}). Registry checkpoints are fetched "
+                "from Prescient Design's storage and need network access and credentials. Fix: pass a local "
+                "checkpoint (load_ume('/path/to/model.ckpt') or UME_RL_UME_CHECKPOINT=/path/to/model.ckpt), "
+                "or use the offline profile: UME_RL_PROFILE=tiny."
+            ) from err
+    ume.freeze()
+    ume.eval()
+    return ume.to(device)
