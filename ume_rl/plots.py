@@ -1,17 +1,15 @@
 """Figures for ume_rl: each function takes data and returns a matplotlib ``Figure``.
 
-No global state, no ``plt.show()``: figures render headless under the Agg backend and are written
-with :func:`save_figure`. Sections: reward inspection (notebook 03) and training curves (notebook 04).
+Figures are built with ``matplotlib.figure.Figure`` directly, never through ``pyplot``: no global
+state, no backend switch, headless anywhere, and Jupyter displays a returned ``Figure`` as usual.
+Write them with :func:`save_figure`. Sections: reward inspection (notebook 03) and training curves (notebook 04).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg", force=False)
-from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.figure import Figure
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
