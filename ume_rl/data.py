@@ -109,10 +109,9 @@ def make_row(sequence: str, modality: str, prompt_text: str) -> dict:
 
 
 def _split_counts(n: int) -> dict[str, int]:
-    # Every split gets at least one row per modality once there are enough rows for three splits.
-    floor = 1 if n >= 3 else 0
-    n_val = max(floor, round(n * SPLIT_FRACTIONS["validation"]))
-    n_test = max(floor, round(n * SPLIT_FRACTIONS["test"]))
+    # Every split gets at least one row per modality (datasets cannot reload an empty split).
+    n_val = max(1, round(n * SPLIT_FRACTIONS["validation"]))
+    n_test = max(1, round(n * SPLIT_FRACTIONS["test"]))
     return {"train": n - n_val - n_test, "validation": n_val, "test": n_test}
 
 
@@ -120,22 +119,26 @@ def generate_synthetic_dataset(n_per_modality: int = 100, seed: int = 42, progre
     """Generate the dataset: ``n_per_modality`` rows per modality, split 90/5/5 within each modality.
 
     Args:
-        n_per_modality: rows per modality (100 gives splits 270/15/15 and ``full`` = 300).
+        n_per_modality: rows per modality, at least 3 (100 gives splits 270/15/15 and ``full`` = 300).
         seed: the same seed gives an identical dataset.
         progress: show a tqdm progress bar.
 
     Returns:
         ``DatasetDict`` with splits ``train``, ``validation``, ``test`` and ``full`` (all rows).
     """
-    if n_per_modality < 1:
-        raise ValueError(f"n_per_modality must be >= 1, got {n_per_modality}")
+    if n_per_modality < 3:
+        raise ValueError(f"n_per_modality must be >= 3 (one row per modality in each split), got {n_per_modality}")
     rng = random.Random(seed)
     splits: dict[str, list[dict]] = {"train": [], "validation": [], "test": []}
     bar = tqdm(total=n_per_modality * len(MODALITIES), desc="synthetic dataset", disable=not progress)
     for modality in MODALITIES:
-        rows = []
-        for _ in range(n_per_modality):
-            rows.append(make_row(random_sequence(modality, rng), modality, rng.choice(PROMPT_TEMPLATES[modality])))
+        rows, seen = [], set()
+        while len(rows) < n_per_modality:  # unique references, so splits never share an answer
+            sequence = random_sequence(modality, rng)
+            if sequence in seen:
+                continue
+            seen.add(sequence)
+            rows.append(make_row(sequence, modality, rng.choice(PROMPT_TEMPLATES[modality])))
             bar.update()
         start = 0
         for split, count in _split_counts(n_per_modality).items():
@@ -147,7 +150,7 @@ def generate_synthetic_dataset(n_per_modality: int = 100, seed: int = 42, progre
     full = Dataset.from_list(splits["train"] + splits["validation"] + splits["test"])
     parts, start = {}, 0
     for name, rows in splits.items():
-        parts[name] = full.select(list(range(start, start + len(rows))))
+        parts[name] = full.select(range(start, start + len(rows)))
         start += len(rows)
     return DatasetDict({**parts, "full": full})
 

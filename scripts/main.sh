@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The main job: execute notebooks 01 -> 04 headless and keep the executed copies and figures under runs/.
+#   bash scripts/main.sh                       # tiny profile (offline), the default here
+#   UME_RL_PROFILE=full bash scripts/main.sh   # real Qwen + real UME (GPU box)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/scripts/env.sh"
+cd "$ROOT"
+export UME_RL_PROFILE="${UME_RL_PROFILE:-tiny}"
+export UME_RL_RUNS_DIR="${UME_RL_RUNS_DIR:-$ROOT/runs}"
+mkdir -p "$UME_RL_RUNS_DIR/notebooks"
+for nb in notebooks/0*.ipynb; do
+  echo "[ume_rl] $(date +%T) executing $nb (profile $UME_RL_PROFILE)"
+  start=$SECONDS
+  jupyter nbconvert --to notebook --execute "$nb" --output-dir "$UME_RL_RUNS_DIR/notebooks" \
+    --ExecutePreprocessor.timeout=3600 --log-level=WARN
+  echo "[ume_rl] $nb done in $((SECONDS - start)) s"
+done
+echo "[ume_rl] executed notebooks: $UME_RL_RUNS_DIR/notebooks; figures: $UME_RL_RUNS_DIR/figures"

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The test job: lint, unit tests (slow ones included), then every notebook under nbmake on the tiny profile.
+#   bash scripts/test.sh            # everything CI runs
+#   bash scripts/test.sh -m "not slow"  # extra pytest arguments go to the unit-test run
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/scripts/env.sh"
+cd "$ROOT"
+echo "[ume_rl] $(date +%T) ruff"
+ruff check .
+ruff format --check .
+echo "[ume_rl] $(date +%T) unit tests"
+python -m pytest tests "$@"
+echo "[ume_rl] $(date +%T) notebooks (nbmake, tiny profile)"
+NB_RUNS="$(mktemp -d)"
+UME_RL_PROFILE=tiny UME_RL_RUNS_DIR="$NB_RUNS" HF_HUB_OFFLINE=1 \
+  python -m pytest --nbmake --nbmake-timeout=1200 notebooks
+rm -rf "$NB_RUNS"
+echo "[ume_rl] $(date +%T) all green"

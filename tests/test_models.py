@@ -1,0 +1,108 @@
+"""Models: the tiny Qwen stand-in, UME loading, and loud failures for what cannot be loaded offline."""
+
+import hashlib
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from ume_rl.models import build_tiny_qwen, build_tiny_ume, download_qwen, find_qwen_in_cache, load_ume
+
+MESSAGES = [{"role": "user", "content": "Write a DNA sequence between <dna> and </dna>."}]
+
+
+def _digest(path):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(path.iterdir()) if p.is_file()}
+
+
+def test_tiny_qwen_loads_and_generates(tiny_qwen_path):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_qwen_path)
+    model = AutoModelForCausalLM.from_pretrained(tiny_qwen_path)
+    assert model.config.model_type == "qwen2"
+    assert tokenizer.model_input_names == ["input_ids", "attention_mask"]
+    inputs = tokenizer.apply_chat_template(MESSAGES, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    out = model.generate(**inputs, max_new_tokens=8, do_sample=True)
+    assert out.shape[1] > inputs["input_ids"].shape[1]
+    assert isinstance(tokenizer.decode(out[0]), str)
+
+
+def test_tiny_qwen_chat_template_is_chatml(tiny_qwen_path):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_qwen_path)
+    text = tokenizer.apply_chat_template(MESSAGES, tokenize=False, add_generation_prompt=True)
+    assert text == (
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+        "<|im_start|>user\nWrite a DNA sequence between <dna> and </dna>.<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
+    assert tokenizer.eos_token == "<|im_end|>" and tokenizer.pad_token == "<|endoftext|>"
+
+
+def test_tiny_qwen_tags_are_single_tokens_and_round_trip(tiny_qwen_path):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_qwen_path)
+    for tag in ("<smiles>", "</smiles>", "<protein>", "</protein>", "<dna>", "</dna>"):
+        assert len(tokenizer(tag, add_special_tokens=False)["input_ids"]) == 1
+    text = "<protein>MKVLAAGIV</protein> and CC(=O)O"
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert tokenizer.decode(ids, skip_special_tokens=True) == text
+
+
+def test_tiny_qwen_is_deterministic(tmp_path, tiny_qwen_path):
+    again = build_tiny_qwen(tmp_path / "again", seed=0)
+    assert _digest(again) == _digest(tiny_qwen_path)
+    other = build_tiny_qwen(tmp_path / "other", seed=1)
+    assert _digest(other)["model.safetensors"] != _digest(tiny_qwen_path)["model.safetensors"]
+
+
+def test_offline_download_fails_fast_with_the_fix(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(RuntimeError, match="UME_RL_PROFILE=tiny"):
+        download_qwen("Qwen/Qwen2-0.5B-Instruct", cache_dir=tmp_path)
+
+
+def test_find_qwen_in_cache_returns_newest_snapshot(tmp_path):
+    with pytest.raises(FileNotFoundError, match="HF_HUB_CACHE"):
+        find_qwen_in_cache(tmp_path)
+    old = tmp_path / "models--Qwen--Qwen2-0.5B-Instruct" / "snapshots" / "aaa"
+    new = tmp_path / "models--Qwen--Qwen2-0.5B-Instruct" / "snapshots" / "bbb"
+    for i, snap in enumerate((old, new)):
+        snap.mkdir(parents=True)
+        (snap / "config.json").write_text("{}")
+        import os
+
+        os.utime(snap, (1_000_000 + i, 1_000_000 + i))
+    (tmp_path / "models--Qwen--Qwen2-0.5B-Instruct" / "snapshots" / "incomplete").mkdir()
+    assert find_qwen_in_cache(tmp_path) == new
+    assert find_qwen_in_cache(tmp_path, repo_id="Qwen/Qwen2-0.5B-Instruct") == new
+    with pytest.raises(FileNotFoundError):
+        find_qwen_in_cache(tmp_path, repo_id="Qwen/Qwen2-7B")
+
+
+def test_tiny_ume_is_frozen_eval_padded_and_seeded(tiny_ume):
+    assert tiny_ume.model.config.padding == "padded"
+    assert not tiny_ume.training and not tiny_ume.model.training
+    assert not any(p.requires_grad for p in tiny_ume.parameters())
+    again = load_ume("tiny", device="cpu")
+    other = load_ume("tiny", device="cpu", seed=1)
+    first = next(iter(tiny_ume.state_dict().values()))
+    assert torch.equal(first, next(iter(again.state_dict().values())))
+    assert not torch.equal(first, next(iter(other.state_dict().values())))
+
+
+def test_tiny_ume_layouts_share_weights(tiny_ume):
+    unpadded = build_tiny_ume(layout="unpadded")
+    assert unpadded.model.config.padding == "unpadded"
+    a, b = tiny_ume.state_dict(), unpadded.state_dict()
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_tiny_ume_uses_lobster_tokenizers(tiny_ume):
+    ids = tiny_ume.get_tokenizer("nucleotide")(["ACGT"])["input_ids"][0]
+    assert len(ids) == 6  # CLS + 4 residues + EOS
+
+
+def test_unloadable_ume_names_the_fix(tmp_path):
+    with pytest.raises(FileNotFoundError, match="UME_RL_UME_CHECKPOINT"):
+        load_ume(tmp_path / "nope.ckpt", device="cpu")
+    with pytest.raises(RuntimeError, match="UME_RL_PROFILE=tiny"):
+        load_ume("ume-mini-base-12M", device="cpu")
