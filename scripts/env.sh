@@ -16,8 +16,10 @@ STAMP="$VENV/.ume_rl-installed"
 WANT="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   echo "[ume_rl] installing ume_rl[dev] into $VENV (first time: a few minutes)"
-  "$VENV/bin/python" -m pip install --quiet --upgrade pip
-  "$VENV/bin/python" -m pip install --quiet -e "$ROOT[dev]"
+  # This machine's pip config lists local wheel folders that may not exist; drop those warnings only.
+  quiet() { grep -v -e "^WARNING: Location 'file:" -e "does not provide the extra" || true; }
+  "$VENV/bin/python" -m pip install --quiet --upgrade pip 2>&1 | quiet
+  "$VENV/bin/python" -m pip install --quiet -e "$ROOT[dev]" 2>&1 | quiet
   echo "$WANT" > "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"

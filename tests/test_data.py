@@ -23,7 +23,12 @@ def dataset():
 
 
 def test_split_sizes(dataset):
-    assert {k: len(v) for k, v in dataset.items()} == {"train": 270, "validation": 15, "test": 15, "full": 300}
+    assert {k: len(v) for k, v in dataset.items()} == {
+        "train": 270,
+        "validation": 15,
+        "test": 15,
+        "full": 300,
+    }
     for split, per_modality in (("train", 90), ("validation", 5), ("test", 5), ("full", 100)):
         assert Counter(dataset[split]["modality"]) == {m: per_modality for m in LENGTH_RANGES}
 

@@ -20,7 +20,9 @@ def test_tiny_qwen_loads_and_generates(tiny_qwen_path):
     model = AutoModelForCausalLM.from_pretrained(tiny_qwen_path)
     assert model.config.model_type == "qwen2"
     assert tokenizer.model_input_names == ["input_ids", "attention_mask"]
-    inputs = tokenizer.apply_chat_template(MESSAGES, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    inputs = tokenizer.apply_chat_template(
+        MESSAGES, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
     out = model.generate(**inputs, max_new_tokens=8, do_sample=True)
     assert out.shape[1] > inputs["input_ids"].shape[1]
     assert isinstance(tokenizer.decode(out[0]), str)

@@ -22,9 +22,15 @@ def test_environment_yml_matches_pyproject():
     python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python="))
     version = python.split("=")[1]
     lower, upper = re.match(r">=(\S+),<(\S+)", project["requires-python"]).groups()
-    assert tuple(map(int, lower.split("."))) <= tuple(map(int, version.split("."))) < tuple(map(int, upper.split(".")))
+    assert (
+        tuple(map(int, lower.split(".")))
+        <= tuple(map(int, version.split(".")))
+        < tuple(map(int, upper.split(".")))
+    )
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    assert pip == ["-e .[dev]"], "environment.yml installs the project itself so its pins come from pyproject.toml"
+    assert pip == ["-e .[dev]"], (
+        "environment.yml installs the project itself so its pins come from pyproject.toml"
+    )
     assert "dev" in project["optional-dependencies"]
 
 
@@ -52,8 +58,12 @@ def test_four_numbered_notebooks():
 def test_notebook_is_thin_clean_and_parameterised(path):
     nb = json.loads(path.read_text())
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
-    assert "parameters" in code[0].get("metadata", {}).get("tags", []), "first code cell must be tagged parameters"
-    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), "commit without outputs"
+    assert "parameters" in code[0].get("metadata", {}).get("tags", []), (
+        "first code cell must be tagged parameters"
+    )
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), (
+        "commit without outputs"
+    )
     source = "\n".join("".join(c["source"]) for c in code)
     assert not re.search(r"^\s*(def|class)\s", source, re.M), "logic belongs in ume_rl, not in the notebook"
     assert "import ume_rl" in source or "from ume_rl" in source

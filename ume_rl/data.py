@@ -31,7 +31,11 @@ logger = logging.getLogger(__name__)
 
 AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
 NUCLEOTIDES = "ACGT"
-LENGTH_RANGES: dict[str, tuple[int, int]] = {"SMILES": (10, 50), "amino_acid": (20, 100), "nucleotide": (50, 200)}
+LENGTH_RANGES: dict[str, tuple[int, int]] = {
+    "SMILES": (10, 50),
+    "amino_acid": (20, 100),
+    "nucleotide": (50, 200),
+}
 SPLIT_FRACTIONS = {"train": 0.90, "validation": 0.05, "test": 0.05}
 
 PROMPT_TEMPLATES: dict[str, tuple[str, ...]] = {
@@ -115,7 +119,9 @@ def _split_counts(n: int) -> dict[str, int]:
     return {"train": n - n_val - n_test, "validation": n_val, "test": n_test}
 
 
-def generate_synthetic_dataset(n_per_modality: int = 100, seed: int = 42, progress: bool = True) -> DatasetDict:
+def generate_synthetic_dataset(
+    n_per_modality: int = 100, seed: int = 42, progress: bool = True
+) -> DatasetDict:
     """Generate the dataset: ``n_per_modality`` rows per modality, split 90/5/5 within each modality.
 
     Args:
@@ -127,7 +133,9 @@ def generate_synthetic_dataset(n_per_modality: int = 100, seed: int = 42, progre
         ``DatasetDict`` with splits ``train``, ``validation``, ``test`` and ``full`` (all rows).
     """
     if n_per_modality < 3:
-        raise ValueError(f"n_per_modality must be >= 3 (one row per modality in each split), got {n_per_modality}")
+        raise ValueError(
+            f"n_per_modality must be >= 3 (one row per modality in each split), got {n_per_modality}"
+        )
     rng = random.Random(seed)
     splits: dict[str, list[dict]] = {"train": [], "validation": [], "test": []}
     bar = tqdm(total=n_per_modality * len(MODALITIES), desc="synthetic dataset", disable=not progress)
@@ -178,4 +186,9 @@ def tokenizer_corpus(seed: int = 0, n_per_modality: int = 100) -> list[str]:
     rows = generate_synthetic_dataset(n_per_modality=n_per_modality, seed=seed, progress=False)["full"]
     rng = random.Random(seed)
     extra = [random_sequence(m, rng) for m in MODALITIES for _ in range(n_per_modality)]
-    return [*rows["prompt_text"], *rows["completion"], *extra, *(t for ts in PROMPT_TEMPLATES.values() for t in ts)]
+    return [
+        *rows["prompt_text"],
+        *rows["completion"],
+        *extra,
+        *(t for ts in PROMPT_TEMPLATES.values() for t in ts),
+    ]

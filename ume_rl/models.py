@@ -43,7 +43,12 @@ CHATML_TEMPLATE = (
 
 # Architecture of the tiny UME stand-in (registered next to lobster's UME_mini ... UME_large).
 TINY_UME_ARCH = "UME_tiny"
-TINY_UME_CONFIG = {"num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 128, "hidden_size": 64}
+TINY_UME_CONFIG = {
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 128,
+    "hidden_size": 64,
+}
 TINY_UME_MAX_LENGTH = 512
 
 
@@ -101,7 +106,9 @@ def find_qwen_in_cache(cache_dir: str | Path | None = None, repo_id: str | None 
     return max(snapshots, key=lambda p: p.stat().st_mtime)
 
 
-def build_tiny_qwen(out_dir: str | Path, seed: int = 0, corpus: list[str] | None = None, vocab_size: int = 512) -> Path:
+def build_tiny_qwen(
+    out_dir: str | Path, seed: int = 0, corpus: list[str] | None = None, vocab_size: int = 512
+) -> Path:
     """Write a tiny, untrained ``Qwen2ForCausalLM`` and its tokenizer to ``out_dir``; return ``out_dir``.
 
     The tokenizer is a byte-level BPE trained on ``corpus`` (default: the synthetic dataset's prompts,
@@ -204,7 +211,9 @@ def build_tiny_ume(seed: int = 0, layout: str = "padded", max_length: int = TINY
         torch.manual_seed(seed)
         # Any ckpt_path makes lobster build the unpadded layout; nothing is read from it.
         kwargs = {"ckpt_path": "unpadded-layout"} if layout == "unpadded" else {}
-        ume = UME(model_name=TINY_UME_ARCH, max_length=max_length, use_flash_attn=flash_attn_available(), **kwargs)
+        ume = UME(
+            model_name=TINY_UME_ARCH, max_length=max_length, use_flash_attn=flash_attn_available(), **kwargs
+        )
         if layout == "padded" and ume.model.config.padding != "padded":
             ume = UME(model_name=TINY_UME_ARCH, max_length=max_length, use_flash_attn=False)
     return ume
@@ -233,7 +242,11 @@ def load_ume(
     """
     from lobster.model import UME
 
-    device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = (
+        torch.device(device)
+        if device is not None
+        else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    )
     flash = flash_attn_available() if use_flash_attn is None else use_flash_attn
     name = str(name_or_path)
     if name == "tiny":

@@ -112,5 +112,11 @@ def get_profile(name: str | None = None) -> Profile:
             ume=os.environ.get("UME_RL_UME_CHECKPOINT", DEFAULT_UME),
             runs=runs_dir(),
         )
-    logger.info("ume_rl profile: %s (policy=%s, ume=%s, runs=%s)", profile.name, profile.qwen, profile.ume, profile.runs)
+    logger.info(
+        "ume_rl profile: %s (policy=%s, ume=%s, runs=%s)",
+        profile.name,
+        profile.qwen,
+        profile.ume,
+        profile.runs,
+    )
     return profile
