@@ -1,0 +1,165 @@
+"""ComplexityReward: ranks low-complexity probes below references, and honours the TRL reward contract."""
+
+from __future__ import annotations
+
+import math
+import pickle
+
+import pytest
+import torch
+
+from ume_rl.complexity import ComplexityReward, kmer_diversity, normalized_entropy, sequence_complexity
+from ume_rl.data import generate_synthetic_dataset
+from ume_rl.probes import make_probes
+from ume_rl.tags import MODALITIES
+
+
+@pytest.fixture(scope="module")
+def references():
+    rows = generate_synthetic_dataset(n_per_modality=20, seed=5, progress=False)["full"]
+    return list(zip(rows["sequence"], rows["modality"], strict=True))
+
+
+def test_entropy_and_kmer_diversity_basics():
+    assert normalized_entropy("AAAAAAAA", 4) == 0.0
+    assert normalized_entropy("ACGTACGT", 4) == pytest.approx(1.0)
+    assert normalized_entropy("AC", 4) == pytest.approx(1.0)  # maximum is log(min(alphabet, length))
+    assert normalized_entropy("A", 20) == 0.0
+    assert kmer_diversity("ACACACAC", 2) == pytest.approx(2 / 7)
+    assert kmer_diversity("ACGT", 3) == 1.0
+    assert kmer_diversity("AA", 6) == 1.0  # k is capped at the length
+    assert kmer_diversity("", 3) == 0.0
+
+
+@pytest.mark.parametrize("measure", ["entropy", "kmer", "both"])
+def test_repeats_score_below_references(references, measure):
+    probes = make_probes(n_per_kind=4, seed=1)
+    for modality in MODALITIES:
+        refs = [sequence_complexity(s, m, measure) for s, m in references if m == modality]
+        homopolymers, repeats = (
+            [
+                sequence_complexity(p["sequence"], modality, measure)
+                for p in probes
+                if p["modality"] == modality and p["kind"] == kind
+            ]
+            for kind in ("homopolymer", "tandem_repeat")
+        )
+        assert max(homopolymers) < min(refs), (modality, measure)
+        if measure != "entropy":  # composition entropy cannot see order, so it misses CC(=O)CC(=O)CC(=O)
+            # Real SMILES repeat themselves too (CCCC1CCCCC1), so SMILES repeats are only below the median.
+            bound = sorted(refs)[len(refs) // 2] if modality == "SMILES" else min(refs)
+            assert max(repeats) < bound, (modality, measure)
+        low = [
+            sequence_complexity(p["sequence"], modality, measure)
+            for p in probes
+            if p["modality"] == modality and p["kind"] == "low_entropy"
+        ]
+        assert sum(low) / len(low) < sum(refs) / len(refs)
+        assert all(0.0 <= v <= 1.0 for v in refs + low)
+
+
+def test_standard_and_conversational_formats_agree():
+    reward = ComplexityReward()
+    texts = [
+        "Here: <protein>MKVLAAGIWQ</protein>",
+        "<dna>ACGTTGCAAGCTTACG</dna> done",
+        "<smiles>CCO</smiles>",
+    ]
+    conversational = [[{"role": "assistant", "content": t}] for t in texts]
+    standard = reward(texts)
+    assert standard == reward(conversational)
+    assert all(isinstance(v, float) and 0.0 <= v <= 1.0 for v in standard)
+
+
+def test_invalid_completions_get_the_penalty():
+    texts = [
+        "no tags",
+        "<dna></dna>",
+        "<dna>ACGU</dna>",
+        "<smiles>C1CC</smiles>",
+        None,
+        "<protein>MKV</protein>",
+    ]
+    assert ComplexityReward()(texts)[:5] == [None] * 5
+    assert ComplexityReward(penalty=-1.0)(texts)[:5] == [-1.0] * 5
+    assert isinstance(ComplexityReward()(texts)[5], float)
+
+
+def test_modality_column_makes_a_wrong_tag_invalid():
+    reward = ComplexityReward(penalty=-1.0)
+    texts = ["<dna>ACGTTGCA</dna>", "<dna>ACGTTGCA</dna>"]
+    assert reward(texts, modality=["amino_acid", "nucleotide"])[0] == -1.0
+    assert reward(texts, modality=["amino_acid", "nucleotide"])[1] > 0.5
+
+
+def test_trl_reward_contract():
+    """Called the way GRPOTrainer calls a custom reward: keyword arguments, dataset columns, helpers."""
+    reward = ComplexityReward(measure="kmer")
+    completions = [
+        [{"role": "assistant", "content": "<protein>ACACACACAC</protein>"}],
+        [{"content": "nothing"}],
+    ]
+    out = reward(
+        prompts=[[{"role": "user", "content": "p"}]] * 2,
+        completions=completions,
+        completion_ids=[[1, 2], [3]],
+        modality=["amino_acid", "amino_acid"],
+        sequence=["MKV", "MKV"],
+        trainer_state=None,
+        log_extra=lambda *a, **k: None,
+        log_metric=lambda *a, **k: None,
+    )
+    assert out == [0.25, None]
+    assert reward.__name__ == "complexity_reward"
+    assert not isinstance(reward, torch.nn.Module)  # TRL would treat a Module as a sequence classifier
+
+
+def test_picklable():
+    reward = ComplexityReward(measure="entropy", penalty=-2.0)
+    clone = pickle.loads(pickle.dumps(reward))
+    texts = ["<dna>AAAAACCCCC</dna>", "x"]
+    assert clone(texts) == reward(texts) == [pytest.approx(math.log(2) / math.log(4)), -2.0]
+    assert clone.__name__ == "complexity_reward"
+
+
+def test_unknown_measure_is_an_error():
+    with pytest.raises(ValueError, match="unknown measure"):
+        ComplexityReward(measure="gzip")
+    with pytest.raises(ValueError, match="unknown modality"):
+        sequence_complexity("ACGT", "rna")
+
+
+def test_composes_with_ume_reward_in_a_grpo_step(tiny_ume, tiny_qwen_path, tmp_path):
+    """reward_funcs=[UmeReward, ComplexityReward] + reward_weights in a real GRPOTrainer step (tiny Qwen)."""
+    from trl import GRPOConfig, GRPOTrainer
+
+    from ume_rl.reward import UmeReward
+
+    config = GRPOConfig(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=3,
+        num_generations=3,
+        max_completion_length=8,
+        max_steps=1,
+        logging_steps=1,
+        report_to=[],
+        save_strategy="no",
+        use_cpu=True,
+        reward_weights=[1.0, 0.5],
+        multi_objective_aggregation="normalize_then_sum",
+    )
+    trainer = GRPOTrainer(
+        model=str(tiny_qwen_path),
+        reward_funcs=[UmeReward(tiny_ume, mode="unmasked"), ComplexityReward()],
+        args=config,
+        train_dataset=generate_synthetic_dataset(n_per_modality=3, seed=0, progress=False)["train"],
+    )
+    assert trainer.reward_func_names == ["ume_reward", "complexity_reward"]
+    trainer.train()
+    log = trainer.state.log_history[0]
+    assert math.isfinite(log["rewards/ume_reward/mean"])
+    complexity = log["rewards/complexity_reward/mean"]
+    if log["ume_reward/valid_fraction"] == 0:  # an untrained policy rarely writes a tag: nothing to score
+        assert complexity is None or math.isnan(complexity)
+    else:
+        assert 0.0 <= complexity <= 1.0

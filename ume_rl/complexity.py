@@ -1,0 +1,119 @@
+"""A sequence-complexity reward, the lever against a likelihood reward's taste for repeats.
+
+Pseudo-likelihood rewards tend to favour low-complexity sequences: a homopolymer (``AAAA…``) or a short
+tandem repeat is easy to predict, so its mean log-prob is high. Notebook 03 measures this for the UME you
+use (hacking probes vs. references). :class:`ComplexityReward` scores the tagged sequence in ``[0, 1]``:
+
+- ``entropy``: Shannon entropy of the residue composition, divided by its maximum ``log(min(A, L))``
+  (``A`` the modality's alphabet size, ``L`` the length): 0 for a homopolymer, about 1 for uniform
+  random residues;
+- ``kmer``: distinct k-mers / k-mers (1 minus TRL's repeat fraction): near 0 for a repeat, 1 when no
+  k-mer repeats (k = 3 for SMILES and proteins, 6 for DNA);
+- ``both`` (default): the mean of the two.
+
+When to use it: when notebook 03 shows homopolymers or repeats scoring at or above the references, or when
+a run's ``rewards/ume_reward/mean`` rises while ``rewards/complexity_reward/mean`` falls (the policy is
+collapsing into repeats). Compose it with ``UmeReward`` through TRL:
+
+>>> config = GRPOConfig(reward_weights=[1.0, 0.5], multi_objective_aggregation="normalize_then_sum")  # doctest: +SKIP
+>>> trainer = GRPOTrainer(model, reward_funcs=[UmeReward(ume), ComplexityReward()], args=config)  # doctest: +SKIP
+
+With ``normalize_then_sum`` each reward is standardised within its group before weighting, so the weight is
+the relative importance (0.5: complexity counts half as much as likelihood). With TRL's default
+``sum_then_normalize`` the weight must be on UmeReward's scale (score / temperature): pick it larger than the
+reward gap between a homopolymer and a reference in notebook 03.
+
+Completions are read exactly as ``UmeReward`` reads them (:func:`ume_rl.reward.completion_text`, then
+:func:`ume_rl.tags.extract_tagged_sequence`: the first tag pair wins, content validated for its modality). Invalid ones (no tag, empty, wrong modality, bad
+alphabet, unparsable SMILES) get ``penalty``; the default ``None`` makes TRL leave them out of this reward
+(it sums and averages only the rewards given), so validity stays UmeReward's job and is not penalised twice.
+
+>>> reward = ComplexityReward()
+>>> reward(["<dna>AAAAAAAAAAAAAAAAAAAA</dna>", "<dna>ACGTTGCAAGCTTACGGATC</dna>", "no tag"])
+[0.03333333333333333, 1.0, None]
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+
+from ume_rl.reward import completion_text
+from ume_rl.tags import MODALITIES, extract_tagged_sequence
+
+MEASURES: tuple[str, ...] = ("entropy", "kmer", "both")
+# Alphabet sizes for the entropy maximum. SMILES: the dozen characters that make up almost all of a
+# drug-like SMILES (C c N n O o S F ( ) = and a ring digit); with the full character set (~38) every
+# real molecule would look low-complexity.
+ALPHABET_SIZES: dict[str, int] = {"SMILES": 12, "amino_acid": 20, "nucleotide": 4}
+KMER_SIZES: dict[str, int] = {"SMILES": 3, "amino_acid": 3, "nucleotide": 6}
+
+
+def normalized_entropy(sequence: str, alphabet_size: int) -> float:
+    """Shannon entropy of the residue composition over its maximum ``log(min(alphabet_size, len))``; 0 if len < 2."""
+    n = len(sequence)
+    max_entropy = math.log(min(alphabet_size, n)) if n > 1 else 0.0
+    if max_entropy == 0.0:
+        return 0.0
+    entropy = sum(c / n * math.log(n / c) for c in Counter(sequence).values())
+    return min(1.0, entropy / max_entropy)
+
+
+def kmer_diversity(sequence: str, k: int) -> float:
+    """Distinct k-mers / k-mers (``k`` capped at the length); 1.0 when no k-mer repeats, 0.0 for ``""``."""
+    if not sequence:
+        return 0.0
+    k = min(k, len(sequence))
+    kmers = [sequence[i : i + k] for i in range(len(sequence) - k + 1)]
+    return len(set(kmers)) / len(kmers)
+
+
+def sequence_complexity(sequence: str, modality: str, measure: str = "both") -> float:
+    """Complexity of an untagged ``sequence`` of ``modality`` in ``[0, 1]`` (see the module docstring)."""
+    if measure not in MEASURES:
+        raise ValueError(f"unknown measure {measure!r}; choose from {MEASURES}")
+    if modality not in MODALITIES:
+        raise ValueError(f"unknown modality {modality!r}; expected one of {MODALITIES}")
+    entropy = normalized_entropy(sequence, ALPHABET_SIZES[modality])
+    kmer = kmer_diversity(sequence, KMER_SIZES[modality])
+    return {"entropy": entropy, "kmer": kmer, "both": (entropy + kmer) / 2}[measure]
+
+
+class ComplexityReward:
+    """TRL reward: complexity in ``[0, 1]`` of the first tagged sequence of each completion.
+
+    Args:
+        measure: ``"entropy"``, ``"kmer"`` or ``"both"`` (their mean).
+        penalty: reward for an invalid completion (see the module docstring); ``None`` (default) means
+            "not scored": TRL leaves it out of this reward's sum and mean.
+
+    Call it as ``reward(completions, **kwargs) -> list[float | None]``; completions are strings or chat
+    messages; a ``modality`` kwarg (the dataset column TRL forwards) makes a tag of another modality invalid.
+
+    >>> ComplexityReward(measure="kmer")([[{"role": "assistant", "content": "<protein>ACACACACAC</protein>"}]])
+    [0.25]
+    """
+
+    def __init__(self, measure: str = "both", penalty: float | None = None):
+        if measure not in MEASURES:
+            raise ValueError(f"unknown measure {measure!r}; choose from {MEASURES}")
+        self.measure = measure
+        self.penalty = penalty
+        self.__name__ = "complexity_reward"
+
+    def __repr__(self) -> str:
+        return f"ComplexityReward(measure={self.measure!r}, penalty={self.penalty!r})"
+
+    def _one(self, completion, expected) -> float | None:
+        tagged = extract_tagged_sequence(completion_text(completion), expected_modality=expected)
+        if tagged.reason is not None:
+            return self.penalty
+        return sequence_complexity(tagged.sequence, tagged.modality, self.measure)
+
+    def __call__(
+        self, completions: Sequence, modality: Sequence[str] | None = None, **kwargs
+    ) -> list[float | None]:
+        """One reward per completion (``prompts``, ``completion_ids`` and other columns are ignored)."""
+        expected = list(modality) if modality is not None else [None] * len(completions)
+        return [self._one(c, m) for c, m in zip(completions, expected, strict=True)]
