@@ -1,4 +1,4 @@
-"""Sequence tags: which tag names which modality, and how a reference answer is written.
+"""Sequence tags: which tag names which modality, how a reference answer is written, and how an answer is read.
 
 The tag a prompt asks for is the tag the reward reads (upstream asked for ``<amino_acid>`` and
 rewarded only ``<protein>``). Canonical tags:
@@ -7,9 +7,29 @@ rewarded only ``<protein>``). Canonical tags:
 '<smiles>CCO</smiles>'
 >>> TAG_TO_MODALITY["dna"], TAG_TO_MODALITY["nucleotide"]
 ('nucleotide', 'nucleotide')
+
+Reading an answer: the first complete ``<tag>…</tag>`` pair wins (tag names case-insensitive, content
+whitespace-stripped), then the content is validated for its modality:
+
+>>> extract_tagged_sequence("Sure! <PROTEIN> mkvl </PROTEIN>")
+TaggedSequence(modality='amino_acid', sequence='MKVL', reason=None)
+>>> extract_tagged_sequence("<dna>ACGU</dna>").reason
+'bad_alphabet'
+>>> extract_tagged_sequence("<smiles>CCO</smiles>", expected_modality="amino_acid").reason
+'wrong_modality'
+>>> extract_tagged_content("text <dna>acgt</dna>")  # lobster-compatible
+('dna', 'acgt')
+
+Validation here is text-only; the exact ``too_long`` check (more tokens than UME's ``max_length``) needs
+the UME tokenizer and is made in :mod:`ume_rl.reward`. Reading is linear in the text length (no regex backtracking
+over unclosed tags), so adversarial or huge completions are cheap.
 """
 
 from __future__ import annotations
+
+import bisect
+import re
+from typing import NamedTuple
 
 # lobster's Modality values, in the order ume_rl reports them.
 MODALITIES: tuple[str, ...] = ("SMILES", "amino_acid", "nucleotide")
@@ -26,8 +46,137 @@ TAG_TO_MODALITY: dict[str, str] = {
     "nucleotide": "nucleotide",
 }
 
+# Why a completion is invalid, in the order the checks run.
+INVALID_REASONS: tuple[str, ...] = (
+    "no_tag",  # no complete <tag>…</tag> pair (or the completion is not text)
+    "wrong_modality",  # a tag of another modality than the dataset row asks for
+    "empty",  # the tag holds only whitespace
+    "bad_alphabet",  # protein outside the 20 standard amino acids, DNA outside ACGT
+    "unparsable_smiles",  # RDKit cannot parse the SMILES (or it contains whitespace)
+    "too_long",  # more UME tokens than the model's max_length
+)
+
+AMINO_ACID_ALPHABET = frozenset("ACDEFGHIKLMNPQRSTVWY")
+NUCLEOTIDE_ALPHABET = frozenset("ACGT")
+
+_TAG_NAMES = "|".join(TAG_TO_MODALITY)
+_OPEN = re.compile(rf"<({_TAG_NAMES})>", re.IGNORECASE)
+_CLOSE = re.compile(rf"</({_TAG_NAMES})>", re.IGNORECASE)
+
+
+class TaggedSequence(NamedTuple):
+    """What a completion holds: ``modality`` and normalised ``sequence`` when found, ``reason`` when invalid."""
+
+    modality: str | None
+    sequence: str | None
+    reason: str | None
+
 
 def wrap(sequence: str, modality: str) -> str:
     """Write ``sequence`` inside the canonical tag of ``modality``."""
     tag = MODALITY_TO_TAG[modality]
     return f"<{tag}>{sequence}</{tag}>"
+
+
+def normalize_modality(modality) -> str:
+    """``"SMILES"``/``"amino_acid"``/``"nucleotide"`` from a string, a lobster ``Modality`` or a tag name."""
+    value = getattr(modality, "value", modality)
+    if value in MODALITIES:
+        return value
+    if isinstance(value, str) and value.lower() in TAG_TO_MODALITY:
+        return TAG_TO_MODALITY[value.lower()]
+    raise ValueError(f"Unknown modality {modality!r}; expected one of {MODALITIES} or a tag name.")
+
+
+def iter_tagged(text: str):
+    """Yield ``(tag_name_lowercase, raw_content)`` for each complete tag pair, in order of the opening tag.
+
+    A pair is an opening tag and the first closing tag of the same name after it. Linear-time apart from a
+    binary search per opening tag.
+    """
+    if not isinstance(text, str):
+        return
+    closes: dict[str, list[int]] = {}
+    for match in _CLOSE.finditer(text):
+        closes.setdefault(match.group(1).lower(), []).append(match.start())
+    if not closes:
+        return
+    for match in _OPEN.finditer(text):
+        name = match.group(1).lower()
+        starts = closes.get(name)
+        if not starts:
+            continue
+        i = bisect.bisect_left(starts, match.end())
+        if i < len(starts):
+            yield name, text[match.end() : starts[i]]
+
+
+def extract_tagged_content(text: str) -> tuple[str | None, str | None]:
+    """lobster-compatible: ``(tag_type, content)`` of the first tag pair with non-empty content.
+
+    ``tag_type`` is the canonical tag (``"smiles"``, ``"protein"``, ``"dna"``; the aliases ``amino_acid``
+    and ``nucleotide`` map to ``protein`` and ``dna``), ``content`` is stripped but otherwise unvalidated.
+    ``(None, None)`` when there is none. Same contract as ``lobster.rl_training.extract_tagged_content``,
+    with case-insensitive tags and aliases.
+
+    >>> extract_tagged_content("<smiles></smiles><Protein>MKV</Protein>")
+    ('protein', 'MKV')
+    """
+    for name, raw in iter_tagged(text):
+        content = raw.strip()
+        if content:
+            return MODALITY_TO_TAG[TAG_TO_MODALITY[name]], content
+    return None, None
+
+
+def validate_sequence(sequence: str, modality: str) -> tuple[str | None, str | None]:
+    """Check ``sequence`` (already stripped, non-empty) for ``modality``: ``(normalised, None)`` or ``(None, reason)``.
+
+    Amino acids: the 20 standard letters, DNA: ACGT (both case-insensitive, returned upper-case). SMILES:
+    no whitespace and parsed by RDKit (returned unchanged).
+    """
+    if modality == "SMILES":
+        if any(ch.isspace() for ch in sequence) or not _smiles_parses(sequence):
+            return None, "unparsable_smiles"
+        return sequence, None
+    upper = sequence.upper()
+    alphabet = AMINO_ACID_ALPHABET if modality == "amino_acid" else NUCLEOTIDE_ALPHABET
+    if not set(upper) <= alphabet:
+        return None, "bad_alphabet"
+    return upper, None
+
+
+def _smiles_parses(smiles: str) -> bool:
+    from rdkit import Chem, rdBase
+
+    with rdBase.BlockLogs():
+        return Chem.MolFromSmiles(smiles) is not None
+
+
+def extract_tagged_sequence(text, expected_modality=None, max_chars: int | None = None) -> TaggedSequence:
+    """Read the first tagged sequence of ``text`` and validate it.
+
+    Args:
+        text: the completion text (anything else, e.g. ``None``, is ``no_tag``).
+        expected_modality: if given (a dataset row's ``modality``), a tag of another modality is
+            ``wrong_modality``.
+        max_chars: content longer than this is ``too_long`` before any parsing (a cheap bound; the exact
+            token-count check is the scorer's).
+
+    Returns:
+        :class:`TaggedSequence`; ``reason`` is one of :data:`INVALID_REASONS` or ``None`` when valid.
+    """
+    first = next(iter_tagged(text), None)
+    if first is None:
+        return TaggedSequence(None, None, "no_tag")
+    name, raw = first
+    modality = TAG_TO_MODALITY[name]
+    if expected_modality is not None and normalize_modality(expected_modality) != modality:
+        return TaggedSequence(modality, None, "wrong_modality")
+    content = raw.strip()
+    if not content:
+        return TaggedSequence(modality, None, "empty")
+    if max_chars is not None and len(content) > max_chars:
+        return TaggedSequence(modality, None, "too_long")
+    sequence, reason = validate_sequence(content, modality)
+    return TaggedSequence(modality, sequence, reason)

@@ -1,0 +1,235 @@
+"""UmeReward: the TRL reward contract, invalid reasons, the penalty's scale, statistics, GRPOTrainer."""
+
+from __future__ import annotations
+
+import copy
+import math
+import pickle
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ume_rl.reward import UmeReward, UMERewardFunction, completion_text, create_ume_reward_wrapper
+from ume_rl.tags import INVALID_REASONS, MODALITIES, TAG_TO_MODALITY
+
+VALID = ["<smiles>CCO</smiles>", "<protein>MKVLAAGGW</protein>", "<dna>ACGTACGTTTGA</dna>"]
+
+
+@pytest.fixture(scope="module")
+def reward(tiny_ume):
+    return UmeReward(tiny_ume, mode="unmasked")
+
+
+@pytest.fixture(scope="module")
+def masked_reward(tiny_ume):
+    return UmeReward(tiny_ume)  # default mode
+
+
+def test_valid_reward_is_score_over_temperature(masked_reward, tiny_ume):
+    from ume_rl.scoring import UmeScorer
+
+    assert masked_reward.mode == "masked"
+    rows = masked_reward.details(VALID)
+    scores = UmeScorer(tiny_ume, mode="masked").score(["CCO", "MKVLAAGGW", "ACGTACGTTTGA"], MODALITIES)
+    assert [r["score"] for r in rows] == pytest.approx(scores, abs=1e-6)
+    assert [r["reward"] for r in rows] == pytest.approx([s / 0.1 for s in scores], abs=1e-5)
+    assert [r["modality"] for r in rows] == list(MODALITIES)
+    assert all(r["reason"] is None and not r["floored"] for r in rows)
+
+
+def test_standard_and_conversational_formats_agree(reward):
+    chat = [[{"role": "assistant", "content": text}] for text in VALID]
+    assert reward(chat) == reward(VALID)
+    assert (
+        completion_text([{"role": "assistant", "content": "a"}, {"role": "assistant", "content": "b"}])
+        == "ab"
+    )
+    assert completion_text([{"role": "user", "content": "x"}]) == "x"
+    assert completion_text(None) is None
+
+
+@pytest.mark.parametrize(
+    ("completion", "reason"),
+    [
+        ("I cannot answer that", "no_tag"),
+        (None, "no_tag"),
+        ("<protein> </protein>", "empty"),
+        ("<protein>MKVLJ</protein>", "bad_alphabet"),
+        ("<dna>ACGU</dna>", "bad_alphabet"),
+        ("<smiles>C1CC(</smiles>", "unparsable_smiles"),
+        ("<dna>" + "A" * 511 + "</dna>", "too_long"),  # 513 tokens with CLS and EOS; tiny UME max_length 512
+        ("<dna>" + "A" * 10**6 + "</dna>", "too_long"),  # rejected before tokenizing
+        ("<smiles>CCO</smiles>", "wrong_modality"),  # the row asks for a protein
+    ],
+)
+def test_every_invalid_kind_gets_the_penalty(reward, completion, reason):
+    modality = "amino_acid" if reason == "wrong_modality" else None
+    row = reward.details([completion, VALID[1]], modality=modality)[0]
+    assert row["reason"] == reason
+    assert row["reward"] == reward.penalty
+    assert row["score"] is None and row["sequence"] is None
+    assert reward.details([completion], modality=modality)[0]["reason"] == reason  # alone too
+
+
+def test_longest_fitting_sequence_is_scored(reward):
+    row = reward.details(["<dna>" + "A" * 510 + "</dna>"])[0]
+    assert row["reason"] is None and math.isfinite(row["score"])
+
+
+def test_modality_column_as_trl_passes_it(reward):
+    texts = ["<dna>ACGT</dna>", "<dna>ACGT</dna>", "<amino_acid>MKV</amino_acid>"]
+    rows = reward.details(texts, modality=["amino_acid", "nucleotide", "amino_acid"])
+    assert [r["reason"] for r in rows] == ["wrong_modality", None, None]
+    assert reward(texts, modality="nucleotide")[2] == reward.penalty
+    with pytest.raises(ValueError, match="3 completions but 2"):
+        reward(texts, modality=["nucleotide", "nucleotide"])
+
+
+def test_invalid_never_outscores_valid_with_defaults(masked_reward, tiny_ume):
+    from ume_rl.data import generate_synthetic_dataset
+
+    ds = generate_synthetic_dataset(n_per_modality=3, seed=3, progress=False)["full"]
+    rewards = masked_reward(ds["completion"], modality=ds["modality"])
+    assert masked_reward.penalty < min(rewards)
+    # The penalty sits below the uniform-model floor, on the score's own scale.
+    uniform = -math.log(tiny_ume.model.config.vocab_size) / masked_reward.temperature
+    assert masked_reward.penalty < uniform
+    assert masked_reward.penalty == pytest.approx((-math.log(1280) - 2.0) / 0.1)
+
+
+def test_invalid_never_outscores_valid_for_an_adversarial_ume(tiny_ume):
+    """A UME that is confidently wrong everywhere: raw scores far below any fixed penalty."""
+    ume = copy.deepcopy(tiny_ume)
+    with torch.no_grad():
+        ume.model.decoder[1].bias[ume.model.mask_token_id] = 1e4  # every position predicts <mask>
+    reward = UmeReward(ume, mode="unmasked")
+    rows = reward.details([*VALID, "no tag"])
+    assert all(r["score"] < -1000 for r in rows[:3])  # the raw score is not bounded below ...
+    assert all(r["floored"] for r in rows[:3])
+    assert min(r["reward"] for r in rows[:3]) > rows[3]["reward"] == reward.penalty  # ... the reward is
+    assert reward.get_statistics()["floored"] == 3
+    with pytest.raises(ValueError, match="penalty"):
+        UmeReward(ume, score_floor=-math.inf)
+    unfloored = UmeReward(ume, mode="unmasked", score_floor=-math.inf, penalty=-1e9)
+    assert unfloored(VALID[:1])[0] == pytest.approx(rows[0]["score"] / 0.1, rel=1e-6)
+
+
+def test_internal_errors_are_raised_not_rewarded(tiny_ume):
+    ume = copy.deepcopy(tiny_ume)
+    with torch.no_grad():
+        ume.model.decoder[1].bias.fill_(float("nan"))
+    reward = UmeReward(ume, mode="unmasked")
+    with pytest.raises(RuntimeError, match="UME score nan"):
+        reward(VALID)
+    assert reward(["no tag"]) == [reward.penalty]  # nothing to score: nothing can fail
+
+
+def test_statistics_and_log_metric(tiny_ume):
+    reward = UmeReward(tiny_ume, mode="unmasked")
+    logged = []
+    out = reward(
+        prompts=[[{"role": "user", "content": "p"}]] * 5,
+        completions=[*VALID, "nothing", "<dna>ACGU</dna>"],
+        completion_ids=[[1]] * 5,
+        modality=[*MODALITIES, "SMILES", "nucleotide"],
+        trainer_state=None,
+        log_extra=lambda *a, **k: None,
+        log_metric=lambda name, value: logged.append((name, value)),
+    )
+    assert len(out) == 5
+    stats = reward.get_statistics()
+    assert (stats["completions"], stats["valid"], stats["invalid"]) == (5, 3, 2)
+    assert stats["invalid_reasons"] == {r: int(r in ("no_tag", "bad_alphabet")) for r in INVALID_REASONS}
+    assert stats["per_modality"]["SMILES"]["mean_reward"] == pytest.approx(out[0])
+    assert stats["no_tag_count"] == 1 and stats["modality_counts"] == dict.fromkeys(MODALITIES, 1)
+    assert stats["mean"] == pytest.approx(sum(out) / 5)
+    names = dict(logged)
+    assert names["ume_reward/valid_fraction"] == pytest.approx(0.6)
+    assert names["ume_reward/amino_acid/mean_score"] == pytest.approx(out[1] * 0.1)
+    reward.reset_statistics()
+    assert reward.get_statistics()["completions"] == 0
+
+
+def test_trl_callable_contract_and_pickle(reward):
+    assert reward.__name__ == "ume_reward"
+    assert not isinstance(reward, torch.nn.Module)  # TRL would treat a Module as a sequence classifier
+    clone = pickle.loads(pickle.dumps(reward))
+    assert clone(VALID + ["x"]) == reward(VALID + ["x"])
+    with pytest.raises(ValueError, match="temperature"):
+        UmeReward(reward.scorer.ume, temperature=0)
+
+
+def test_lobster_compatible_entry_points(tiny_ume):
+    legacy = UMERewardFunction(
+        tiny_ume, temperature=0.5, batch_size=8, enable_wandb_logging=True, mode="unmasked"
+    )
+    assert legacy.penalty_for_invalid == pytest.approx((-math.log(1280) - 2.0) / 0.5)
+    out = legacy(VALID + ["none"])
+    assert out[3] == legacy.penalty_for_invalid < min(out[:3])
+    assert set(legacy.get_statistics()) >= {
+        "min",
+        "max",
+        "sum",
+        "count",
+        "mean",
+        "modality_counts",
+        "no_tag_count",
+    }
+    wrapped = create_ume_reward_wrapper(tiny_ume, penalty_for_invalid=-500.0, mode="unmasked")
+    assert pickle.loads(pickle.dumps(wrapped))(["none"]) == [-500.0]
+    assert wrapped.__name__ == "ume_reward"
+
+
+_tag = st.sampled_from(sorted(TAG_TO_MODALITY) + ["DNA", "Protein", "rna"])
+_piece = st.one_of(
+    st.text(max_size=40),
+    _tag.map(lambda t: f"<{t}>"),
+    _tag.map(lambda t: f"</{t}>"),
+    st.text(alphabet="ACGTMKVLWcC1O()=\u00e9\u4e2d ", max_size=60),
+    st.integers(0, 3000).map(lambda n: "ACGT" * n),
+)
+_completion = st.one_of(
+    st.none(),
+    st.lists(_piece, max_size=8).map("".join),
+    st.lists(_piece, max_size=4).map(lambda p: [{"role": "assistant", "content": "".join(p)}]),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(completions=st.lists(_completion, max_size=6), modality=st.sampled_from([None, *MODALITIES]))
+def test_property_any_completion_gets_a_finite_reward(reward, completions, modality):
+    out = reward(completions, modality=modality)
+    assert len(out) == len(completions)
+    assert all(isinstance(r, float) and math.isfinite(r) for r in out)
+    assert all(r == reward.penalty or r > reward.penalty for r in out)
+
+
+def test_grpo_trainer_step_with_tiny_qwen(tiny_ume, tiny_qwen_path, tmp_path):
+    from trl import GRPOConfig, GRPOTrainer
+
+    from ume_rl.data import generate_synthetic_dataset
+
+    dataset = generate_synthetic_dataset(n_per_modality=3, seed=0, progress=False)["full"]
+    reward = UmeReward(tiny_ume, mode="unmasked")
+    args = GRPOConfig(
+        output_dir=str(tmp_path / "grpo"),
+        per_device_train_batch_size=4,
+        num_generations=4,
+        max_completion_length=8,
+        max_steps=1,
+        logging_steps=1,
+        report_to="none",
+        bf16=False,
+        use_cpu=True,
+        save_strategy="no",
+        seed=0,
+    )
+    trainer = GRPOTrainer(model=str(tiny_qwen_path), reward_funcs=reward, args=args, train_dataset=dataset)
+    trainer.train()
+    logs = {k: v for entry in trainer.state.log_history for k, v in entry.items()}
+    assert "rewards/ume_reward/mean" in logs
+    assert logs["rewards/ume_reward/mean"] >= reward.penalty
+    assert "ume_reward/valid_fraction" in logs  # logged through TRL's log_metric
+    assert reward.get_statistics()["completions"] == 4

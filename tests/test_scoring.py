@@ -1,0 +1,190 @@
+"""UmeScorer: exact against naive references, batch-invariant, ordered, both FlexBERT layouts.
+
+On CPU by default. ``UME_RL_TEST_DEVICE=cuda`` (and ``UME_RL_TEST_DTYPE=bf16``) run the same tests on a GPU,
+as ``benchmarks/gpu_check.sh`` does; flash-attn computes attention in bf16, so tolerances widen there.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+
+import pytest
+import torch
+
+from ume_rl.models import flash_attn_available
+from ume_rl.scoring import UmeScorer, plan_batches
+
+DEVICE = os.environ.get("UME_RL_TEST_DEVICE", "cpu")
+DTYPE = os.environ.get("UME_RL_TEST_DTYPE") or None
+LOW_PRECISION = DTYPE in ("bf16", "fp16") or (DEVICE == "cuda" and flash_attn_available())
+TOL = 5e-2 if LOW_PRECISION else 1e-4  # against the naive fp32 reference
+INV_TOL = 5e-2 if LOW_PRECISION else 1e-5  # batch invariance
+
+SEQS = ["CCO", "MKVLAAGGW", "ACGTACGTTTGA", "c1ccccc1O", "MK", "GATTACA"]
+MODS = ["SMILES", "amino_acid", "nucleotide", "SMILES", "amino_acid", "nucleotide"]
+
+
+@torch.no_grad()
+def naive_scores(ume, sequences, modalities, masked: bool) -> list[float]:
+    """Reference: one sequence per forward, batch of one, no padding, decoder on every position;
+    masked: one forward per residue position."""
+    flex = ume.model
+    out = []
+    for sequence, modality in zip(sequences, modalities, strict=True):
+        ids = ume.get_tokenizer(modality)([sequence])["input_ids"][0]
+        x = torch.tensor([ids], device=DEVICE)
+        logps = []
+        positions = range(1, len(ids) - 1)
+        if masked:
+            for p in positions:
+                y = x.clone()
+                y[0, p] = flex.mask_token_id
+                logits = flex.decoder(flex.model(input_ids=y, attention_mask=torch.ones_like(y)))
+                logps.append(torch.log_softmax(logits[0, p], -1)[ids[p]].item())
+        else:
+            logits = flex.decoder(flex.model(input_ids=x, attention_mask=torch.ones_like(x)))
+            logp = torch.log_softmax(logits[0], -1)
+            logps = [logp[p, ids[p]].item() for p in positions]
+        out.append(sum(logps) / len(logps))
+    return out
+
+
+@pytest.fixture(scope="module")
+def ume(tiny_ume):
+    """The tiny UME (padded layout on CPU; on CUDA with flash-attn, the unpadded varlen layout)."""
+    if DEVICE == "cpu":
+        return tiny_ume
+    from ume_rl.models import load_ume
+
+    return load_ume("tiny", device=DEVICE)
+
+
+@pytest.fixture(scope="module")
+def padded_ume(tiny_ume):
+    """Truth for the references: the padded SDPA layout in fp32 (same seed, same weights)."""
+    return copy.deepcopy(tiny_ume).to(DEVICE)
+
+
+@pytest.fixture(scope="module")
+def unpadded_ume():
+    from ume_rl.models import build_tiny_ume
+
+    ume = build_tiny_ume(layout="unpadded")
+    ume.freeze()
+    return ume.eval().to(DEVICE)
+
+
+@pytest.mark.parametrize("mode", ["masked", "unmasked"])
+def test_matches_naive_reference(ume, padded_ume, mode):
+    # A small budget forces several batches, mixed lengths and padding inside batches.
+    scorer = UmeScorer(ume, mode=mode, token_budget=64, dtype=DTYPE)
+    got = scorer.score(SEQS, MODS)
+    want = naive_scores(padded_ume, SEQS, MODS, masked=mode == "masked")
+    assert got == pytest.approx(want, abs=TOL)
+    assert all(s < 0 for s in got)
+    assert scorer.stats["forwards"] > 1
+
+
+@pytest.mark.parametrize("mode", ["masked", "unmasked"])
+def test_batch_invariance_order_and_determinism(ume, mode):
+    scorer = UmeScorer(ume, mode=mode, dtype=DTYPE)
+    alone = scorer.score(["MKVLAAGGW"], ["amino_acid"])[0]
+    crowd_seqs = ["ACGT" * 12, "CCO", "MKVLAAGGW", "C" * 20, "GATTACA" * 4]
+    crowd_mods = ["nucleotide", "SMILES", "amino_acid", "SMILES", "nucleotide"]
+    crowded = scorer.score(crowd_seqs, crowd_mods)
+    assert crowded[2] == pytest.approx(alone, abs=INV_TOL)
+    assert scorer.score(crowd_seqs, crowd_mods) == crowded  # deterministic
+    order = [4, 2, 0, 3, 1]
+    permuted = scorer.score([crowd_seqs[i] for i in order], [crowd_mods[i] for i in order])
+    assert permuted == pytest.approx([crowded[i] for i in order], abs=INV_TOL)
+    tight = UmeScorer(ume, mode=mode, token_budget=1, dtype=DTYPE).score(
+        crowd_seqs, crowd_mods
+    )  # a row per forward
+    assert tight == pytest.approx(crowded, abs=INV_TOL)
+
+
+@pytest.mark.parametrize("mode", ["masked", "unmasked"])
+def test_unpadded_layout_is_exact(padded_ume, unpadded_ume, mode):
+    """The unpadded SDPA layout mixes the sequences of one forward; the scorer must not."""
+    scorer = UmeScorer(unpadded_ume, mode=mode, dtype=DTYPE)
+    got = scorer.score(SEQS, MODS)
+    # Same seed, same weights: the padded layout's naive reference is the truth for both.
+    assert got == pytest.approx(naive_scores(padded_ume, SEQS, MODS, masked=mode == "masked"), abs=TOL)
+    # ... and it is what the unpadded model itself computes for one sequence at a time.
+    want = naive_scores(unpadded_ume, SEQS[:2], MODS[:2], masked=mode == "masked")
+    assert got[:2] == pytest.approx(want, abs=TOL)
+
+
+@pytest.mark.parametrize("mode", ["masked", "unmasked"])
+def test_varlen_indexing_one_row_per_forward(padded_ume, unpadded_ume, mode, monkeypatch):
+    """The flash-attn path's packing (flat ids, position ids, cu_seqlens), checked on CPU where lobster's
+    unpadded SDPA is exact for a single row per forward (token_budget=1)."""
+    scorer = UmeScorer(unpadded_ume, mode=mode, token_budget=1, dtype=DTYPE)
+    if DEVICE == "cpu":
+        monkeypatch.setattr(scorer, "_layout", lambda: "varlen")
+    got = scorer.score(SEQS, MODS)
+    assert got == pytest.approx(naive_scores(padded_ume, SEQS, MODS, masked=mode == "masked"), abs=TOL)
+
+
+@pytest.mark.skipif(DEVICE != "cpu" and flash_attn_available(), reason="flash-attn: no twin")
+def test_unpadded_twin_shares_weights(unpadded_ume):
+    scorer = UmeScorer(unpadded_ume, mode="unmasked")
+    scorer.score(["MKV", "MKVL"], ["amino_acid"] * 2)  # lengths differ: padded twin with key mask
+    (twin,) = scorer._twins.values()
+    original = dict(unpadded_ume.model.model.named_parameters())
+    for name, param in twin.named_parameters():
+        assert param.data_ptr() == original[name].data_ptr()
+
+
+def test_too_long_is_nan_and_counted(ume):
+    scorer = UmeScorer(ume, mode="unmasked", dtype=DTYPE)
+    limit = scorer.max_length  # tokens, CLS and EOS included
+    scores = scorer.score(
+        ["A" * (limit - 2), "A" * (limit - 1), "CCO"], ["nucleotide", "nucleotide", "SMILES"]
+    )
+    assert math.isfinite(scores[0]) and math.isnan(scores[1]) and math.isfinite(scores[2])
+    assert scorer.stats["too_long"] == 1
+
+
+def test_inputs_are_checked(ume):
+    from lobster.constants import Modality
+
+    scorer = UmeScorer(ume, mode="unmasked", dtype=DTYPE)
+    by_enum = scorer.score(["CCO", "MKV"], [Modality.SMILES, Modality.AMINO_ACID])
+    assert by_enum == scorer.score(["CCO", "MKV"], ["SMILES", "amino_acid"])
+    with pytest.raises(ValueError, match="no residue"):
+        scorer.score(["CCO", ""], ["SMILES", "SMILES"])
+    with pytest.raises(ValueError, match="2 sequences but 1"):
+        scorer.score(["CCO", "CC"], ["SMILES"])
+    with pytest.raises(ValueError, match="mode"):
+        UmeScorer(ume, mode="pll")
+    assert scorer.score([], []) == []
+
+
+def test_bf16_autocast_is_close(ume):
+    fp32 = UmeScorer(ume, mode="unmasked").score(SEQS, MODS)
+    bf16 = UmeScorer(ume, mode="unmasked", dtype="bf16").score(SEQS, MODS)
+    assert bf16 == pytest.approx(fp32, abs=0.05)
+
+
+def test_plan_batches_respects_the_budget():
+    lengths = [7, 3, 12, 3, 5, 40, 9, 9, 1]
+    batches = plan_batches(lengths, token_budget=20)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for batch in batches:
+        assert len(batch) == 1 or len(batch) * max(lengths[i] for i in batch) <= 20
+    flat = [lengths[i] for b in batches for i in b]
+    assert flat == sorted(flat)
+    for batch in plan_batches(lengths, token_budget=100, same_length=True):
+        assert len({lengths[i] for i in batch}) == 1
+
+
+def test_plan_batches_buckets_lengths():
+    lengths = [20, 200, 22, 198, 25, 60]
+    batches = plan_batches(lengths, token_budget=10_000, max_padding=0.25)
+    for batch in batches:
+        area = len(batch) * max(lengths[i] for i in batch)
+        assert area - sum(lengths[i] for i in batch) <= 0.25 * area
+    assert [0, 2, 4] in batches and [3, 1] in batches

@@ -1,0 +1,113 @@
+"""Reading tagged sequences: first tag wins, aliases, validation reasons, lobster compatibility, robustness."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ume_rl.tags import (
+    INVALID_REASONS,
+    MODALITIES,
+    TAG_TO_MODALITY,
+    extract_tagged_content,
+    extract_tagged_sequence,
+    normalize_modality,
+    wrap,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "modality", "sequence"),
+    [
+        ("<smiles>CCO</smiles>", "SMILES", "CCO"),
+        ("I think <protein> mkvl\n</protein> is it", "amino_acid", "MKVL"),
+        ("<amino_acid>ACD</amino_acid>", "amino_acid", "ACD"),
+        ("<DNA>acgt</DNA>", "nucleotide", "ACGT"),
+        ("<Nucleotide>TTGA</nucleotide>", "nucleotide", "TTGA"),
+        ("<protein>MKV <dna>ACGT</dna>", "nucleotide", "ACGT"),  # unclosed first tag is skipped
+        ("<dna>AC</dna><protein>MK</protein>", "nucleotide", "AC"),  # first complete pair wins
+    ],
+)
+def test_valid_sequences(text, modality, sequence):
+    assert extract_tagged_sequence(text) == (modality, sequence, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "reason"),
+    [
+        ("no tags at all", None, "no_tag"),
+        ("<protein>MKV</dna>", None, "no_tag"),
+        (None, None, "no_tag"),
+        (["not", "text"], None, "no_tag"),
+        ("<smiles>CCO</smiles>", "amino_acid", "wrong_modality"),
+        ("<protein>   </protein>", None, "empty"),
+        ("<protein>MKVB</protein>", None, "bad_alphabet"),
+        ("<protein>MK VL</protein>", None, "bad_alphabet"),
+        ("<dna>ACGU</dna>", None, "bad_alphabet"),
+        ("<protein><dna>ACGT</dna></protein>", None, "bad_alphabet"),  # nested: the outer pair is first
+        ("<smiles>C1CC</smiles>", None, "unparsable_smiles"),
+        ("<smiles>CC O</smiles>", None, "unparsable_smiles"),  # RDKit would read 'O' as a name
+        ("<smiles>not a molecule</smiles>", None, "unparsable_smiles"),
+    ],
+)
+def test_invalid_reasons(text, expected, reason):
+    result = extract_tagged_sequence(text, expected_modality=expected)
+    assert result.reason == reason
+    assert result.sequence is None
+
+
+def test_too_long_by_characters_and_expected_modality_forms():
+    assert extract_tagged_sequence("<dna>" + "A" * 50 + "</dna>", max_chars=49).reason == "too_long"
+    assert extract_tagged_sequence("<dna>" + "A" * 50 + "</dna>", max_chars=50).reason is None
+    assert set(INVALID_REASONS) == {
+        "no_tag",
+        "wrong_modality",
+        "empty",
+        "bad_alphabet",
+        "unparsable_smiles",
+        "too_long",
+    }
+    for expected in ("nucleotide", "dna", "DNA"):
+        assert extract_tagged_sequence("<dna>ACGT</dna>", expected_modality=expected).reason is None
+    with pytest.raises(ValueError, match="Unknown modality"):
+        normalize_modality("rna")
+
+
+def test_lobster_compatible_extract_tagged_content():
+    assert extract_tagged_content("<smiles>CCO</smiles>") == ("smiles", "CCO")
+    assert extract_tagged_content("a <dna> acgt </dna> b") == ("dna", "acgt")
+    assert extract_tagged_content("<amino_acid>MK</amino_acid>") == ("protein", "MK")
+    assert extract_tagged_content("<smiles></smiles> then <protein>MKV</protein>") == ("protein", "MKV")
+    assert extract_tagged_content("nothing") == (None, None)
+    assert extract_tagged_content(None) == (None, None)
+
+
+def test_wrap_round_trips_every_modality():
+    for modality, sequence in zip(MODALITIES, ("CCO", "MKV", "ACGT"), strict=True):
+        assert extract_tagged_sequence(wrap(sequence, modality)) == (modality, sequence, None)
+
+
+def test_adversarial_unclosed_tags_are_linear():
+    # A backtracking regex is quadratic here (each opening tag scans to the end).
+    text = "<protein>" * 200_000 + "<dna>ACGT</dna>"
+    assert extract_tagged_sequence(text) == ("nucleotide", "ACGT", None)
+
+
+_tags = st.sampled_from(sorted(TAG_TO_MODALITY) + ["Smiles", "PROTEIN", "rna"])
+_pieces = st.one_of(
+    st.text(max_size=30),
+    _tags.map(lambda t: f"<{t}>"),
+    _tags.map(lambda t: f"</{t}>"),
+    st.text(alphabet="ACGTUMKVLBX ()=c1O\n", max_size=40),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(pieces=st.lists(_pieces, max_size=12), expected=st.sampled_from([None, *MODALITIES]))
+def test_any_text_gives_a_known_reason(pieces, expected):
+    result = extract_tagged_sequence("".join(pieces), expected_modality=expected)
+    assert result.reason in (None, *INVALID_REASONS)
+    assert (result.sequence is None) == (result.reason is not None)
+    if result.reason is None:
+        assert result.modality in MODALITIES and result.sequence == result.sequence.strip()

@@ -1,0 +1,313 @@
+"""The TRL reward: UME pseudo-log-likelihood of the first tagged sequence of each completion.
+
+>>> from ume_rl.models import load_ume
+>>> reward = UmeReward(load_ume("tiny"))  # doctest: +SKIP
+>>> reward(["<smiles>CCO</smiles>", "no tag here"])  # doctest: +SKIP
+[-71.9..., -91.5...]
+
+Data flows one way: completion (string, or chat messages) → tagged sequence (:mod:`ume_rl.tags`) →
+UME token ids → score (:class:`ume_rl.scoring.UmeScorer`, mean per-residue log-prob) → reward.
+
+- valid: ``reward = max(score, score_floor) / temperature``;
+- invalid (no tag, wrong modality, empty, bad alphabet, unparsable SMILES, too long): ``penalty``.
+
+Why invalid never outscores valid, for any UME: ``score_floor`` defaults to ``-ln(vocab_size) - margin``
+(the mean log-prob of a uniform model over UME's vocabulary, minus ``margin`` nats) and the default penalty
+is ``(score_floor - margin) / temperature``. A valid reward is at least ``score_floor / temperature``,
+which is strictly above the penalty by ``margin / temperature``. The floor only binds for a UME worse than
+uniform on that sequence (an untrained UME scores about ``-ln(vocab_size)``, a trained one -1 to -4), so
+for real models the reward is exactly ``score / temperature``; floored completions are counted in
+:meth:`UmeReward.get_statistics`. With the defaults (vocabulary 1280, temperature 0.1, margin 1):
+floor reward -81.5, penalty -91.5. Upstream's -5.0 was above every masked reward of a real model.
+
+Errors are never rewarded: an exception inside the scorer propagates to the caller.
+
+lobster-compatible entry points (same parameter names as ``lobster.rl_training``): :class:`UMERewardFunction`
+and :func:`create_ume_reward_wrapper`; :func:`ume_rl.tags.extract_tagged_content`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+
+from ume_rl.scoring import DEFAULT_MODE, UmeScorer
+from ume_rl.tags import INVALID_REASONS, MODALITIES, extract_tagged_sequence
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MARGIN = 1.0
+
+
+def completion_text(completion) -> str | None:
+    """The text of a completion in TRL's standard (string) or conversational (list of messages) format.
+
+    Conversational completions are joined over their assistant messages (all messages if none is marked as
+    the assistant's). Anything else gives ``None``.
+    """
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, dict):
+        completion = [completion]
+    if isinstance(completion, list | tuple):
+        messages = [m for m in completion if isinstance(m, dict) and isinstance(m.get("content"), str)]
+        assistant = [m for m in messages if m.get("role") == "assistant"] or messages
+        return "".join(m["content"] for m in assistant) if assistant else None
+    return None
+
+
+class UmeReward:
+    """TRL reward function: UME pseudo-log-likelihood of the tagged sequence, over ``temperature``.
+
+    Args:
+        ume_model: a lobster ``UME`` (frozen; put wherever it should run).
+        temperature: rewards are ``score / temperature``; must be positive.
+        penalty: reward of an invalid completion; default ``(score_floor - margin) / temperature``.
+        mode: ``"masked"`` (exact pseudo-log-likelihood) or ``"unmasked"`` (single pass); see
+            :mod:`ume_rl.scoring` for cost and agreement.
+        score_floor: lowest score a valid completion is rewarded with; default ``-ln(vocab_size) - margin``.
+            ``-math.inf`` disables flooring (then pass an explicit ``penalty``).
+        margin: nats between the uniform-model score and the floor, and between the floor and the penalty.
+        token_budget, dtype: passed to :class:`~ume_rl.scoring.UmeScorer`.
+
+    Called as ``reward(completions, prompts=None, completion_ids=None, modality=None, log_metric=None,
+    **kwargs) -> list[float]``, the contract of TRL's ``GRPOTrainer``: ``modality`` is the dataset column
+    (a wrong tag is then invalid), ``log_metric`` is TRL's metric logger. Picklable (no closures).
+
+    >>> reward = UmeReward(load_ume("tiny"), temperature=0.1)  # doctest: +SKIP
+    >>> reward.details(["<dna>ACGT</dna>", "<dna>ACGU</dna>"])[1]["reason"]  # doctest: +SKIP
+    'bad_alphabet'
+    """
+
+    __name__ = "ume_reward"
+
+    def __init__(
+        self,
+        ume_model,
+        temperature: float = 0.1,
+        penalty: float | None = None,
+        mode: str = DEFAULT_MODE,
+        score_floor: float | None = None,
+        margin: float = DEFAULT_MARGIN,
+        token_budget: int | None = None,
+        dtype=None,
+    ):
+        if not temperature > 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        if not margin > 0:
+            raise ValueError(f"margin must be positive, got {margin}")
+        self.scorer = UmeScorer(ume_model, mode=mode, token_budget=token_budget, dtype=dtype)
+        self.temperature = float(temperature)
+        self.margin = float(margin)
+        self.score_floor = (
+            float(score_floor) if score_floor is not None else self.scorer.min_log_prob_uniform - margin
+        )
+        if penalty is None:
+            if not math.isfinite(self.score_floor):
+                raise ValueError("score_floor=-inf disables flooring: pass an explicit penalty")
+            penalty = (self.score_floor - margin) / self.temperature
+        self.penalty = float(penalty)
+        # Longest content worth parsing: no residue token is longer than 9 characters ('[195Pt+2]').
+        self._max_chars = self.scorer.max_length * max(
+            len(token)
+            for tok in self.scorer._tokenizers.values()
+            for token in tok.get_vocab()
+            if token[0] != "<"
+        )
+        self.reset_statistics()
+
+    @property
+    def mode(self) -> str:
+        return self.scorer.mode
+
+    # ------------------------------------------------------------------------------------------ TRL API
+
+    def __call__(self, completions, prompts=None, completion_ids=None, **kwargs) -> list[float]:
+        rows = self.details(completions, modality=kwargs.get("modality"))
+        log_metric = kwargs.get("log_metric")
+        if callable(log_metric):
+            self._log(rows, log_metric)
+        return [row["reward"] for row in rows]
+
+    def details(self, completions: Sequence, modality=None) -> list[dict]:
+        """Per completion: ``modality``, ``sequence`` (normalised), ``reason`` (``None`` when valid),
+        ``score`` (``None`` when invalid), ``reward`` and ``floored`` (the score was below ``score_floor``).
+        ``sequence`` is ``None`` when invalid. Updates the statistics.
+
+        ``modality`` is ``None``, one modality for all completions, or one per completion.
+        """
+        completions = list(completions)
+        n = len(completions)
+        expected = [modality] * n if modality is None or isinstance(modality, str) else list(modality)
+        if len(expected) != n:
+            raise ValueError(f"{n} completions but {len(expected)} modalities")
+        parsed = [
+            extract_tagged_sequence(completion_text(c), e, max_chars=self._max_chars)
+            for c, e in zip(completions, expected, strict=True)
+        ]
+        rows = [
+            {
+                "modality": p.modality,
+                "sequence": p.sequence,
+                "reason": p.reason,
+                "score": None,
+                "reward": self.penalty,
+                "floored": False,
+            }
+            for p in parsed
+        ]
+        valid = [i for i, row in enumerate(rows) if row["reason"] is None]
+        if valid:
+            ids = self.scorer.encode(
+                [rows[i]["sequence"] for i in valid], [rows[i]["modality"] for i in valid]
+            )
+            fits = [k for k, tokens in enumerate(ids) if len(tokens) <= self.scorer.max_length]
+            for k in sorted(set(range(len(valid))) - set(fits)):
+                rows[valid[k]].update(reason="too_long", sequence=None)
+            scores = self.scorer.score_ids([ids[k] for k in fits]) if fits else []
+            for k, score in zip(fits, scores, strict=True):
+                if not math.isfinite(score):
+                    raise RuntimeError(f"UME score {score} for {rows[valid[k]]['sequence'][:50]!r}")
+                row = rows[valid[k]]
+                row["score"] = score
+                row["reward"] = max(score, self.score_floor) / self.temperature
+                row["floored"] = score < self.score_floor
+        self._update(rows)
+        return rows
+
+    # ------------------------------------------------------------------------------------------ statistics
+
+    def reset_statistics(self) -> None:
+        self._stats = {
+            "completions": 0,
+            "valid": 0,
+            "floored": 0,
+            "reasons": Counter(),
+            "score_sum": defaultdict(float),
+            "reward_sum": defaultdict(float),
+            "count": Counter(),
+            "reward_min": math.inf,
+            "reward_max": -math.inf,
+            "reward_total": 0.0,
+        }
+
+    def _update(self, rows: list[dict]) -> None:
+        s = self._stats
+        s["completions"] += len(rows)
+        for row in rows:
+            s["reward_min"] = min(s["reward_min"], row["reward"])
+            s["reward_max"] = max(s["reward_max"], row["reward"])
+            s["reward_total"] += row["reward"]
+            if row["reason"] is not None:
+                s["reasons"][row["reason"]] += 1
+                continue
+            s["valid"] += 1
+            s["floored"] += bool(row.get("floored"))
+            s["count"][row["modality"]] += 1
+            s["score_sum"][row["modality"]] += row["score"]
+            s["reward_sum"][row["modality"]] += row["reward"]
+
+    def get_statistics(self) -> dict:
+        """Totals since creation (or :meth:`reset_statistics`).
+
+        Keys: ``completions``, ``valid``, ``invalid``, ``valid_fraction``, ``floored``, ``invalid_reasons``
+        (every reason, with 0s), ``per_modality`` (count, mean_score, mean_reward), ``penalty``,
+        ``temperature``, ``score_floor``, ``mode``, and upstream's keys ``min``, ``max``, ``sum``,
+        ``count``, ``mean``, ``modality_counts``, ``no_tag_count``, ``empty_content_count``.
+        """
+        s = self._stats
+        total = s["completions"]
+        per_modality = {
+            m: {
+                "count": s["count"][m],
+                "mean_score": s["score_sum"][m] / s["count"][m] if s["count"][m] else None,
+                "mean_reward": s["reward_sum"][m] / s["count"][m] if s["count"][m] else None,
+            }
+            for m in MODALITIES
+        }
+        return {
+            "completions": total,
+            "valid": s["valid"],
+            "invalid": total - s["valid"],
+            "valid_fraction": s["valid"] / total if total else 0.0,
+            "floored": s["floored"],
+            "invalid_reasons": {r: s["reasons"][r] for r in INVALID_REASONS},
+            "per_modality": per_modality,
+            "penalty": self.penalty,
+            "temperature": self.temperature,
+            "score_floor": self.score_floor,
+            "mode": self.mode,
+            # upstream (lobster.rl_training.UMERewardFunction) keys
+            "min": s["reward_min"] if total else 0.0,
+            "max": s["reward_max"] if total else 0.0,
+            "sum": s["reward_total"],
+            "count": total,
+            "mean": s["reward_total"] / total if total else 0.0,
+            "modality_counts": {m: s["count"][m] for m in MODALITIES if s["count"][m]},
+            "no_tag_count": s["reasons"]["no_tag"],
+            "empty_content_count": s["reasons"]["empty"],
+        }
+
+    def _log(self, rows: list[dict], log_metric) -> None:
+        """Per-call metrics through TRL's ``log_metric`` (averaged by TRL over each logging step)."""
+        name = self.__name__
+        log_metric(f"{name}/valid_fraction", sum(r["reason"] is None for r in rows) / max(len(rows), 1))
+        for modality in MODALITIES:
+            scores = [r["score"] for r in rows if r["reason"] is None and r["modality"] == modality]
+            if scores:
+                log_metric(f"{name}/{modality}/mean_score", sum(scores) / len(scores))
+                log_metric(f"{name}/{modality}/mean_reward", sum(scores) / len(scores) / self.temperature)
+
+
+class UMERewardFunction(UmeReward):
+    """Drop-in for ``lobster.rl_training.UMERewardFunction`` with fixed behaviour.
+
+    Same parameters: ``batch_size`` is accepted for compatibility (batching is by token budget),
+    ``enable_wandb_logging`` is accepted and ignored (metrics go through TRL's ``log_metric``; no wandb
+    call from the reward), ``penalty_for_invalid=None`` means the scale-aware default of :class:`UmeReward`.
+    """
+
+    __name__ = "ume_reward"
+
+    def __init__(
+        self,
+        ume_model,
+        temperature: float = 0.1,
+        batch_size: int = 8,
+        enable_wandb_logging: bool = False,
+        penalty_for_invalid: float | None = None,
+        mode: str = DEFAULT_MODE,
+        **kwargs,
+    ):
+        if enable_wandb_logging:
+            logger.info("enable_wandb_logging is ignored: reward metrics go through TRL's log_metric")
+        super().__init__(ume_model, temperature=temperature, penalty=penalty_for_invalid, mode=mode, **kwargs)
+        self.batch_size = batch_size
+        self.enable_wandb_logging = enable_wandb_logging
+
+    @property
+    def penalty_for_invalid(self) -> float:
+        return self.penalty
+
+
+def create_ume_reward_wrapper(
+    ume_model,
+    temperature: float = 0.1,
+    batch_size: int = 8,
+    enable_wandb_logging: bool = False,
+    penalty_for_invalid: float | None = None,
+    mode: str = DEFAULT_MODE,
+    **kwargs,
+) -> UMERewardFunction:
+    """lobster-compatible factory; returns a picklable :class:`UMERewardFunction` (not a closure)."""
+    return UMERewardFunction(
+        ume_model,
+        temperature=temperature,
+        batch_size=batch_size,
+        enable_wandb_logging=enable_wandb_logging,
+        penalty_for_invalid=penalty_for_invalid,
+        mode=mode,
+        **kwargs,
+    )

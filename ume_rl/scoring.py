@@ -1,0 +1,435 @@
+"""Exact, batched UME pseudo-log-likelihood: the score behind the reward.
+
+The score of a sequence is the mean, over its residue tokens (every token the modality's UME tokenizer
+produces between CLS and EOS), of
+
+- ``mode="masked"``: log p(token_i | the sequence with token_i replaced by <mask>), the exact
+  pseudo-log-likelihood (one masked copy per residue);
+- ``mode="unmasked"``: log p(token_i | the whole unmasked sequence), the single-pass approximation.
+
+>>> from ume_rl.models import load_ume
+>>> scorer = UmeScorer(load_ume("tiny"), mode="masked")  # doctest: +SKIP
+>>> scorer.score(["CCO", "MKVL", "ACGT"], ["SMILES", "amino_acid", "nucleotide"])  # doctest: +SKIP
+[-7.1..., -7.2..., -7.1...]
+
+How a call runs: every sequence is tokenized with its modality's tokenizer (no padding, no truncation);
+the work rows (one per sequence unmasked; one per residue masked) are sorted by length and packed into
+batches of at most ``token_budget`` tokens (rows x longest row); each batch is padded only to its own
+longest row; the encoder runs once per batch, the decoder head only at the scored positions (all residues
+unmasked, the one masked position per row masked), and the log-probs stay on the device until a single
+device-to-host copy at the end of the call, where per-sequence means are taken in float64 on the host.
+
+Layouts (lobster FlexBERT):
+
+- padded (SDPA with a key-padding mask; CPU, or GPU without flash-attn): batches as above.
+- unpadded with flash-attn (CUDA): rows are concatenated without any pad token and ``cu_seqlens`` come
+  from the true lengths (upstream counted the padding as tokens).
+- unpadded without flash-attn: lobster's SDPA path attends across every sequence of a forward (measured
+  max |delta| 0.13), so the scorer runs a padded twin of the encoder that shares the very same weight
+  tensors (no copy; built lazily per device) and is exact.
+- padded with flash-attn (pads are attended): batches hold rows of one length only, so there is no pad.
+
+A sequence's score does not depend on what else is in the call (batch invariance, within 1e-5 in fp32),
+and repeated calls give identical results. Sequences with more tokens than ``max_length`` (CLS and EOS
+included) are not truncated: their score is NaN, counted in ``stats["too_long"]`` and logged.
+
+Cost and agreement of the two modes (measured, see ``benchmarks/reward_throughput.py`` and the README):
+masked does one encoder row per residue, so it costs about mean-length times the unmasked compute.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from ume_rl.tags import normalize_modality
+
+logger = logging.getLogger(__name__)
+
+MODES: tuple[str, ...] = ("masked", "unmasked")
+DEFAULT_MODE = "masked"
+DEFAULT_TOKEN_BUDGET = {"cpu": 8192, "cuda": 65536}
+_DTYPES = {
+    "bf16": torch.bfloat16,
+    "bfloat16": torch.bfloat16,
+    "fp16": torch.float16,
+    "float16": torch.float16,
+}
+_DTYPES.update({"fp32": None, "float32": None})
+_HOST_ONLY = ("owner", "max_seqlen", "min_len")
+
+
+def _resolve_dtype(dtype) -> torch.dtype | None:
+    if dtype is None or dtype == torch.float32:
+        return None
+    if isinstance(dtype, str):
+        if dtype.lower() not in _DTYPES:
+            raise ValueError(f"dtype must be None, 'fp32', 'bf16' or 'fp16', got {dtype!r}")
+        return _DTYPES[dtype.lower()]
+    if dtype in (torch.bfloat16, torch.float16):
+        return dtype
+    raise ValueError(f"dtype must be None, torch.float32, torch.bfloat16 or torch.float16, got {dtype!r}")
+
+
+def plan_batches(
+    lengths: Sequence[int], token_budget: int, max_padding: float = 0.25, same_length: bool = False
+) -> list[list[int]]:
+    """Bucket rows (given their token lengths) into batches of at most ``token_budget`` padded tokens.
+
+    Rows are taken in ascending length (stable), so each batch is padded to its last row. A row joins the
+    current batch only if the batch then stays within the budget and at most ``max_padding`` of its padded
+    area is padding (length bucketing: a 20-token SMILES is not padded to a 200-token DNA). A row longer
+    than the budget gets a batch of its own. ``same_length`` never mixes lengths (no padding at all).
+
+    >>> plan_batches([5, 3, 3, 9], token_budget=10)
+    [[1, 2], [0], [3]]
+    >>> plan_batches([20, 200, 22], token_budget=1000)
+    [[0, 2], [1]]
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    real = 0
+    for i in order:
+        length = lengths[i]
+        area = (len(current) + 1) * length
+        joins = (
+            area <= token_budget
+            and area - (real + length) <= max_padding * area
+            and not (same_length and current and lengths[current[-1]] != length)
+        )
+        if current and not joins:
+            batches.append(current)
+            current, real = [], 0
+        current.append(i)
+        real += length
+    if current:
+        batches.append(current)
+    return batches
+
+
+class UmeScorer:
+    """Mean per-residue log-probability of sequences under a UME (higher is better, always <= 0).
+
+    Args:
+        ume_model: a lobster ``UME`` (any layout, any device; it is put in eval mode, never moved).
+        mode: ``"masked"`` (exact pseudo-log-likelihood) or ``"unmasked"`` (one pass, approximation).
+        token_budget: most padded tokens per forward; default 8192 on CPU, 65536 on CUDA.
+        dtype: ``None``/``"fp32"`` (the model's own precision) or ``"bf16"``/``"fp16"`` (autocast; the
+            log-softmax is always computed in float32).
+        max_length: longest tokenized sequence scored (default: the UME's ``max_length``).
+    """
+
+    def __init__(
+        self,
+        ume_model,
+        mode: str = DEFAULT_MODE,
+        token_budget: int | None = None,
+        dtype=None,
+        max_length=None,
+    ):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if token_budget is not None and token_budget < 1:
+            raise ValueError(f"token_budget must be positive, got {token_budget}")
+        self.ume = ume_model
+        self.mode = mode
+        self.token_budget = token_budget
+        self.dtype = _resolve_dtype(dtype)
+        self.max_length = int(max_length or ume_model.max_length)
+        flex = ume_model.model
+        self.vocab_size = int(flex.config.vocab_size)
+        self.mask_token_id = int(flex.mask_token_id)
+        self.pad_token_id = int(flex.pad_token_id)
+        self.eos_token_id = int(flex.eos_token_id)
+        self._tokenizers = {m: ume_model.get_tokenizer(m) for m in ("SMILES", "amino_acid", "nucleotide")}
+        self._cls_ids = {m: int(tok.cls_token_id) for m, tok in self._tokenizers.items()}
+        self._twins: dict[tuple[int, bool], torch.nn.Module] = {}
+        self.stats = {"calls": 0, "sequences": 0, "too_long": 0, "forwards": 0, "rows": 0, "tokens": 0}
+        ume_model.eval()
+
+    # ------------------------------------------------------------------------------------------ public API
+
+    @property
+    def min_log_prob_uniform(self) -> float:
+        """Mean log-prob of a uniform model over the vocabulary: ``-ln(vocab_size)``."""
+        return -math.log(self.vocab_size)
+
+    def encode(self, sequences: Sequence[str], modalities: Sequence) -> list[list[int]]:
+        """Token ids (CLS … EOS, no padding, no truncation) of each sequence with its modality's tokenizer."""
+        if len(sequences) != len(modalities):
+            raise ValueError(f"{len(sequences)} sequences but {len(modalities)} modalities")
+        mods = [normalize_modality(m) for m in modalities]
+        ids: list[list[int] | None] = [None] * len(sequences)
+        for modality in set(mods):
+            idx = [i for i, m in enumerate(mods) if m == modality]
+            encoded = self._tokenizers[modality]([sequences[i] for i in idx], add_special_tokens=True)[
+                "input_ids"
+            ]
+            for i, tokens in zip(idx, encoded, strict=True):
+                if len(tokens) < 2 or tokens[0] != self._cls_ids[modality] or tokens[-1] != self.eos_token_id:
+                    raise RuntimeError(f"UME {modality} tokenizer returned {tokens[:3]}…, expected CLS … EOS")
+                ids[i] = tokens
+        return ids  # type: ignore[return-value]
+
+    def score(self, sequences: Sequence[str], modalities: Sequence) -> list[float]:
+        """Score each sequence with its modality (lobster ``Modality`` members or their values, mixed freely).
+
+        Returns one float per sequence, in order: the mean per-residue log-prob, or NaN when the sequence has
+        more than ``max_length`` tokens. Raises ``ValueError`` for a sequence with no residue token.
+        """
+        return self.score_ids(self.encode(sequences, modalities))
+
+    def score_ids(self, token_ids: Sequence[Sequence[int]]) -> list[float]:
+        """Like :meth:`score`, from token ids as returned by :meth:`encode`."""
+        n = len(token_ids)
+        self.stats["calls"] += 1
+        self.stats["sequences"] += n
+        out = np.full(n, np.nan)
+        lengths = [len(t) for t in token_ids]
+        empty = [i for i, length in enumerate(lengths) if length <= 2]
+        if empty:
+            raise ValueError(f"sequences at positions {empty[:10]} have no residue token (empty sequence)")
+        keep = [i for i, length in enumerate(lengths) if length <= self.max_length]
+        if len(keep) < n:
+            self.stats["too_long"] += n - len(keep)
+            logger.warning(
+                "%d of %d sequences exceed max_length=%d tokens: scored NaN",
+                n - len(keep),
+                n,
+                self.max_length,
+            )
+        if keep:
+            sums, counts = self._log_prob_sums([token_ids[i] for i in keep], head=True)
+            out[keep] = sums / counts
+        return out.tolist()
+
+    # ------------------------------------------------------------------------------------------ internals
+
+    def _rows(self, token_ids: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """Work rows: (sequence index, masked position or -1)."""
+        if self.mode == "unmasked":
+            return np.arange(len(token_ids)), np.full(len(token_ids), -1)
+        seq = np.concatenate([np.full(len(t) - 2, i) for i, t in enumerate(token_ids)])
+        pos = np.concatenate([np.arange(1, len(t) - 1) for t in token_ids])
+        return seq, pos
+
+    def _layout(self) -> str:
+        """``padded`` (SDPA + key mask), ``padded_fa`` (flash-attn, pads attended), ``varlen`` (unpadded +
+        flash-attn) or ``unpadded_sdpa`` (unpadded without flash-attn: mixes the rows of a forward)."""
+        flex = self.ume.model
+        uses_fa = any(getattr(layer.attn, "use_fa2", False) for layer in flex.model.encoder.layers)
+        if flex.config.padding == "padded":
+            return "padded_fa" if uses_fa else "padded"
+        return "varlen" if uses_fa else "unpadded_sdpa"
+
+    def _encoder(self, layout: str, key_mask: bool) -> torch.nn.Module:
+        """The module that computes a batch exactly: the UME's own encoder, or a padded twin sharing its weights.
+
+        ``key_mask`` is False for batches without any pad token, which then run SDPA without a mask (faster
+        kernels on CPU and GPU).
+        """
+        flex = self.ume.model
+        if layout in ("varlen", "padded_fa") or (layout == "padded" and key_mask):
+            return flex.model
+        key = (next(flex.model.parameters()).data_ptr(), key_mask)
+        if key not in self._twins:
+            self._twins = {k: v for k, v in self._twins.items() if k[0] == key[0]}
+            self._twins[key] = padded_twin(flex.model, flex.config, key_mask=key_mask)
+        return self._twins[key]
+
+    def _budget(self, device: torch.device) -> int:
+        return self.token_budget or DEFAULT_TOKEN_BUDGET.get(device.type, DEFAULT_TOKEN_BUDGET["cuda"])
+
+    @torch.inference_mode()
+    def _log_prob_sums(
+        self, token_ids: Sequence[Sequence[int]], head: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per-sequence (sum of residue log-probs, residue count); ``head=False`` runs the encoder alone."""
+        device = next(self.ume.parameters()).device
+        layout = self._layout()
+        decoder = self.ume.model.decoder
+        row_seq, row_pos = self._rows(token_ids)
+        row_len = np.array([len(token_ids[i]) for i in row_seq])
+        batches = plan_batches(row_len.tolist(), self._budget(device), same_length=layout == "padded_fa")
+        autocast = (
+            torch.autocast(device_type=device.type, dtype=self.dtype)
+            if self.dtype
+            else contextlib.nullcontext()
+        )
+        pieces, owners = [], []
+        with autocast:
+            for batch in batches:
+                host = self._batch_arrays(token_ids, row_seq[batch], row_pos[batch], layout)
+                dev = to_device({k: v for k, v in host.items() if k not in _HOST_ONLY}, device)
+                key_mask = host["min_len"] < host["max_seqlen"]
+                selected = self._hidden(
+                    self._encoder(layout, key_mask), layout, dev, host["max_seqlen"], head
+                )
+                self.stats["forwards"] += 1
+                self.stats["rows"] += len(batch)
+                self.stats["tokens"] += int(row_len[batch].sum())
+                if not head:
+                    pieces.append(selected.reshape(-1)[:1].float())
+                    continue
+                logits = decoder(selected).float()
+                logp = torch.log_softmax(logits, dim=-1).gather(1, dev["targets"][:, None]).squeeze(1)
+                pieces.append(logp)
+                owners.append(host["owner"])
+        values = torch.cat(pieces).to("cpu", dtype=torch.float64).numpy()  # the one device-to-host sync
+        n = len(token_ids)
+        counts = np.array([len(t) - 2 for t in token_ids], dtype=np.float64)
+        if not head:
+            return np.zeros(n), counts
+        sums = np.bincount(np.concatenate(owners), weights=values, minlength=n)
+        return sums, counts
+
+    def _batch_arrays(
+        self, token_ids, seqs: np.ndarray, positions: np.ndarray, layout: str
+    ) -> dict[str, np.ndarray]:
+        """Host-side index arrays of one batch; the device expands them into masked copies."""
+        unique, row_local = np.unique(seqs, return_inverse=True)
+        lengths = np.array([len(token_ids[i]) for i in unique])
+        width = int(lengths.max())
+        base = np.full((len(unique), width), self.pad_token_id, dtype=np.int64)
+        for j, i in enumerate(unique):
+            base[j, : lengths[j]] = token_ids[i]
+        row_len = lengths[row_local]
+        if self.mode == "masked":
+            sel_row = np.arange(len(seqs))
+            sel_pos = positions
+        else:
+            sel_row = np.repeat(np.arange(len(seqs)), row_len - 2)
+            sel_pos = np.concatenate([np.arange(1, length - 1) for length in row_len])
+        arrays = {
+            "base": base,
+            "row_local": row_local.astype(np.int64),
+            "row_pos": positions.astype(np.int64),
+            "sel_row": sel_row.astype(np.int64),
+            "sel_pos": sel_pos.astype(np.int64),
+            "targets": base[row_local[sel_row], sel_pos],
+            "owner": seqs[sel_row],
+            "max_seqlen": int(row_len.max()),
+            "min_len": int(row_len.min()),
+        }
+        if layout == "varlen":
+            starts = np.concatenate([[0], np.cumsum(row_len)])
+            arrays["cu_seqlens"] = starts
+            arrays["flat_index"] = np.concatenate([r * width + np.arange(n) for r, n in enumerate(row_len)])
+            arrays["position_ids"] = np.concatenate([np.arange(n) for n in row_len])
+            arrays["sel_flat"] = starts[:-1][sel_row] + sel_pos
+        else:
+            arrays["attention_mask"] = (np.arange(width)[None, :] < row_len[:, None]).astype(np.int64)
+        return arrays
+
+    def _hidden(self, encoder, layout: str, dev: dict[str, torch.Tensor], max_seqlen: int, head: bool = True):
+        """Final hidden states at the scored positions of one batch, (scored positions, hidden)."""
+        rows = dev["base"].index_select(0, dev["row_local"])
+        masked = self.mode == "masked"
+        if masked:
+            rows[torch.arange(rows.shape[0], device=rows.device), dev["row_pos"]] = self.mask_token_id
+        if layout == "varlen":
+            flat = rows.reshape(-1).index_select(0, dev["flat_index"])
+            hidden = encoder(
+                input_ids=flat,
+                position_ids=dev["position_ids"],
+                cu_seqlens=dev["cu_seqlens"].to(torch.int32),
+                max_seqlen=max_seqlen,
+            )
+            return hidden[dev["sel_flat"]] if head else hidden
+        if masked and head and last_layer_shortcut_applies(encoder):
+            return hidden_at_positions(encoder, rows, dev["attention_mask"], dev["row_pos"])
+        hidden = encoder(input_ids=rows, attention_mask=dev["attention_mask"])
+        return hidden[dev["sel_row"], dev["sel_pos"]] if head else hidden
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_twins"] = {}
+        return state
+
+
+def to_device(arrays: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
+    """Integer host arrays as tensors on ``device``: on CUDA one pinned buffer and one non-blocking copy."""
+    if device.type == "cpu":
+        return {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.int64)) for k, v in arrays.items()}
+    flat = np.concatenate([np.asarray(v, dtype=np.int64).ravel() for v in arrays.values()])
+    buffer = torch.from_numpy(flat).pin_memory().to(device, non_blocking=True)
+    out, offset = {}, 0
+    for key, value in arrays.items():
+        out[key] = buffer[offset : offset + value.size].view(value.shape)
+        offset += value.size
+    return out
+
+
+def padded_twin(flex_model: torch.nn.Module, config, key_mask: bool = True) -> torch.nn.Module:
+    """A padded-layout SDPA ``FlexBertModel`` sharing ``flex_model``'s weight tensors (no copy), in eval mode.
+
+    ``config`` is the FlexBERT config of ``flex_model``; ``key_mask=False`` builds a twin that passes no
+    attention mask to SDPA (exact only for batches without padding).
+
+    Used for unpadded checkpoints without flash-attn, whose SDPA path mixes the sequences of a forward.
+    """
+    from lobster.model.modern_bert._model import FlexBertModel
+
+    config = copy.deepcopy(config)
+    config.padding = "padded"
+    config.use_fa2 = False
+    config.use_sdpa_attn_mask = key_mask
+    with torch.device("meta"):
+        twin = FlexBertModel(config)
+    twin.load_state_dict(flex_model.state_dict(), strict=True, assign=True)
+    return twin.eval()
+
+
+def last_layer_shortcut_applies(model: torch.nn.Module) -> bool:
+    """True for a padded SDPA pre-norm FlexBERT (lobster's CPU layout), where :func:`hidden_at_positions`
+    reproduces the last layer at one position per row."""
+    from lobster.model.modern_bert._attention import FlexBertPaddedAttention
+    from lobster.model.modern_bert._layers import FlexBertPaddedEncoder, FlexBertPaddedPreNormLayer
+
+    last = model.encoder.layers[-1]
+    return (
+        type(model.encoder) is FlexBertPaddedEncoder
+        and type(last) is FlexBertPaddedPreNormLayer
+        and type(last.attn) is FlexBertPaddedAttention
+        and not last.attn.use_fa2
+        and last.attn.sliding_window == (-1, -1)
+        and last.attn.p_dropout == 0.0
+    )
+
+
+def hidden_at_positions(model, input_ids, attention_mask, positions) -> torch.Tensor:
+    """``model(input_ids, attention_mask)[arange(B), positions]`` without computing the last layer elsewhere.
+
+    Every layer but the last runs as usual; the last needs keys and values at every position but queries,
+    attention output and MLP only at ``positions`` (one per row). Same operations as lobster's
+    ``FlexBertPaddedPreNormLayer`` with ``FlexBertPaddedAttention`` (SDPA), restricted to those rows.
+    """
+    hidden = model.embeddings(input_ids, None)
+    layers = model.encoder.layers
+    for layer in layers[:-1]:
+        hidden = layer(hidden, attn_mask=attention_mask)
+    last = layers[-1]
+    attn = last.attn
+    batch, length, _ = hidden.shape
+    heads, head_dim, dim = attn.num_attention_heads, attn.attn_head_size, attn.all_head_size
+    rows = torch.arange(batch, device=hidden.device)
+    normed = last.attn_norm(hidden)
+    weight, bias = attn.Wqkv.weight, attn.Wqkv.bias
+    q = torch.nn.functional.linear(
+        normed[rows, positions], weight[:dim], None if bias is None else bias[:dim]
+    )
+    kv = torch.nn.functional.linear(normed, weight[dim:], None if bias is None else bias[dim:])
+    k, v = kv.view(batch, length, 2, heads, head_dim).transpose(3, 1).unbind(dim=2)  # (B, H, L, hd)
+    q = q.view(batch, heads, 1, head_dim)
+    key_mask = attention_mask[:, None, None, :length].to(torch.bool) if attn.use_sdpa_attn_mask else None
+    out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)  # (B, H, 1, hd)
+    attn_out = hidden[rows, positions] + attn.out_drop(attn.Wo(out.reshape(batch, dim)))
+    out = attn_out + last.mlp(last.mlp_norm(attn_out))
+    return model.final_norm(out) if model.final_norm is not None else out
