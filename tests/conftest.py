@@ -32,3 +32,34 @@ def tiny_qwen_path(tmp_path_factory):
 def _isolated_runs_dir(tmp_path, monkeypatch):
     """Point runs/ at a per-test temporary directory."""
     monkeypatch.setenv("UME_RL_RUNS_DIR", str(tmp_path / "runs"))
+
+
+@pytest.fixture
+def single_thread():
+    """Run torch on one CPU thread during the test: tiny models are fastest there, and two threads on busy
+    cores were measured 30x slower (OpenMP oversubscription)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def warm_policy_path(tiny_qwen_path, tmp_path_factory):
+    """The tiny Qwen after the tiny recipe's warm start (SFT on the reference completions): it emits tags."""
+    import torch
+
+    from ume_rl.cli import load_recipe
+    from ume_rl.data import generate_synthetic_dataset
+    from ume_rl.trainer import warm_start
+
+    threads = torch.get_num_threads()
+    try:
+        script, grpo = load_recipe("tiny", output_dir=str(tmp_path_factory.mktemp("recipe")))
+        train = generate_synthetic_dataset(progress=False)["train"]
+        out = tmp_path_factory.mktemp("warm_policy")
+        return warm_start(tiny_qwen_path, train, out, disable_tqdm=True, **script.warm_start_kwargs(grpo))
+    finally:
+        torch.set_num_threads(threads)

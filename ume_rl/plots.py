@@ -329,7 +329,8 @@ def plot_training_curves(log_history: list[dict], penalty: float | None = None) 
     ax_length.set(title="Completion length", xlabel="step", ylabel="tokens")
 
     ax_entropy.plot(steps, frame["entropy"], color="tab:green", label="entropy")
-    ax_entropy.set(title="Entropy and KL", xlabel="step", ylabel="entropy (nats/token)")
+    kl_title = "Entropy and KL" if "kl" in frame else "Entropy (KL not logged: beta = 0)"
+    ax_entropy.set(title=kl_title, xlabel="step", ylabel="entropy (nats/token)")
     if "kl" in frame:
         ax_kl = ax_entropy.twinx()
         ax_kl.plot(steps, frame["kl"], color="tab:orange", label="KL to reference")

@@ -20,8 +20,8 @@ What they fix relative to upstream:
   ``cuda``, and is loaded outside DeepSpeed ZeRO-3 partitioning. Each rank scores only its own
   completions (TRL gathers the rewards).
 - String prompts become chat messages, so an Instruct model's chat template applies.
-- Tracking (wandb, trackio, tensorboard) goes through TRL's own ``report_to``; the reward logs its
-  per-modality means and invalid rate through TRL's ``log_metric`` into ``trainer.state.log_history``.
+- Tracking (wandb, trackio, tensorboard) goes through TRL's own ``report_to``; the reward logs its valid
+  fraction and per-modality means through TRL's ``log_metric`` into ``trainer.state.log_history``.
 
 :func:`warm_start` fine-tunes a policy on the dataset's reference completions (TRL ``SFTTrainer``) so a
 model that has never seen the tag format emits tags before GRPO: a group whose completions all get the
@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from datasets import Dataset
 from trl import GRPOConfig, GRPOTrainer
 
@@ -55,14 +56,21 @@ def bf16_supported(use_cpu: bool = False) -> bool:
 
 
 def _has_accelerator() -> bool:
-    import torch
-
     return torch.accelerator.is_available()
 
 
 def _world_size() -> int:
     # Set by torchrun and accelerate launch; read before the distributed state exists.
     return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def cpu_processes() -> bool:
+    """True for several processes (torchrun, accelerate launch) on a machine without an accelerator.
+
+    Every trainer config of such a run needs ``use_cpu=True``: without it each process silently trains alone
+    (and a config built later resets accelerate's distributed state); with it accelerate joins them over gloo.
+    """
+    return _world_size() > 1 and not _has_accelerator()
 
 
 def default_num_generations(generation_batch_size: int, largest: int = MAX_DEFAULT_GENERATIONS) -> int:
@@ -116,9 +124,7 @@ class UmeGRPOConfig(GRPOConfig):
 
     def __post_init__(self):
         world = _world_size()
-        if world > 1 and not self.use_cpu and not _has_accelerator():
-            # Several processes (torchrun / accelerate launch) and no accelerator: without use_cpu each process
-            # would silently train alone; with it accelerate joins them over gloo.
+        if not self.use_cpu and cpu_processes():
             logger.info("no accelerator: %d CPU processes train together (use_cpu=True, gloo)", world)
             self.use_cpu = True
         if self.bf16 is None:
@@ -188,6 +194,14 @@ def to_conversational(dataset: Dataset | None) -> Dataset | None:
     return dataset.map(lambda row: {"prompt": [{"role": "user", "content": row["prompt"]}]})
 
 
+def _resolve_args(args, output_dir, run_name, grpo_kwargs) -> GRPOConfig:
+    if args is None:
+        return build_grpo_config(output_dir, **{"run_name": run_name, **grpo_kwargs})
+    if grpo_kwargs:
+        raise TypeError(f"pass GRPO settings in args or as keywords, not both (got {sorted(grpo_kwargs)})")
+    return args
+
+
 def _enable_wandb(args: GRPOConfig, project: str, entity: str | None) -> None:
     # transformers' WandbCallback reads WANDB_PROJECT and WANDB_ENTITY, and names the run args.run_name.
     os.environ.setdefault("WANDB_PROJECT", project)
@@ -242,13 +256,7 @@ def create_ume_grpo_trainer(
 
     from ume_rl.reward import UmeReward
 
-    if args is None:
-        grpo_kwargs.setdefault("run_name", wandb_run_name)
-        args = build_grpo_config(output_dir, **grpo_kwargs)
-    elif grpo_kwargs:
-        raise TypeError(
-            f"pass GRPO settings either in args or as keywords, not both (got {sorted(grpo_kwargs)})"
-        )
+    args = _resolve_args(args, output_dir, wandb_run_name, grpo_kwargs)
     if enable_wandb_logging:
         _enable_wandb(args, wandb_project, wandb_entity)
 
@@ -310,6 +318,7 @@ def train_ume_grpo(
     wandb_run_name: str | None = None,
     callbacks: list | None = None,
     reward_mode: str | None = None,
+    extra_reward_funcs: list | None = None,
     args: GRPOConfig | None = None,
     **grpo_kwargs: Any,
 ) -> GRPOTrainer:
@@ -322,17 +331,12 @@ def train_ume_grpo(
         **grpo_kwargs: any ``GRPOConfig`` field; ``resume_from_checkpoint`` (a checkpoint path, or
             ``True``/``"last"`` for the newest one in ``output_dir``) resumes training.
 
-    The final model and tokenizer are saved to ``args.output_dir``. Returns the trained trainer.
+    Other arguments are those of :func:`create_ume_grpo_trainer`. The final model and tokenizer are saved to
+    ``args.output_dir``. Returns the trained trainer.
     """
     from ume_rl.models import load_ume
 
-    if args is None:
-        grpo_kwargs.setdefault("run_name", wandb_run_name)
-        args = build_grpo_config(output_dir, **grpo_kwargs)
-    elif grpo_kwargs:
-        raise TypeError(
-            f"pass GRPO settings either in args or as keywords, not both (got {sorted(grpo_kwargs)})"
-        )
+    args = _resolve_args(args, output_dir, wandb_run_name, grpo_kwargs)
     if isinstance(ume_model_path, str | Path):
         logger.info("loading UME %s on %s", ume_model_path, device or args.device)
         with outside_zero3():
@@ -352,6 +356,7 @@ def train_ume_grpo(
         wandb_entity=wandb_entity,
         callbacks=callbacks,
         reward_mode=reward_mode,
+        extra_reward_funcs=extra_reward_funcs,
         args=args,
     )
     if device is not None:
@@ -399,9 +404,8 @@ def warm_start(
         return {"prompt": prompt, "completion": [{"role": "assistant", "content": row["completion"]}]}
 
     pairs = dataset.map(conversation, remove_columns=dataset.column_names)
-    sft_kwargs.setdefault(
-        "bf16", not sft_kwargs.get("fp16", False) and bf16_supported(sft_kwargs.get("use_cpu", False))
-    )
+    sft_kwargs.setdefault("use_cpu", cpu_processes())
+    sft_kwargs.setdefault("bf16", not sft_kwargs.get("fp16", False) and bf16_supported(sft_kwargs["use_cpu"]))
     sft_kwargs.setdefault("report_to", "none")
     sft_kwargs.setdefault("save_strategy", "no")
     sft_kwargs.setdefault("logging_steps", 10)
