@@ -68,3 +68,12 @@ def test_notebook_is_thin_clean_and_parameterised(path):
     assert not re.search(r"^\s*(def|class)\s", source, re.M), "logic belongs in ume_rl, not in the notebook"
     assert "import ume_rl" in source or "from ume_rl" in source
     assert "!pip" not in source
+
+
+def test_every_public_name_resolves():
+    import ume_rl
+
+    for name in ume_rl.__all__:
+        assert getattr(ume_rl, name) is not None, name
+    with pytest.raises(AttributeError):
+        ume_rl.not_a_thing  # noqa: B018

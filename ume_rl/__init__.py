@@ -41,14 +41,22 @@ _EXPORTS: dict[str, str] = {
     "UMERewardFunction": "reward",
     "create_ume_reward_wrapper": "reward",
     "ComplexityReward": "complexity",
-    # probes
+    # probes and widgets (notebook 03)
     "make_variants": "probes",
     "make_probes": "probes",
+    "score_rows": "probes",
+    "scoring_panel": "widgets",
     # training and evaluation
+    "UmeGRPOConfig": "trainer",
+    "build_grpo_config": "trainer",
     "create_ume_grpo_trainer": "trainer",
     "train_ume_grpo": "trainer",
     "warm_start": "trainer",
+    "outside_zero3": "trainer",
     "evaluate_policy": "evaluation",
+    "generate_completions": "evaluation",
+    "summarize_completions": "evaluation",
+    "load_recipe": "cli",
 }
 
 __all__ = [*_EXPORTS, "plots"]
