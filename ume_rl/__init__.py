@@ -35,6 +35,7 @@ _EXPORTS: dict[str, str] = {
     "wrap": "tags",
     "extract_tagged_content": "tags",
     "extract_tagged_sequence": "tags",
+    "INVALID_REASONS": "tags",
     # scoring and rewards
     "UmeScorer": "scoring",
     "UmeReward": "reward",

@@ -3,7 +3,7 @@
 >>> from ume_rl.models import load_ume
 >>> reward = UmeReward(load_ume("tiny"))  # doctest: +SKIP
 >>> reward(["<smiles>CCO</smiles>", "no tag here"])  # doctest: +SKIP
-[-71.9..., -91.5...]
+[-64.6..., -91.5...]
 
 Data flows one way: completion (string, or chat messages) → tagged sequence (:mod:`ume_rl.tags`) →
 UME token ids → score (:class:`ume_rl.scoring.UmeScorer`, mean per-residue log-prob) → reward.
@@ -18,7 +18,7 @@ which is strictly above the penalty by ``margin / temperature``. The floor only 
 uniform on that sequence (an untrained UME scores about ``-ln(vocab_size)``, a trained one -1 to -4), so
 for real models the reward is exactly ``score / temperature``; floored completions are counted in
 :meth:`UmeReward.get_statistics`. With the defaults (vocabulary 1280, temperature 0.1, margin 1):
-floor reward -81.5, penalty -91.5. Upstream's -5.0 was above every masked reward of a real model.
+floor reward -81.5, penalty -91.5. Upstream's -5.0 sat above the valid rewards of a real UME (-10 to -40).
 
 Errors are never rewarded: an exception inside the scorer propagates to the caller.
 

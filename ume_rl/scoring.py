@@ -3,38 +3,46 @@
 The score of a sequence is the mean, over its residue tokens (every token the modality's UME tokenizer
 produces between CLS and EOS), of
 
-- ``mode="masked"``: log p(token_i | the sequence with token_i replaced by <mask>), the exact
+- ``mode="masked"`` (default): log p(token_i | the sequence with token_i replaced by <mask>), the exact
   pseudo-log-likelihood (one masked copy per residue);
 - ``mode="unmasked"``: log p(token_i | the whole unmasked sequence), the single-pass approximation.
 
 >>> from ume_rl.models import load_ume
 >>> scorer = UmeScorer(load_ume("tiny"), mode="masked")  # doctest: +SKIP
 >>> scorer.score(["CCO", "MKVL", "ACGT"], ["SMILES", "amino_acid", "nucleotide"])  # doctest: +SKIP
-[-7.1..., -7.2..., -7.1...]
+[-6.46..., -7.25..., -7.47...]
 
-How a call runs: every sequence is tokenized with its modality's tokenizer (no padding, no truncation);
-the work rows (one per sequence unmasked; one per residue masked) are sorted by length and packed into
-batches of at most ``token_budget`` tokens (rows x longest row); each batch is padded only to its own
-longest row; the encoder runs once per batch, the decoder head only at the scored positions (all residues
-unmasked, the one masked position per row masked), and the log-probs stay on the device until a single
-device-to-host copy at the end of the call, where per-sequence means are taken in float64 on the host.
+How a call runs: each sequence is tokenized by its modality's tokenizer (no padding, no truncation); the
+work rows (one per sequence unmasked, one per residue masked) are sorted by length and bucketed into
+batches of at most ``token_budget`` padded tokens with at most 25% padding; each batch is padded to its
+own longest row; the encoder runs once per batch (masked: the last layer only at the masked position)
+and the decoder head only at the scored positions; log-probs stay on the device until one device-to-host
+copy per call, and per-sequence means are taken in float64 on the host. ``torch.inference_mode``,
+optional bf16/fp16 autocast, one pinned non-blocking host-to-device copy per batch on CUDA.
 
-Layouts (lobster FlexBERT):
+Layouts (lobster FlexBERT), all exact:
 
-- padded (SDPA with a key-padding mask; CPU, or GPU without flash-attn): batches as above.
-- unpadded with flash-attn (CUDA): rows are concatenated without any pad token and ``cu_seqlens`` come
-  from the true lengths (upstream counted the padding as tokens).
-- unpadded without flash-attn: lobster's SDPA path attends across every sequence of a forward (measured
-  max |delta| 0.13), so the scorer runs a padded twin of the encoder that shares the very same weight
-  tensors (no copy; built lazily per device) and is exact.
-- padded with flash-attn (pads are attended): batches hold rows of one length only, so there is no pad.
+- padded SDPA (CPU, or GPU without flash-attn): key-padding mask; batches without padding run SDPA
+  without a mask (a twin module sharing the weights);
+- unpadded + flash-attn (CUDA): rows are concatenated with no pad token and ``cu_seqlens`` come from
+  the true lengths (upstream counted the padding as tokens);
+- unpadded without flash-attn: lobster's SDPA path attends across all sequences of a forward (measured
+  max |delta| 0.13), so the scorer runs a padded twin of the encoder sharing the same weight tensors;
+- padded + flash-attn (pads are attended): batches never mix lengths.
 
-A sequence's score does not depend on what else is in the call (batch invariance, within 1e-5 in fp32),
-and repeated calls give identical results. Sequences with more tokens than ``max_length`` (CLS and EOS
-included) are not truncated: their score is NaN, counted in ``stats["too_long"]`` and logged.
+A sequence's score does not depend on what else is in the call (within 1e-5 in fp32) and repeated calls
+are identical. A sequence with more tokens than ``max_length`` (CLS and EOS included) is not truncated:
+its score is NaN, counted in ``stats["too_long"]`` and logged (the reward marks it invalid, "too_long").
 
-Cost and agreement of the two modes (measured, see ``benchmarks/reward_throughput.py`` and the README):
-masked does one encoder row per residue, so it costs about mean-length times the unmasked compute.
+Why ``masked`` is the default: lobster trains UME with the MLM loss on masked positions only (labels are
+-100 elsewhere), so ``unmasked`` reads predictions at positions the model was never trained on; the
+masked pseudo-log-likelihood is what the model was trained to predict. Cost: one encoder row per residue,
+about mean-length times the compute (measured on this 2-core CPU: 300 dataset sequences on the tiny UME
+in 37.5 s masked vs 2.7 s unmasked; UME_mini, dataset length mix: 89x per completion, see
+``benchmarks/reward_throughput.py``).
+The two are not interchangeable: Spearman(masked, unmasked) was 0.42 on the tiny UME (300 sequences;
+0.76 / 0.37 / 0.77 within SMILES / protein / DNA) and 0.62 on untrained UME_mini (60 sequences; -0.33 /
+0.82 / 0.44). ``unmasked`` remains for quick CPU runs where throughput matters more than fidelity.
 """
 
 from __future__ import annotations
