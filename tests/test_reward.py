@@ -11,8 +11,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ume_rl.reward import UmeReward, UMERewardFunction, completion_text, create_ume_reward_wrapper
-from ume_rl.tags import INVALID_REASONS, MODALITIES, TAG_TO_MODALITY
+from ume_rl.reward import UmeReward, UMERewardFunction, create_ume_reward_wrapper
+from ume_rl.tags import INVALID_REASONS, MODALITIES, TAG_TO_MODALITY, completion_text
 
 VALID = ["<smiles>CCO</smiles>", "<protein>MKVLAAGGW</protein>", "<dna>ACGTACGTTTGA</dna>"]
 

@@ -23,7 +23,7 @@ the relative importance (0.5: complexity counts half as much as likelihood). Wit
 ``sum_then_normalize`` the weight must be on UmeReward's scale (score / temperature): pick it larger than the
 reward gap between a homopolymer and a reference in notebook 03.
 
-Completions are read exactly as ``UmeReward`` reads them (:func:`ume_rl.reward.completion_text`, then
+Completions are read exactly as ``UmeReward`` reads them (:func:`ume_rl.tags.completion_text`, then
 :func:`ume_rl.tags.extract_tagged_sequence`: the first tag pair wins, content validated for its modality). Invalid ones (no tag, empty, wrong modality, bad
 alphabet, unparsable SMILES) get ``penalty``; the default ``None`` makes TRL leave them out of this reward
 (it sums and averages only the rewards given), so validity stays UmeReward's job and is not penalised twice.
@@ -39,8 +39,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 
-from ume_rl.reward import completion_text
-from ume_rl.tags import MODALITIES, extract_tagged_sequence
+from ume_rl.tags import MODALITIES, completion_text, extract_tagged_sequence
 
 MEASURES: tuple[str, ...] = ("entropy", "kmer", "both")
 # Alphabet sizes for the entropy maximum. SMILES: the dozen characters that make up almost all of a

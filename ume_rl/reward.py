@@ -34,28 +34,11 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 from ume_rl.scoring import DEFAULT_MODE, UmeScorer
-from ume_rl.tags import INVALID_REASONS, MODALITIES, extract_tagged_sequence
+from ume_rl.tags import INVALID_REASONS, MODALITIES, completion_text, extract_tagged_sequence
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MARGIN = 1.0
-
-
-def completion_text(completion) -> str | None:
-    """The text of a completion in TRL's standard (string) or conversational (list of messages) format.
-
-    Conversational completions are joined over their assistant messages (all messages if none is marked as
-    the assistant's). Anything else gives ``None``.
-    """
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, dict):
-        completion = [completion]
-    if isinstance(completion, list | tuple):
-        messages = [m for m in completion if isinstance(m, dict) and isinstance(m.get("content"), str)]
-        assistant = [m for m in messages if m.get("role") == "assistant"] or messages
-        return "".join(m["content"] for m in assistant) if assistant else None
-    return None
 
 
 class UmeReward:

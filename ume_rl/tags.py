@@ -111,6 +111,23 @@ def iter_tagged(text: str):
             yield name, text[match.end() : starts[i]]
 
 
+def completion_text(completion) -> str | None:
+    """The text of a completion in TRL's standard (string) or conversational (list of messages) format.
+
+    Conversational completions are joined over their assistant messages (all messages if none is marked as
+    the assistant's). Anything else gives ``None``.
+    """
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, dict):
+        completion = [completion]
+    if isinstance(completion, list | tuple):
+        messages = [m for m in completion if isinstance(m, dict) and isinstance(m.get("content"), str)]
+        assistant = [m for m in messages if m.get("role") == "assistant"] or messages
+        return "".join(m["content"] for m in assistant) if assistant else None
+    return None
+
+
 def extract_tagged_content(text: str) -> tuple[str | None, str | None]:
     """lobster-compatible: ``(tag_type, content)`` of the first tag pair with non-empty content.
 
