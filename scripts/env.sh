@@ -23,6 +23,7 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   echo "$WANT" > "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"
-# Offline by default: the tiny profile needs no hub; a full run unsets these itself.
+# wandb comes with lbster; keep it off unless the caller set WANDB_MODE (e.g. WANDB_MODE=online for a
+# full run that passes report_to="wandb").
 export WANDB_MODE="${WANDB_MODE:-disabled}"
 export TOKENIZERS_PARALLELISM="${TOKENIZERS_PARALLELISM:-false}"

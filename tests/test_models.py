@@ -104,7 +104,13 @@ def test_tiny_ume_uses_lobster_tokenizers(tiny_ume):
 
 
 def test_unloadable_ume_names_the_fix(tmp_path):
-    with pytest.raises(FileNotFoundError, match="UME_RL_UME_CHECKPOINT"):
+    with pytest.raises(FileNotFoundError, match="does not exist.*UME_RL_UME_CHECKPOINT"):
         load_ume(tmp_path / "nope.ckpt", device="cpu")
+    with pytest.raises(FileNotFoundError, match="is not a file"):
+        load_ume(tmp_path, device="cpu")
+    with pytest.raises(RuntimeError, match="flash_attn"):
+        load_ume("tiny", device="cpu", use_flash_attn=True)
+    with pytest.raises(ValueError, match="unpadded"):
+        build_tiny_ume(layout="padded", use_flash_attn=True)
     with pytest.raises(RuntimeError, match="UME_RL_PROFILE=tiny"):
         load_ume("ume-mini-base-12M", device="cpu")

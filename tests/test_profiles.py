@@ -47,6 +47,13 @@ def test_full_profile_without_cached_qwen_names_the_fix(monkeypatch, tmp_path):
         get_profile("full").policy_path()
 
 
+def test_full_profile_download_offline_names_the_fix(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty_cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(RuntimeError, match="UME_RL_PROFILE=tiny"):
+        get_profile("full").policy_path(download=True)
+
+
 def test_full_profile_with_missing_checkpoint_names_the_fix(monkeypatch, tmp_path):
     monkeypatch.setenv("UME_RL_UME_CHECKPOINT", str(tmp_path / "missing.ckpt"))
     with pytest.raises(FileNotFoundError, match="UME_RL_PROFILE=tiny"):

@@ -22,7 +22,7 @@ import random
 from pathlib import Path
 
 from datasets import Dataset, DatasetDict, load_from_disk
-from rdkit import Chem, RDLogger
+from rdkit import Chem, rdBase
 from tqdm.auto import tqdm
 
 from ume_rl.tags import MODALITIES, MODALITY_TO_TAG, wrap
@@ -79,9 +79,9 @@ def _random_smiles_candidate(rng: random.Random) -> str:
 
 def random_smiles(rng: random.Random, min_len: int = 10, max_len: int = 50, max_tries: int = 1000) -> str:
     """A canonical SMILES that RDKit parses, with ``min_len <= len <= max_len``."""
-    RDLogger.DisableLog("rdApp.*")
     for _ in range(max_tries):
-        mol = Chem.MolFromSmiles(_random_smiles_candidate(rng))
+        with rdBase.BlockLogs():  # rejected candidates are expected; keep RDKit quiet only here
+            mol = Chem.MolFromSmiles(_random_smiles_candidate(rng))
         if mol is None:
             continue
         smiles = Chem.MolToSmiles(mol)

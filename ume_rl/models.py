@@ -192,31 +192,33 @@ def _register_tiny_arch() -> None:
     FLEXBERT_CONFIG_ARGS.setdefault(TINY_UME_ARCH, dict(TINY_UME_CONFIG))
 
 
-def build_tiny_ume(seed: int = 0, layout: str = "padded", max_length: int = TINY_UME_MAX_LENGTH):
+def build_tiny_ume(
+    seed: int = 0, layout: str = "padded", max_length: int = TINY_UME_MAX_LENGTH, use_flash_attn: bool = False
+):
     """An untrained UME with a tiny FlexBERT and lobster's real tokenizers, seeded.
+
+    The weights depend on ``seed`` alone: the same seed gives the same tensors in either layout.
 
     Args:
         seed: weights are a function of the seed alone.
-        layout: ``"padded"`` (SDPA over a padded batch; CPU) or ``"unpadded"`` (the layout of
-            flash-attn-trained checkpoints; without flash-attn it runs through SDPA, one sequence at a time
-            for exact results).
+        layout: ``"padded"`` (SDPA over a padded batch; CPU, or GPU without flash-attn) or ``"unpadded"``
+            (the layout of flash-attn-trained checkpoints).
         max_length: UME's maximum tokenized length, special tokens included.
+        use_flash_attn: only with ``layout="unpadded"``: run attention through flash-attn (CUDA). Without it
+            lobster's unpadded layout runs through SDPA and mixes sequences that share a forward.
     """
     from lobster.model import UME
 
     if layout not in ("padded", "unpadded"):
         raise ValueError(f"layout must be 'padded' or 'unpadded', got {layout!r}")
+    if use_flash_attn and layout != "unpadded":
+        raise ValueError("flash-attn needs the unpadded layout: pass layout='unpadded'")
     _register_tiny_arch()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         # Any ckpt_path makes lobster build the unpadded layout; nothing is read from it.
         kwargs = {"ckpt_path": "unpadded-layout"} if layout == "unpadded" else {}
-        ume = UME(
-            model_name=TINY_UME_ARCH, max_length=max_length, use_flash_attn=flash_attn_available(), **kwargs
-        )
-        if layout == "padded" and ume.model.config.padding != "padded":
-            ume = UME(model_name=TINY_UME_ARCH, max_length=max_length, use_flash_attn=False)
-    return ume
+        return UME(model_name=TINY_UME_ARCH, max_length=max_length, use_flash_attn=use_flash_attn, **kwargs)
 
 
 def load_ume(
@@ -232,12 +234,13 @@ def load_ume(
             ``ume-medium-base-480M``, ``ume-large-base-740M``, via ``UME.from_pretrained``); or a local
             ``.ckpt`` file (via ``UME.load_from_checkpoint``).
         device: default ``cuda`` when available, else ``cpu``.
-        use_flash_attn: default: only when CUDA and the ``flash_attn`` package are both present. Without
-            it, lobster uses the padded SDPA layout.
+        use_flash_attn: default (None): when ``device`` is CUDA and the ``flash_attn`` package is importable.
+            ``True`` without both is an error, not a silent fallback. Without flash-attn, lobster uses the
+            padded SDPA layout (the tiny stand-in too; with flash-attn it is built in the unpadded layout).
         seed: seed of the ``"tiny"`` stand-in.
 
     Raises:
-        FileNotFoundError: a ``.ckpt`` path that does not exist.
+        FileNotFoundError: a ``.ckpt`` path that does not exist or is not a file.
         RuntimeError: a registry name that cannot be fetched (offline, no credentials); names the fix.
     """
     from lobster.model import UME
@@ -247,14 +250,21 @@ def load_ume(
         if device is not None
         else torch.device("cuda" if torch.cuda.is_available() else "cpu")
     )
-    flash = flash_attn_available() if use_flash_attn is None else use_flash_attn
+    if use_flash_attn and not (device.type == "cuda" and flash_attn_available()):
+        raise RuntimeError(
+            f"use_flash_attn=True needs a CUDA device and the flash_attn package (device {device}). "
+            "Fix: install flash-attn on the GPU machine, or pass use_flash_attn=None (use it when available)."
+        )
+    flash = (device.type == "cuda" and flash_attn_available()) if use_flash_attn is None else use_flash_attn
     name = str(name_or_path)
+    path = Path(name).expanduser()
     if name == "tiny":
-        ume = build_tiny_ume(seed=seed)
-    elif name.endswith(".ckpt") or Path(name).exists():
-        if not Path(name).is_file():
+        ume = build_tiny_ume(seed=seed, layout="unpadded" if flash else "padded", use_flash_attn=flash)
+    elif name.endswith(".ckpt") or path.exists():
+        if not path.is_file():
+            problem = "is not a file" if path.exists() else "does not exist"
             raise FileNotFoundError(
-                f"UME checkpoint {name} does not exist. Fix: pass the path of a UME .ckpt file "
+                f"UME checkpoint {name} {problem}. Fix: pass the path of a UME .ckpt file "
                 "(UME_RL_UME_CHECKPOINT=/path/to/model.ckpt), a registry name, or use UME_RL_PROFILE=tiny."
             )
         ume = UME.load_from_checkpoint(name, device=device.type, use_flash_attn=flash)

@@ -70,16 +70,21 @@ class Profile:
     runs: Path = field(metadata={"help": "Output directory for this profile."})
     seed: int = field(default=0, metadata={"help": "Seed for the tiny stand-ins."})
 
-    def policy_path(self) -> Path:
-        """Local path of the policy model: built once for ``tiny``, found in the HF cache for ``full``."""
-        from ume_rl.models import build_tiny_qwen, find_qwen_in_cache
+    def policy_path(self, download: bool = False) -> Path:
+        """Local path of the policy model.
+
+        ``tiny``: built once under ``runs/models``. ``full``: the newest snapshot of ``qwen`` in the Hugging Face
+        cache; with ``download=True`` it is fetched first (a no-op when cached), else a missing model is an
+        error that names the fix.
+        """
+        from ume_rl.models import build_tiny_qwen, download_qwen, find_qwen_in_cache
 
         if self.name == "tiny":
             out = self.runs / "models" / f"tiny-qwen-seed{self.seed}"
             if not (out / "config.json").is_file():
                 build_tiny_qwen(out, seed=self.seed)
             return out
-        return find_qwen_in_cache(repo_id=self.qwen)
+        return download_qwen(self.qwen) if download else find_qwen_in_cache(repo_id=self.qwen)
 
     def load_ume(self, device: str | torch.device | None = None):
         """The reward model for this profile, frozen, in eval mode, on ``device``."""
