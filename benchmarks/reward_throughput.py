@@ -15,12 +15,16 @@ Rows (completions/s and tokens/s; tokens = true tokens of the scored sequences, 
   model: per-modality groups inside chunks of 8, padding to ``max_length``, one unmasked forward, decoder
   on every position, mean over non-pad tokens (specials included).
 - ``naive masked loop``: one forward per (sequence, position), batch of one, decoder on every position.
-- ``bare forward``: the encoder alone over exactly the batches ``ume_rl unmasked`` packs.
+- ``bare forward``: the encoder alone over exactly the batches ``ume_rl unmasked`` packs
+  (:meth:`ume_rl.scoring.UmeScorer.encoder_only`, inputs prepared beforehand).
 
 Masked rows cost about mean-length times more, so they run on the first ``--masked-n`` completions
-(stratified) and are compared per completion. The methods run round-robin ``--repeats`` times and the
-best time of each is kept (the machine may be shared). Prints a markdown table and the ratios; writes
-JSON (default ``benchmarks/results/reward_throughput_<device>.json``).
+(stratified) and are compared per completion. The methods run round-robin for ``--rounds`` rounds; each
+ratio is computed within a round (same load for both methods on a shared machine) and the median of the
+per-round ratios is reported (the per-round ratios are printed and saved too); the table shows each
+method's median time. Prints a markdown table and the ratios; writes JSON (default
+``benchmarks/results/reward_throughput_<device>.json``; use ``--out`` for small trial runs, e.g.
+``--n 16 --masked-n 3 --rounds 1 --out /tmp/rt.json``).
 """
 
 from __future__ import annotations
@@ -38,7 +42,6 @@ import torch
 
 from ume_rl.data import LENGTH_RANGES, random_sequence
 from ume_rl.reward import UmeReward
-from ume_rl.scoring import UmeScorer
 from ume_rl.tags import MODALITIES, wrap
 
 TARGETS = {"unmasked_vs_upstream": 4.0, "unmasked_over_bare_wall": 1.25, "masked_vs_naive": 3.0}
@@ -140,33 +143,6 @@ def naive_masked(ume, sequences: list[str], modalities: list[str], dtype) -> lis
     return scores
 
 
-def bare_forward_fn(scorer: UmeScorer, token_ids: list[list[int]], device: str):
-    """The encoder alone over the batches the unmasked scorer packs (inputs prepared beforehand)."""
-    layout = scorer._layout()
-    row_seq, row_pos = scorer._rows(token_ids)
-    lengths = [len(token_ids[i]) for i in row_seq]
-    from ume_rl.scoring import _HOST_ONLY, plan_batches, to_device
-
-    prepared = []
-    for batch in plan_batches(lengths, scorer._budget(torch.device(device))):
-        host = scorer._batch_arrays(token_ids, row_seq[batch], row_pos[batch], layout)
-        dev = to_device({k: v for k, v in host.items() if k not in _HOST_ONLY}, torch.device(device))
-        encoder = scorer._encoder(layout, host["min_len"] < host["max_seqlen"])
-        prepared.append((encoder, dev, host["max_seqlen"]))
-    autocast = (
-        torch.autocast(device, dtype=scorer.dtype) if scorer.dtype else torch.autocast(device, enabled=False)
-    )
-
-    @torch.inference_mode()
-    def run():
-        with autocast:
-            return [
-                scorer._hidden(encoder, layout, dev, width, head=False) for encoder, dev, width in prepared
-            ]
-
-    return run
-
-
 def spearman(a, b) -> float:
     ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
     return float(np.corrcoef(ra, rb)[0, 1])
@@ -179,7 +155,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--n", type=int, default=256, help="completions in the fixed set")
     parser.add_argument("--masked-n", type=int, default=12, help="completions for the two masked rows")
     parser.add_argument(
-        "--repeats", type=int, default=3, help="round-robin rounds; the best time is reported"
+        "--rounds",
+        "--repeats",
+        dest="rounds",
+        type=int,
+        default=3,
+        help="round-robin rounds; ratios are per round, the median is reported",
     )
     parser.add_argument("--token-budget", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
@@ -218,7 +199,7 @@ def main(argv=None) -> dict:
         upstream_fn = lambda: upstream_recipe(ume, completions, dtype)  # noqa: E731
     methods = {
         "ume_rl unmasked": (lambda: unmasked(completions), args.n, n_tok),
-        "bare forward": (bare_forward_fn(unmasked.scorer, token_ids, args.device), args.n, n_tok),
+        "bare forward": (unmasked.scorer.encoder_only(token_ids), args.n, n_tok),
         upstream_name: (upstream_fn, args.n, n_tok),
         "ume_rl masked": (lambda: masked(completions[sub]), args.masked_n, n_tok_sub),
         "naive masked loop": (
@@ -230,38 +211,38 @@ def main(argv=None) -> dict:
     print(
         f"UME_mini, layout {layout}, device {args.device}, dtype {args.dtype}, {args.n} completions, {n_tok} tokens"
     )
-    # Round-robin repeats, best time per method: robust to load that drifts on a shared machine.
+    # Round-robin rounds; ratios within each round (both methods under the same load on a shared machine).
     times: dict[str, list[float]] = {name: [] for name in methods}
     outputs = {}
-    for round_ in range(args.repeats):
+    for round_ in range(args.rounds):
         for name, (fn, _, _) in methods.items():
             seconds, outputs[name] = timed(fn, args.device)
             times[name].append(seconds)
             print(f"  round {round_ + 1}: {name}: {seconds:.2f} s", flush=True)
     results = {}
     for name, (_, n, n_tokens) in methods.items():
-        best = min(times[name])
+        median = float(np.median(times[name]))
         results[name] = {
-            "seconds": best,
+            "seconds": median,
             "seconds_all": times[name],
             "completions": n,
             "tokens": n_tokens,
-            "completions_per_s": n / best,
-            "tokens_per_s": n_tokens / best,
+            "completions_per_s": n / median,
+            "tokens_per_s": n_tokens / median,
         }
 
     masked_scores = np.array(outputs["ume_rl masked"]) * masked.temperature
     naive_scores = np.array(outputs["naive masked loop"])
     unmasked_sub = np.array(outputs["ume_rl unmasked"][sub]) * unmasked.temperature
-    ratios = {
-        "unmasked_vs_upstream": results["ume_rl unmasked"]["completions_per_s"]
-        / results[upstream_name]["completions_per_s"],
-        "unmasked_over_bare_wall": results["ume_rl unmasked"]["seconds"] / results["bare forward"]["seconds"],
-        "masked_vs_naive": results["ume_rl masked"]["completions_per_s"]
-        / results["naive masked loop"]["completions_per_s"],
-        "unmasked_vs_masked": results["ume_rl unmasked"]["completions_per_s"]
-        / results["ume_rl masked"]["completions_per_s"],
+    # Per completion: a/b speed = (seconds_b / n_b) / (seconds_a / n_a), within each round.
+    per_completion = {name: np.array(times[name]) / n for name, (_, n, _) in methods.items()}
+    ratios_per_round = {
+        "unmasked_vs_upstream": per_completion[upstream_name] / per_completion["ume_rl unmasked"],
+        "unmasked_over_bare_wall": np.array(times["ume_rl unmasked"]) / np.array(times["bare forward"]),
+        "masked_vs_naive": per_completion["naive masked loop"] / per_completion["ume_rl masked"],
+        "unmasked_vs_masked": per_completion["ume_rl masked"] / per_completion["ume_rl unmasked"],
     }
+    ratios = {key: float(np.median(values)) for key, values in ratios_per_round.items()}
     checks = {
         "masked_max_abs_diff_vs_naive": float(np.abs(masked_scores - naive_scores).max()),
         "spearman_masked_vs_unmasked": spearman(masked_scores, unmasked_sub),
@@ -278,7 +259,8 @@ def main(argv=None) -> dict:
         ok = (
             "" if target is None else (" (target <= %.2f)" if "over" in key else " (target >= %.1f)") % target
         )
-        print(f"{key}: {value:.2f}{ok}")
+        rounds = ", ".join(f"{v:.2f}" for v in ratios_per_round[key])
+        print(f"{key}: {value:.2f} (median of rounds: {rounds}){ok}")
     for key, value in checks.items():
         print(f"{key}: {value}")
 
@@ -294,10 +276,11 @@ def main(argv=None) -> dict:
         "length_ranges": LENGTH_RANGES,
         "n": args.n,
         "masked_n": args.masked_n,
-        "repeats": args.repeats,
+        "rounds": args.rounds,
         "torch": torch.__version__,
         "results": results,
         "ratios": ratios,
+        "ratios_per_round": {key: values.tolist() for key, values in ratios_per_round.items()},
         "targets": TARGETS,
         "checks": checks,
     }

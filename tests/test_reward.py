@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import pickle
 
@@ -62,6 +63,8 @@ def test_standard_and_conversational_formats_agree(reward):
         ("<dna>" + "A" * 511 + "</dna>", "too_long"),  # 513 tokens with CLS and EOS; tiny UME max_length 512
         ("<dna>" + "A" * 10**6 + "</dna>", "too_long"),  # rejected before tokenizing
         ("<smiles>CCO</smiles>", "wrong_modality"),  # the row asks for a protein
+        ("<smiles>[Og]</smiles>", "unknown_token"),  # RDKit parses it; UME tokenizes it to <unk>
+        ("<smiles>c1ccccc1[Fe@@H3]</smiles>", "unknown_token"),
     ],
 )
 def test_every_invalid_kind_gets_the_penalty(reward, completion, reason):
@@ -105,6 +108,12 @@ def test_invalid_never_outscores_valid_for_an_adversarial_ume(tiny_ume):
     with torch.no_grad():
         ume.model.decoder[1].bias[ume.model.mask_token_id] = 1e4  # every position predicts <mask>
     reward = UmeReward(ume, mode="unmasked")
+    logged = {}
+    reward([*VALID, "no tag"], log_metric=logged.__setitem__)
+    # the logged per-modality mean is of the rewards actually given (floored), not score / temperature
+    assert logged["ume_reward/SMILES/mean_reward"] == pytest.approx(reward.score_floor / 0.1)
+    assert logged["ume_reward/SMILES/mean_score"] < -1000
+    reward.reset_statistics()
     rows = reward.details([*VALID, "no tag"])
     assert all(r["score"] < -1000 for r in rows[:3])  # the raw score is not bounded below ...
     assert all(r["floored"] for r in rows[:3])
@@ -161,10 +170,24 @@ def test_trl_callable_contract_and_pickle(reward):
         UmeReward(reward.scorer.ume, temperature=0)
 
 
-def test_lobster_compatible_entry_points(tiny_ume):
-    legacy = UMERewardFunction(
-        tiny_ume, temperature=0.5, batch_size=8, enable_wandb_logging=True, mode="unmasked"
-    )
+def test_penalty_at_or_above_the_lowest_valid_reward_warns(tiny_ume, caplog):
+    with caplog.at_level(logging.WARNING, logger="ume_rl.reward"):
+        UmeReward(tiny_ume, mode="unmasked", penalty=-500.0)  # below the floor reward -81.5: fine
+        assert not caplog.records
+        upstream = UMERewardFunction(tiny_ume, penalty_for_invalid=-5.0, mode="unmasked")  # upstream's value
+    assert upstream.penalty == -5.0
+    (record,) = caplog.records
+    message = record.getMessage()
+    assert record.levelno == logging.WARNING
+    assert "outscore" in message and "penalty=None" in message and "-91.5" in message
+
+
+def test_lobster_compatible_entry_points(tiny_ume, caplog):
+    with caplog.at_level(logging.WARNING, logger="ume_rl.reward"):
+        legacy = UMERewardFunction(
+            tiny_ume, temperature=0.5, batch_size=8, enable_wandb_logging=True, mode="unmasked"
+        )
+    assert any("report_to" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
     assert legacy.penalty_for_invalid == pytest.approx((-math.log(1280) - 2.0) / 0.5)
     out = legacy(VALID + ["none"])
     assert out[3] == legacy.penalty_for_invalid < min(out[:3])
@@ -230,6 +253,6 @@ def test_grpo_trainer_step_with_tiny_qwen(tiny_ume, tiny_qwen_path, tmp_path):
     trainer.train()
     logs = {k: v for entry in trainer.state.log_history for k, v in entry.items()}
     assert "rewards/ume_reward/mean" in logs
-    assert logs["rewards/ume_reward/mean"] >= reward.penalty
+    assert logs["rewards/ume_reward/mean"] == pytest.approx(reward.get_statistics()["mean"], abs=1e-4)
     assert "ume_reward/valid_fraction" in logs  # logged through TRL's log_metric
     assert reward.get_statistics()["completions"] == 4

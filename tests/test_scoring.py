@@ -53,7 +53,8 @@ def naive_scores(ume, sequences, modalities, masked: bool) -> list[float]:
 
 @pytest.fixture(scope="module")
 def ume(tiny_ume):
-    """The tiny UME (padded layout on CPU; on CUDA with flash-attn, the unpadded varlen layout)."""
+    """The tiny UME as ``load_ume("tiny")`` gives it: the unpadded varlen layout exactly when flash-attn is
+    used (CUDA and flash_attn importable), else padded (same weights either way, as ``build_tiny_ume``)."""
     if DEVICE == "cpu":
         return tiny_ume
     from ume_rl.models import load_ume
@@ -146,6 +147,27 @@ def test_too_long_is_nan_and_counted(ume):
     )
     assert math.isfinite(scores[0]) and math.isnan(scores[1]) and math.isfinite(scores[2])
     assert scorer.stats["too_long"] == 1
+
+
+def test_unknown_tokens_are_nan_and_counted(ume):
+    """RDKit accepts [Og] and [Fe@@H3]; UME's SMILES tokenizer maps them to <unk>, which is not a residue."""
+    scorer = UmeScorer(ume, mode="unmasked", dtype=DTYPE)
+    sequences = ["[Og]", "c1ccccc1[Fe@@H3]", "CCO"]
+    ids = scorer.encode(sequences, ["SMILES"] * 3)
+    assert [scorer.unk_token_id in t for t in ids] == [True, True, False]
+    scores = scorer.score(sequences, ["SMILES"] * 3)
+    assert math.isnan(scores[0]) and math.isnan(scores[1]) and math.isfinite(scores[2])
+    assert scorer.stats["unknown_token"] == 2 and scorer.stats["too_long"] == 0
+
+
+def test_encoder_only_runs_the_packed_batches(ume):
+    scorer = UmeScorer(ume, mode="unmasked", dtype=DTYPE, token_budget=64)
+    ids = scorer.encode(SEQS, MODS)
+    outputs = scorer.encoder_only(ids)()
+    scorer.score_ids(ids)
+    assert len(outputs) == scorer.stats["forwards"] > 1
+    hidden = ume.model.config.hidden_size
+    assert sum(o.reshape(-1, hidden).shape[0] for o in outputs) >= sum(len(t) for t in ids)
 
 
 def test_inputs_are_checked(ume):

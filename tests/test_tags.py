@@ -13,6 +13,7 @@ from ume_rl.tags import (
     extract_tagged_content,
     extract_tagged_sequence,
     normalize_modality,
+    read_completions,
     wrap,
 )
 
@@ -67,7 +68,21 @@ def test_too_long_by_characters_and_expected_modality_forms():
         "bad_alphabet",
         "unparsable_smiles",
         "too_long",
+        "unknown_token",
     }
+
+
+def test_read_completions_formats_and_modality_forms():
+    texts = ["<smiles>CCO</smiles>", [{"role": "assistant", "content": "<dna>ACGT</dna>"}], None]
+    assert [t.reason for t in read_completions(texts)] == [None, None, "no_tag"]
+    # One modality string applies to every completion; it is never split into characters.
+    assert [t.reason for t in read_completions(texts, "SMILES")] == [None, "wrong_modality", "no_tag"]
+    per_row = read_completions(texts, ["SMILES", "nucleotide", None])
+    assert [t.reason for t in per_row] == [None, None, "no_tag"]
+    assert per_row[1] == ("nucleotide", "ACGT", None)
+    assert read_completions(["<dna>" + "A" * 9 + "</dna>"], max_chars=8)[0].reason == "too_long"
+    with pytest.raises(ValueError, match="3 completions but 2"):
+        read_completions(texts, ["SMILES", "SMILES"])
     for expected in ("nucleotide", "dna", "DNA"):
         assert extract_tagged_sequence("<dna>ACGT</dna>", expected_modality=expected).reason is None
     with pytest.raises(ValueError, match="Unknown modality"):

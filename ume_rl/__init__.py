@@ -36,6 +36,7 @@ _EXPORTS: dict[str, str] = {
     "extract_tagged_content": "tags",
     "extract_tagged_sequence": "tags",
     "INVALID_REASONS": "tags",
+    "read_completions": "tags",
     # scoring and rewards
     "UmeScorer": "scoring",
     "UmeReward": "reward",

@@ -23,10 +23,12 @@ the relative importance (0.5: complexity counts half as much as likelihood). Wit
 ``sum_then_normalize`` the weight must be on UmeReward's scale (score / temperature): pick it larger than the
 reward gap between a homopolymer and a reference in notebook 03.
 
-Completions are read exactly as ``UmeReward`` reads them (:func:`ume_rl.tags.completion_text`, then
-:func:`ume_rl.tags.extract_tagged_sequence`: the first tag pair wins, content validated for its modality). Invalid ones (no tag, empty, wrong modality, bad
-alphabet, unparsable SMILES) get ``penalty``; the default ``None`` makes TRL leave them out of this reward
-(it sums and averages only the rewards given), so validity stays UmeReward's job and is not penalised twice.
+Completions are read exactly as ``UmeReward`` reads them (:func:`ume_rl.tags.read_completions`: TRL's
+standard or conversational format, the ``modality`` column, the first tag pair wins, content validated for
+its modality, content over ``max_chars`` rejected before parsing). Invalid ones (no tag, empty, wrong
+modality, bad alphabet, unparsable SMILES, too long) get ``penalty``; the default ``None`` makes TRL leave
+them out of this reward (it sums and averages only the rewards given), so validity stays UmeReward's job and
+is not penalised twice.
 
 >>> reward = ComplexityReward()
 >>> reward(["<dna>AAAAAAAAAAAAAAAAAAAA</dna>", "<dna>ACGTTGCAAGCTTACGGATC</dna>", "no tag"])
@@ -39,7 +41,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 
-from ume_rl.tags import MODALITIES, completion_text, extract_tagged_sequence
+from ume_rl.tags import DEFAULT_MAX_CHARS, MODALITIES, read_completions
 
 MEASURES: tuple[str, ...] = ("entropy", "kmer", "both")
 # Alphabet sizes for the entropy maximum. SMILES: the dozen characters that make up almost all of a
@@ -86,33 +88,35 @@ class ComplexityReward:
         measure: ``"entropy"``, ``"kmer"`` or ``"both"`` (their mean).
         penalty: reward for an invalid completion (see the module docstring); ``None`` (default) means
             "not scored": TRL leaves it out of this reward's sum and mean.
+        max_chars: longer tagged content is invalid (``too_long``) before any parsing (default: what can fit
+            UME, :data:`ume_rl.tags.DEFAULT_MAX_CHARS`).
 
     Call it as ``reward(completions, **kwargs) -> list[float | None]``; completions are strings or chat
-    messages; a ``modality`` kwarg (the dataset column TRL forwards) makes a tag of another modality invalid.
+    messages; a ``modality`` kwarg (the dataset column TRL forwards, or one modality for all) makes a tag of
+    another modality invalid.
 
     >>> ComplexityReward(measure="kmer")([[{"role": "assistant", "content": "<protein>ACACACACAC</protein>"}]])
     [0.25]
     """
 
-    def __init__(self, measure: str = "both", penalty: float | None = None):
+    def __init__(
+        self, measure: str = "both", penalty: float | None = None, max_chars: int = DEFAULT_MAX_CHARS
+    ):
         if measure not in MEASURES:
             raise ValueError(f"unknown measure {measure!r}; choose from {MEASURES}")
         self.measure = measure
         self.penalty = penalty
+        self.max_chars = max_chars
         self.__name__ = "complexity_reward"
 
     def __repr__(self) -> str:
-        return f"ComplexityReward(measure={self.measure!r}, penalty={self.penalty!r})"
+        return f"ComplexityReward(measure={self.measure!r}, penalty={self.penalty!r}, max_chars={self.max_chars!r})"
 
-    def _one(self, completion, expected) -> float | None:
-        tagged = extract_tagged_sequence(completion_text(completion), expected_modality=expected)
-        if tagged.reason is not None:
-            return self.penalty
-        return sequence_complexity(tagged.sequence, tagged.modality, self.measure)
-
-    def __call__(
-        self, completions: Sequence, modality: Sequence[str] | None = None, **kwargs
-    ) -> list[float | None]:
+    def __call__(self, completions: Sequence, modality=None, **kwargs) -> list[float | None]:
         """One reward per completion (``prompts``, ``completion_ids`` and other columns are ignored)."""
-        expected = list(modality) if modality is not None else [None] * len(completions)
-        return [self._one(c, m) for c, m in zip(completions, expected, strict=True)]
+        return [
+            self.penalty
+            if t.reason is not None
+            else sequence_complexity(t.sequence, t.modality, self.measure)
+            for t in read_completions(completions, modality, max_chars=self.max_chars)
+        ]

@@ -9,7 +9,8 @@ Data flows one way: completion (string, or chat messages) → tagged sequence (:
 UME token ids → score (:class:`ume_rl.scoring.UmeScorer`, mean per-residue log-prob) → reward.
 
 - valid: ``reward = max(score, score_floor) / temperature``;
-- invalid (no tag, wrong modality, empty, bad alphabet, unparsable SMILES, too long): ``penalty``.
+- invalid (no tag, wrong modality, empty, bad alphabet, unparsable SMILES, too long, or a token UME's
+  tokenizer maps to ``<unk>``, e.g. RDKit-valid ``[Og]``: unk is not a residue to score): ``penalty``.
 
 Why invalid never outscores valid, for any UME: ``score_floor`` defaults to ``-ln(vocab_size) - margin``
 (the mean log-prob of a uniform model over UME's vocabulary, minus ``margin`` nats) and the default penalty
@@ -17,7 +18,8 @@ is ``(score_floor - margin) / temperature``. A valid reward is at least ``score_
 which is strictly above the penalty by ``margin / temperature``. The floor only binds for a UME worse than
 uniform on that sequence (an untrained UME scores about ``-ln(vocab_size)``, a trained one -1 to -4), so
 for real models the reward is exactly ``score / temperature``; floored completions are counted in
-:meth:`UmeReward.get_statistics`. With the defaults (vocabulary 1280, temperature 0.1, margin 1):
+:meth:`UmeReward.get_statistics`. An explicit ``penalty`` at or above ``score_floor / temperature`` (e.g.
+upstream's -5.0) brings the bug back, so it is logged as a warning. With the defaults (vocabulary 1280, temperature 0.1, margin 1):
 floor reward -81.5, penalty -91.5. Upstream's -5.0 sat above the valid rewards of a real UME (-10 to -40).
 
 Errors are never rewarded: an exception inside the scorer propagates to the caller.
@@ -34,7 +36,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 from ume_rl.scoring import DEFAULT_MODE, UmeScorer
-from ume_rl.tags import INVALID_REASONS, MODALITIES, completion_text, extract_tagged_sequence
+from ume_rl.tags import INVALID_REASONS, MODALITIES, read_completions
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +94,15 @@ class UmeReward:
                 raise ValueError("score_floor=-inf disables flooring: pass an explicit penalty")
             penalty = (self.score_floor - margin) / self.temperature
         self.penalty = float(penalty)
+        lowest_valid = self.score_floor / self.temperature
+        if self.penalty >= lowest_valid:
+            logger.warning(
+                "penalty %.4g >= the lowest valid reward %.4g (score_floor / temperature): an invalid"
+                " completion can outscore a valid one (the upstream bug). Use penalty=None for the safe default %.4g.",
+                self.penalty,
+                lowest_valid,
+                (self.score_floor - margin) / self.temperature,
+            )
         # Longest content worth parsing: no residue token is longer than 9 characters ('[195Pt+2]').
         self._max_chars = self.scorer.max_length * max(
             len(token)
@@ -121,15 +132,7 @@ class UmeReward:
 
         ``modality`` is ``None``, one modality for all completions, or one per completion.
         """
-        completions = list(completions)
-        n = len(completions)
-        expected = [modality] * n if modality is None or isinstance(modality, str) else list(modality)
-        if len(expected) != n:
-            raise ValueError(f"{n} completions but {len(expected)} modalities")
-        parsed = [
-            extract_tagged_sequence(completion_text(c), e, max_chars=self._max_chars)
-            for c, e in zip(completions, expected, strict=True)
-        ]
+        parsed = read_completions(completions, modality, max_chars=self._max_chars)
         rows = [
             {
                 "modality": p.modality,
@@ -146,9 +149,14 @@ class UmeReward:
             ids = self.scorer.encode(
                 [rows[i]["sequence"] for i in valid], [rows[i]["modality"] for i in valid]
             )
-            fits = [k for k, tokens in enumerate(ids) if len(tokens) <= self.scorer.max_length]
-            for k in sorted(set(range(len(valid))) - set(fits)):
-                rows[valid[k]].update(reason="too_long", sequence=None)
+            fits = []
+            for k, tokens in enumerate(ids):
+                if len(tokens) > self.scorer.max_length:
+                    rows[valid[k]].update(reason="too_long", sequence=None)
+                elif self.scorer.unk_token_id in tokens:
+                    rows[valid[k]].update(reason="unknown_token", sequence=None)
+                else:
+                    fits.append(k)
             scores = self.scorer.score_ids([ids[k] for k in fits]) if fits else []
             for k, score in zip(fits, scores, strict=True):
                 if not math.isfinite(score):
@@ -238,18 +246,20 @@ class UmeReward:
         name = self.__name__
         log_metric(f"{name}/valid_fraction", sum(r["reason"] is None for r in rows) / max(len(rows), 1))
         for modality in MODALITIES:
-            scores = [r["score"] for r in rows if r["reason"] is None and r["modality"] == modality]
-            if scores:
-                log_metric(f"{name}/{modality}/mean_score", sum(scores) / len(scores))
-                log_metric(f"{name}/{modality}/mean_reward", sum(scores) / len(scores) / self.temperature)
+            valid = [r for r in rows if r["reason"] is None and r["modality"] == modality]
+            if valid:
+                log_metric(f"{name}/{modality}/mean_score", sum(r["score"] for r in valid) / len(valid))
+                log_metric(f"{name}/{modality}/mean_reward", sum(r["reward"] for r in valid) / len(valid))
 
 
 class UMERewardFunction(UmeReward):
     """Drop-in for ``lobster.rl_training.UMERewardFunction`` with fixed behaviour.
 
     Same parameters: ``batch_size`` is accepted for compatibility (batching is by token budget),
-    ``enable_wandb_logging`` is accepted and ignored (metrics go through TRL's ``log_metric``; no wandb
-    call from the reward), ``penalty_for_invalid=None`` means the scale-aware default of :class:`UmeReward`.
+    ``enable_wandb_logging`` is accepted and ignored with a warning (metrics go through TRL's ``log_metric``,
+    no wandb call from the reward; use TRL's ``report_to="wandb"``), ``penalty_for_invalid=None`` means the
+    scale-aware default of :class:`UmeReward` (a value at or above the lowest valid reward, like upstream's
+    -5.0, is logged as a warning).
     """
 
     __name__ = "ume_reward"
@@ -265,7 +275,10 @@ class UMERewardFunction(UmeReward):
         **kwargs,
     ):
         if enable_wandb_logging:
-            logger.info("enable_wandb_logging is ignored: reward metrics go through TRL's log_metric")
+            logger.warning(
+                "enable_wandb_logging=True is ignored: the reward makes no wandb call. Use TRL's"
+                ' report_to="wandb", which logs the values the reward passes to log_metric.'
+            )
         super().__init__(ume_model, temperature=temperature, penalty=penalty_for_invalid, mode=mode, **kwargs)
         self.batch_size = batch_size
         self.enable_wandb_logging = enable_wandb_logging

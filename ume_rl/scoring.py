@@ -33,6 +33,9 @@ Layouts (lobster FlexBERT), all exact:
 A sequence's score does not depend on what else is in the call (within 1e-5 in fp32) and repeated calls
 are identical. A sequence with more tokens than ``max_length`` (CLS and EOS included) is not truncated:
 its score is NaN, counted in ``stats["too_long"]`` and logged (the reward marks it invalid, "too_long").
+Likewise a sequence whose tokenization contains ``<unk>`` (RDKit accepts ``[Og]``, UME's SMILES tokenizer
+does not know it): ``<unk>`` is not a residue, so its score is NaN, counted in ``stats["unknown_token"]``
+and logged (the reward marks it invalid, "unknown_token").
 
 Why ``masked`` is the default: lobster trains UME with the MLM loss on masked positions only (labels are
 -100 elsewhere), so ``unmasked`` reads predictions at positions the model was never trained on; the
@@ -158,8 +161,20 @@ class UmeScorer:
         self.eos_token_id = int(flex.eos_token_id)
         self._tokenizers = {m: ume_model.get_tokenizer(m) for m in ("SMILES", "amino_acid", "nucleotide")}
         self._cls_ids = {m: int(tok.cls_token_id) for m, tok in self._tokenizers.items()}
+        unk_ids = {int(tok.unk_token_id) for tok in self._tokenizers.values()}
+        if len(unk_ids) != 1:
+            raise RuntimeError(f"UME tokenizers disagree on the <unk> id: {sorted(unk_ids)}")
+        self.unk_token_id = unk_ids.pop()
         self._twins: dict[tuple[int, bool], torch.nn.Module] = {}
-        self.stats = {"calls": 0, "sequences": 0, "too_long": 0, "forwards": 0, "rows": 0, "tokens": 0}
+        self.stats = {
+            "calls": 0,
+            "sequences": 0,
+            "too_long": 0,
+            "unknown_token": 0,
+            "forwards": 0,
+            "rows": 0,
+            "tokens": 0,
+        }
         ume_model.eval()
 
     # ------------------------------------------------------------------------------------------ public API
@@ -190,7 +205,8 @@ class UmeScorer:
         """Score each sequence with its modality (lobster ``Modality`` members or their values, mixed freely).
 
         Returns one float per sequence, in order: the mean per-residue log-prob, or NaN when the sequence has
-        more than ``max_length`` tokens. Raises ``ValueError`` for a sequence with no residue token.
+        more than ``max_length`` tokens or a token the tokenizer maps to ``<unk>`` (counted in ``stats``
+        under ``too_long`` / ``unknown_token``). Raises ``ValueError`` for a sequence with no residue token.
         """
         return self.score_ids(self.encode(sequences, modalities))
 
@@ -204,19 +220,49 @@ class UmeScorer:
         empty = [i for i, length in enumerate(lengths) if length <= 2]
         if empty:
             raise ValueError(f"sequences at positions {empty[:10]} have no residue token (empty sequence)")
-        keep = [i for i, length in enumerate(lengths) if length <= self.max_length]
-        if len(keep) < n:
-            self.stats["too_long"] += n - len(keep)
+        too_long = [i for i, length in enumerate(lengths) if length > self.max_length]
+        unknown = [
+            i for i, t in enumerate(token_ids) if lengths[i] <= self.max_length and self.unk_token_id in t
+        ]
+        if too_long:
+            self.stats["too_long"] += len(too_long)
             logger.warning(
                 "%d of %d sequences exceed max_length=%d tokens: scored NaN",
-                n - len(keep),
+                len(too_long),
                 n,
                 self.max_length,
             )
+        if unknown:
+            self.stats["unknown_token"] += len(unknown)
+            logger.warning("%d of %d sequences contain <unk> tokens: scored NaN", len(unknown), n)
+        skip = set(too_long) | set(unknown)
+        keep = [i for i in range(n) if i not in skip]
         if keep:
-            sums, counts = self._log_prob_sums([token_ids[i] for i in keep], head=True)
+            sums, counts = self._log_prob_sums([token_ids[i] for i in keep])
             out[keep] = sums / counts
         return out.tolist()
+
+    def encoder_only(self, token_ids: Sequence[Sequence[int]]):
+        """A zero-argument function running the encoder alone over the batches :meth:`score_ids` packs.
+
+        Batch planning, host arrays and device copies are done here, once; the returned function only runs
+        the encoder (no decoder head, no log-softmax) and returns its outputs. The baseline for measuring
+        the scorer's overhead (``benchmarks/reward_throughput.py``).
+        """
+        device = next(self.ume.parameters()).device
+        layout = self._layout()
+        prepared = [(encoder, dev, host["max_seqlen"]) for _, host, dev, encoder in self._batches(token_ids)]
+        autocast = self._autocast(device)
+
+        @torch.inference_mode()
+        def run() -> list[torch.Tensor]:
+            with autocast:
+                return [
+                    encoder(**self._encoder_kwargs(layout, dev, max_seqlen))
+                    for encoder, dev, max_seqlen in prepared
+                ]
+
+        return run
 
     # ------------------------------------------------------------------------------------------ internals
 
@@ -255,47 +301,43 @@ class UmeScorer:
     def _budget(self, device: torch.device) -> int:
         return self.token_budget or DEFAULT_TOKEN_BUDGET.get(device.type, DEFAULT_TOKEN_BUDGET["cuda"])
 
-    @torch.inference_mode()
-    def _log_prob_sums(
-        self, token_ids: Sequence[Sequence[int]], head: bool = True
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Per-sequence (sum of residue log-probs, residue count); ``head=False`` runs the encoder alone."""
+    def _autocast(self, device: torch.device):
+        if self.dtype:
+            return torch.autocast(device_type=device.type, dtype=self.dtype)
+        return contextlib.nullcontext()
+
+    def _batches(self, token_ids: Sequence[Sequence[int]]):
+        """Yield ``(row lengths, host arrays, device arrays, encoder)`` per planned batch."""
         device = next(self.ume.parameters()).device
         layout = self._layout()
-        decoder = self.ume.model.decoder
         row_seq, row_pos = self._rows(token_ids)
         row_len = np.array([len(token_ids[i]) for i in row_seq])
         batches = plan_batches(row_len.tolist(), self._budget(device), same_length=layout == "padded_fa")
-        autocast = (
-            torch.autocast(device_type=device.type, dtype=self.dtype)
-            if self.dtype
-            else contextlib.nullcontext()
-        )
+        for batch in batches:
+            host = self._batch_arrays(token_ids, row_seq[batch], row_pos[batch], layout)
+            dev = to_device({k: v for k, v in host.items() if k not in _HOST_ONLY}, device)
+            yield row_len[batch], host, dev, self._encoder(layout, host["min_len"] < host["max_seqlen"])
+
+    @torch.inference_mode()
+    def _log_prob_sums(self, token_ids: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """Per-sequence (sum of residue log-probs, residue count)."""
+        device = next(self.ume.parameters()).device
+        layout = self._layout()
+        decoder = self.ume.model.decoder
         pieces, owners = [], []
-        with autocast:
-            for batch in batches:
-                host = self._batch_arrays(token_ids, row_seq[batch], row_pos[batch], layout)
-                dev = to_device({k: v for k, v in host.items() if k not in _HOST_ONLY}, device)
-                key_mask = host["min_len"] < host["max_seqlen"]
-                selected = self._hidden(
-                    self._encoder(layout, key_mask), layout, dev, host["max_seqlen"], head
-                )
+        with self._autocast(device):
+            for lengths, host, dev, encoder in self._batches(token_ids):
+                selected = self._hidden(encoder, layout, dev, host["max_seqlen"])
                 self.stats["forwards"] += 1
-                self.stats["rows"] += len(batch)
-                self.stats["tokens"] += int(row_len[batch].sum())
-                if not head:
-                    pieces.append(selected.reshape(-1)[:1].float())
-                    continue
+                self.stats["rows"] += len(lengths)
+                self.stats["tokens"] += int(lengths.sum())
                 logits = decoder(selected).float()
                 logp = torch.log_softmax(logits, dim=-1).gather(1, dev["targets"][:, None]).squeeze(1)
                 pieces.append(logp)
                 owners.append(host["owner"])
         values = torch.cat(pieces).to("cpu", dtype=torch.float64).numpy()  # the one device-to-host sync
-        n = len(token_ids)
         counts = np.array([len(t) - 2 for t in token_ids], dtype=np.float64)
-        if not head:
-            return np.zeros(n), counts
-        sums = np.bincount(np.concatenate(owners), weights=values, minlength=n)
+        sums = np.bincount(np.concatenate(owners), weights=values, minlength=len(token_ids))
         return sums, counts
 
     def _batch_arrays(
@@ -336,25 +378,28 @@ class UmeScorer:
             arrays["attention_mask"] = (np.arange(width)[None, :] < row_len[:, None]).astype(np.int64)
         return arrays
 
-    def _hidden(self, encoder, layout: str, dev: dict[str, torch.Tensor], max_seqlen: int, head: bool = True):
-        """Final hidden states at the scored positions of one batch, (scored positions, hidden)."""
+    def _encoder_kwargs(self, layout: str, dev: dict[str, torch.Tensor], max_seqlen: int) -> dict:
+        """The encoder's inputs for one batch: its rows (masked copies in masked mode), packed for varlen."""
         rows = dev["base"].index_select(0, dev["row_local"])
-        masked = self.mode == "masked"
-        if masked:
+        if self.mode == "masked":
             rows[torch.arange(rows.shape[0], device=rows.device), dev["row_pos"]] = self.mask_token_id
         if layout == "varlen":
-            flat = rows.reshape(-1).index_select(0, dev["flat_index"])
-            hidden = encoder(
-                input_ids=flat,
-                position_ids=dev["position_ids"],
-                cu_seqlens=dev["cu_seqlens"].to(torch.int32),
-                max_seqlen=max_seqlen,
-            )
-            return hidden[dev["sel_flat"]] if head else hidden
-        if masked and head and last_layer_shortcut_applies(encoder):
-            return hidden_at_positions(encoder, rows, dev["attention_mask"], dev["row_pos"])
-        hidden = encoder(input_ids=rows, attention_mask=dev["attention_mask"])
-        return hidden[dev["sel_row"], dev["sel_pos"]] if head else hidden
+            return {
+                "input_ids": rows.reshape(-1).index_select(0, dev["flat_index"]),
+                "position_ids": dev["position_ids"],
+                "cu_seqlens": dev["cu_seqlens"].to(torch.int32),
+                "max_seqlen": max_seqlen,
+            }
+        return {"input_ids": rows, "attention_mask": dev["attention_mask"]}
+
+    def _hidden(self, encoder, layout: str, dev: dict[str, torch.Tensor], max_seqlen: int):
+        """Final hidden states at the scored positions of one batch, (scored positions, hidden)."""
+        kwargs = self._encoder_kwargs(layout, dev, max_seqlen)
+        if layout == "varlen":
+            return encoder(**kwargs)[dev["sel_flat"]]
+        if self.mode == "masked" and last_layer_shortcut_applies(encoder):
+            return hidden_at_positions(encoder, kwargs["input_ids"], kwargs["attention_mask"], dev["row_pos"])
+        return encoder(**kwargs)[dev["sel_row"], dev["sel_pos"]]
 
     def __getstate__(self):
         state = self.__dict__.copy()

@@ -20,8 +20,14 @@ TaggedSequence(modality='amino_acid', sequence='MKVL', reason=None)
 >>> extract_tagged_content("text <dna>acgt</dna>")  # lobster-compatible
 ('dna', 'acgt')
 
-Validation here is text-only; the exact ``too_long`` check (more tokens than UME's ``max_length``) needs
-the UME tokenizer and is made in :mod:`ume_rl.reward`. Reading is linear in the text length (no regex backtracking
+Reading a batch as TRL passes it (strings or chat messages, the ``modality`` column):
+
+>>> [t.reason for t in read_completions(["<dna>ACGT</dna>", [{"role": "assistant", "content": "x"}]], "DNA")]
+[None, 'no_tag']
+
+Validation here is text-only; the exact ``too_long`` (more tokens than UME's ``max_length``) and
+``unknown_token`` (a token UME's tokenizer maps to ``<unk>``) checks need the UME tokenizer and are made in
+:mod:`ume_rl.reward`. Reading is linear in the text length (no regex backtracking
 over unclosed tags), so adversarial or huge completions are cheap.
 """
 
@@ -54,7 +60,12 @@ INVALID_REASONS: tuple[str, ...] = (
     "bad_alphabet",  # protein outside the 20 standard amino acids, DNA outside ACGT
     "unparsable_smiles",  # RDKit cannot parse the SMILES (or it contains whitespace)
     "too_long",  # more UME tokens than the model's max_length
+    "unknown_token",  # the UME tokenizer maps part of it to <unk> (e.g. RDKit accepts [Og], UME does not)
 )
+
+# Default bound on tagged content before any parsing: UME's max_length (512) times the longest residue token
+# (9 characters, '[195Pt+2]'); longer content cannot fit UME and is ``too_long`` without reaching RDKit.
+DEFAULT_MAX_CHARS = 512 * 9
 
 AMINO_ACID_ALPHABET = frozenset("ACDEFGHIKLMNPQRSTVWY")
 NUCLEOTIDE_ALPHABET = frozenset("ACGT")
@@ -197,3 +208,30 @@ def extract_tagged_sequence(text, expected_modality=None, max_chars: int | None 
         return TaggedSequence(modality, None, "too_long")
     sequence, reason = validate_sequence(content, modality)
     return TaggedSequence(modality, sequence, reason)
+
+
+def read_completions(completions, modality=None, max_chars: int | None = None) -> list[TaggedSequence]:
+    """Read a batch of completions as TRL passes them (the one reader of ``UmeReward`` and ``ComplexityReward``).
+
+    Args:
+        completions: strings (TRL's standard format) or lists of chat messages (conversational format).
+        modality: ``None``, one modality for all completions (a string or lobster ``Modality``; never split
+            into characters), or one per completion (TRL's dataset column; ``None`` entries allowed).
+        max_chars: content longer than this is ``too_long`` before any parsing.
+
+    Returns:
+        One :class:`TaggedSequence` per completion, in order. Raises ``ValueError`` when a per-completion
+        ``modality`` list has another length than ``completions``.
+    """
+    completions = list(completions)
+    n = len(completions)
+    if modality is None or isinstance(modality, str) or hasattr(modality, "value"):
+        expected = [modality] * n
+    else:
+        expected = list(modality)
+    if len(expected) != n:
+        raise ValueError(f"{n} completions but {len(expected)} modalities")
+    return [
+        extract_tagged_sequence(completion_text(c), e, max_chars=max_chars)
+        for c, e in zip(completions, expected, strict=True)
+    ]
