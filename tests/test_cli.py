@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ume_rl.cli import RECIPES_DIR, load_recipe, main, parse_train_args
+import ume_rl
+from ume_rl.cli import RECIPES_DIR, load_recipe, main, parse_train_args, recipe_path
 
 TINY = str(RECIPES_DIR / "tiny.yaml")
 FULL = str(RECIPES_DIR / "full.yaml")
@@ -48,6 +49,41 @@ def test_flags_override_the_recipe():
     assert script.reward_temperature == 0.3
 
 
+def test_recipes_ship_inside_the_package(tmp_path, monkeypatch):
+    assert RECIPES_DIR.parent == Path(ume_rl.__file__).parent  # package data, found after a plain pip install
+    assert sorted(p.name for p in RECIPES_DIR.glob("*.yaml")) == ["full.yaml", "tiny.yaml"]
+    monkeypatch.chdir(
+        tmp_path
+    )  # no recipes/ here: the old repository-relative spelling finds the packaged file
+    assert recipe_path("recipes/tiny.yaml") == recipe_path("tiny") == RECIPES_DIR / "tiny.yaml"
+    by_name, _ = parse_train_args(["--config", "full", "--max_steps", "3"])
+    by_old_path, grpo = parse_train_args(["--config=recipes/full.yaml", "--max_steps", "3"])
+    assert by_name.profile == by_old_path.profile == "full" and grpo.max_steps == 3
+    own = tmp_path / "mine.yaml"
+    own.write_text("profile: tiny\nmax_steps: 7\n")
+    assert parse_train_args(["--config", str(own)])[1].max_steps == 7
+    with pytest.raises(FileNotFoundError):
+        recipe_path("recipes/missing.yaml")
+
+
+def test_evaluation_reward_is_the_training_reward(tmp_path, tiny_ume, tiny_qwen_path):
+    from ume_rl.data import generate_synthetic_dataset
+    from ume_rl.trainer import create_ume_grpo_trainer
+
+    script, grpo = load_recipe(
+        "tiny", output_dir=tmp_path, reward_temperature=0.2, penalty_for_invalid=-50.0, reward_mode="unmasked"
+    )
+    train = generate_synthetic_dataset(n_per_modality=4, seed=0, progress=False)["train"]
+    trainer = create_ume_grpo_trainer(tiny_qwen_path, tiny_ume, train, args=grpo, **script.reward_kwargs())
+    trained, evaluated = trainer.reward_funcs[0], script.build_reward(tiny_ume)
+    assert (
+        (evaluated.temperature, evaluated.penalty) == (trained.temperature, trained.penalty) == (0.2, -50.0)
+    )
+    completions = ["<dna>ACGTTGCA</dna>", "no tag", "<protein>MKVLAAG</protein>"]
+    assert evaluated(completions) == trained(completions)
+    assert evaluated(completions)[1] == -50.0
+
+
 def test_usage_and_unknown_commands(capsys):
     assert main(["--help"]) == 0
     assert "ume-rl train --config" in capsys.readouterr().out
@@ -57,20 +93,11 @@ def test_usage_and_unknown_commands(capsys):
         load_recipe("nonexistent")
 
 
-def test_train_command_end_to_end(tmp_path):
-    out = tmp_path / "run"
-    argv = [
-        "train",
-        "--config",
-        TINY,
-        "--max_steps",
-        "2",
-        "--warm_start_epochs",
-        "1",
-        "--output_dir",
-        str(out),
-    ]
+def test_train_command_end_to_end():
+    argv = ["train", "--config", "tiny", "--max_steps", "2", "--warm_start_epochs", "1"]
     assert main([*argv, "--save_steps", "1", "--eval_generations", "1", "--max_completion_length", "48"]) == 0
+    # no --output_dir: the run goes to the profile's runs/grpo-tiny ($UME_RL_RUNS_DIR, per test here)
+    out = Path(os.environ["UME_RL_RUNS_DIR"]) / "grpo-tiny"
     assert (out / "warm_start" / "model.safetensors").is_file()
     assert (out / "model.safetensors").is_file() and (out / "tokenizer.json").is_file()
     assert json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())["global_step"] == 2
@@ -94,7 +121,7 @@ def test_two_processes_score_their_own_completions(tmp_path):
         "ume_rl.cli",
         "train",
         "--config",
-        TINY,
+        "recipes/tiny.yaml",  # the repository-relative spelling: resolves to the packaged recipe
         "--warm_start_epochs",
         "1",
         "--max_steps",

@@ -114,6 +114,15 @@ def test_trl_reward_contract():
     assert not isinstance(reward, torch.nn.Module)  # TRL would treat a Module as a sequence classifier
 
 
+def test_reads_completions_like_the_ume_reward():
+    reward = ComplexityReward(measure="kmer", penalty=-1.0)
+    texts = ["<smiles>CCO</smiles>", "<dna>ACGT</dna>"]
+    assert reward(texts, modality="SMILES") == [1.0, -1.0]  # one modality for all, not split into characters
+    # Content too long for UME is rejected before RDKit (a 10**5-atom chain would otherwise parse and score).
+    assert reward(["<smiles>" + "CO" * 50_000 + "</smiles>"]) == [-1.0]
+    assert ComplexityReward(measure="kmer", max_chars=None)(["<smiles>" + "CO" * 500 + "</smiles>"])[0] >= 0
+
+
 def test_picklable():
     reward = ComplexityReward(measure="entropy", penalty=-2.0)
     clone = pickle.loads(pickle.dumps(reward))
@@ -129,37 +138,44 @@ def test_unknown_measure_is_an_error():
         sequence_complexity("ACGT", "rna")
 
 
-def test_composes_with_ume_reward_in_a_grpo_step(tiny_ume, tiny_qwen_path, tmp_path):
-    """reward_funcs=[UmeReward, ComplexityReward] + reward_weights in a real GRPOTrainer step (tiny Qwen)."""
+def test_composes_with_ume_reward_in_a_grpo_step(tiny_ume, warm_policy_path, tmp_path, single_thread):
+    """reward_funcs=[UmeReward, ComplexityReward] + reward_weights in a real GRPOTrainer step.
+
+    The warm-started tiny Qwen writes valid protein tags about 2 times in 3, so both rewards get numbers.
+    """
     from trl import GRPOConfig, GRPOTrainer
 
     from ume_rl.reward import UmeReward
 
     config = GRPOConfig(
         output_dir=str(tmp_path),
-        per_device_train_batch_size=3,
-        num_generations=3,
-        max_completion_length=8,
+        per_device_train_batch_size=8,
+        num_generations=8,
+        max_completion_length=100,  # the tiny recipe's: long enough for a tagged reference to close
         max_steps=1,
         logging_steps=1,
+        learning_rate=1e-3,
         report_to=[],
         save_strategy="no",
         use_cpu=True,
+        seed=0,
         reward_weights=[1.0, 0.5],
         multi_objective_aggregation="normalize_then_sum",
     )
+    train = generate_synthetic_dataset(n_per_modality=4, seed=0, progress=False)["train"]
     trainer = GRPOTrainer(
-        model=str(tiny_qwen_path),
+        model=str(warm_policy_path),
         reward_funcs=[UmeReward(tiny_ume, mode="unmasked"), ComplexityReward()],
         args=config,
-        train_dataset=generate_synthetic_dataset(n_per_modality=3, seed=0, progress=False)["train"],
+        train_dataset=train.filter(lambda row: row["modality"] == "amino_acid"),
     )
     assert trainer.reward_func_names == ["ume_reward", "complexity_reward"]
+    before = {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
     trainer.train()
     log = trainer.state.log_history[0]
+    assert log["ume_reward/valid_fraction"] > 0
     assert math.isfinite(log["rewards/ume_reward/mean"])
     complexity = log["rewards/complexity_reward/mean"]
-    if log["ume_reward/valid_fraction"] == 0:  # an untrained policy rarely writes a tag: nothing to score
-        assert complexity is None or math.isnan(complexity)
-    else:
-        assert 0.0 <= complexity <= 1.0
+    assert complexity is not None and math.isfinite(complexity) and 0.0 < complexity <= 1.0
+    changed = [name for name, p in trainer.model.named_parameters() if not torch.equal(before[name], p)]
+    assert changed, "the combined advantage moved no parameter"

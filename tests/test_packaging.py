@@ -85,3 +85,9 @@ def test_every_public_name_resolves():
         assert getattr(ume_rl, name) is not None, name
     with pytest.raises(AttributeError):
         ume_rl.not_a_thing  # noqa: B018
+
+
+def test_recipes_ship_as_package_data():
+    data = _pyproject()["tool"]["setuptools"]["package-data"]["ume_rl"]
+    assert "recipes/*.yaml" in data
+    assert {p.name for p in (ROOT / "ume_rl" / "recipes").glob("*.yaml")} == {"tiny.yaml", "full.yaml"}

@@ -58,7 +58,9 @@ _EXPORTS: dict[str, str] = {
     "evaluate_policy": "evaluation",
     "generate_completions": "evaluation",
     "summarize_completions": "evaluation",
+    "build_ume_reward": "trainer",
     "load_recipe": "cli",
+    "TrainRun": "cli",
 }
 
 __all__ = [*_EXPORTS, "plots"]

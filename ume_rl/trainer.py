@@ -211,6 +211,27 @@ def _enable_wandb(args: GRPOConfig, project: str, entity: str | None) -> None:
         args.report_to = [*args.report_to, "wandb"]
 
 
+def build_ume_reward(
+    ume_model,
+    reward_temperature: float = 0.1,
+    reward_batch_size: int = 8,
+    penalty_for_invalid: float | None = None,
+    reward_mode: str | None = None,
+):
+    """The :class:`~ume_rl.reward.UmeReward` that :func:`create_ume_grpo_trainer` trains with.
+
+    Takes the trainer's reward keywords, so an evaluation built from the same settings scores exactly as
+    training does (``TrainScriptArguments.build_reward`` calls it with a recipe's settings).
+    ``reward_batch_size`` is accepted for lobster compatibility and unused (the scorer packs by token budget).
+    """
+    from ume_rl.reward import UmeReward
+
+    reward_kwargs = {"temperature": reward_temperature, "penalty": penalty_for_invalid}
+    if reward_mode is not None:
+        reward_kwargs["mode"] = reward_mode
+    return UmeReward(ume_model, **reward_kwargs)
+
+
 def create_ume_grpo_trainer(
     model_path,
     ume_model,
@@ -254,17 +275,18 @@ def create_ume_grpo_trainer(
     """
     from transformers import AutoTokenizer
 
-    from ume_rl.reward import UmeReward
-
     args = _resolve_args(args, output_dir, wandb_run_name, grpo_kwargs)
     if enable_wandb_logging:
         _enable_wandb(args, wandb_project, wandb_entity)
 
     ume_model.to(args.device)
-    reward_kwargs = {"temperature": reward_temperature, "penalty": penalty_for_invalid}
-    if reward_mode is not None:
-        reward_kwargs["mode"] = reward_mode
-    reward = UmeReward(ume_model, **reward_kwargs)
+    reward = build_ume_reward(
+        ume_model,
+        reward_temperature=reward_temperature,
+        reward_batch_size=reward_batch_size,
+        penalty_for_invalid=penalty_for_invalid,
+        reward_mode=reward_mode,
+    )
 
     if isinstance(model_path, str | Path):
         model_path = str(model_path)
