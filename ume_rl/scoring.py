@@ -30,6 +30,9 @@ Layouts (lobster FlexBERT), all exact:
   max |delta| 0.13), so the scorer runs a padded twin of the encoder sharing the same weight tensors;
 - padded + flash-attn (pads are attended): batches never mix lengths.
 
+Layout detection, padded twins and the last-layer shortcut live in :mod:`ume_rl.flexbert`; length
+bucketing and batch packing in :mod:`ume_rl.batching`.
+
 A sequence's score does not depend on what else is in the call (within 1e-5 in fp32) and repeated calls
 are identical. A sequence with more tokens than ``max_length`` (CLS and EOS included) is not truncated:
 its score is NaN, counted in ``stats["too_long"]`` and logged (the reward marks it invalid, "too_long").
@@ -51,7 +54,6 @@ The two are not interchangeable: Spearman(masked, unmasked) was 0.42 on the tiny
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import math
 from collections.abc import Sequence
@@ -59,70 +61,34 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ume_rl.batching import HOST_ONLY, batch_arrays, plan_batches, to_device
+from ume_rl.flexbert import (
+    encoder_layout,
+    hidden_at_positions,
+    last_layer_shortcut_applies,
+    padded_twin,
+    resolve_dtype,
+)
 from ume_rl.tags import normalize_modality
+
+# plan_batches, to_device (ume_rl.batching) and the FlexBERT helpers (ume_rl.flexbert) are re-exported.
+__all__ = [
+    "DEFAULT_MODE",
+    "DEFAULT_TOKEN_BUDGET",
+    "MODES",
+    "UmeScorer",
+    "hidden_at_positions",
+    "last_layer_shortcut_applies",
+    "padded_twin",
+    "plan_batches",
+    "to_device",
+]
 
 logger = logging.getLogger(__name__)
 
 MODES: tuple[str, ...] = ("masked", "unmasked")
 DEFAULT_MODE = "masked"
 DEFAULT_TOKEN_BUDGET = {"cpu": 8192, "cuda": 65536}
-_DTYPES = {
-    "bf16": torch.bfloat16,
-    "bfloat16": torch.bfloat16,
-    "fp16": torch.float16,
-    "float16": torch.float16,
-}
-_DTYPES.update({"fp32": None, "float32": None})
-_HOST_ONLY = ("owner", "max_seqlen", "min_len")
-
-
-def _resolve_dtype(dtype) -> torch.dtype | None:
-    if dtype is None or dtype == torch.float32:
-        return None
-    if isinstance(dtype, str):
-        if dtype.lower() not in _DTYPES:
-            raise ValueError(f"dtype must be None, 'fp32', 'bf16' or 'fp16', got {dtype!r}")
-        return _DTYPES[dtype.lower()]
-    if dtype in (torch.bfloat16, torch.float16):
-        return dtype
-    raise ValueError(f"dtype must be None, torch.float32, torch.bfloat16 or torch.float16, got {dtype!r}")
-
-
-def plan_batches(
-    lengths: Sequence[int], token_budget: int, max_padding: float = 0.25, same_length: bool = False
-) -> list[list[int]]:
-    """Bucket rows (given their token lengths) into batches of at most ``token_budget`` padded tokens.
-
-    Rows are taken in ascending length (stable), so each batch is padded to its last row. A row joins the
-    current batch only if the batch then stays within the budget and at most ``max_padding`` of its padded
-    area is padding (length bucketing: a 20-token SMILES is not padded to a 200-token DNA). A row longer
-    than the budget gets a batch of its own. ``same_length`` never mixes lengths (no padding at all).
-
-    >>> plan_batches([5, 3, 3, 9], token_budget=10)
-    [[1, 2], [0], [3]]
-    >>> plan_batches([20, 200, 22], token_budget=1000)
-    [[0, 2], [1]]
-    """
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batches: list[list[int]] = []
-    current: list[int] = []
-    real = 0
-    for i in order:
-        length = lengths[i]
-        area = (len(current) + 1) * length
-        joins = (
-            area <= token_budget
-            and area - (real + length) <= max_padding * area
-            and not (same_length and current and lengths[current[-1]] != length)
-        )
-        if current and not joins:
-            batches.append(current)
-            current, real = [], 0
-        current.append(i)
-        real += length
-    if current:
-        batches.append(current)
-    return batches
 
 
 class UmeScorer:
@@ -152,7 +118,7 @@ class UmeScorer:
         self.ume = ume_model
         self.mode = mode
         self.token_budget = token_budget
-        self.dtype = _resolve_dtype(dtype)
+        self.dtype = resolve_dtype(dtype)
         self.max_length = int(max_length or ume_model.max_length)
         flex = ume_model.model
         self.vocab_size = int(flex.config.vocab_size)
@@ -277,11 +243,7 @@ class UmeScorer:
     def _layout(self) -> str:
         """``padded`` (SDPA + key mask), ``padded_fa`` (flash-attn, pads attended), ``varlen`` (unpadded +
         flash-attn) or ``unpadded_sdpa`` (unpadded without flash-attn: mixes the rows of a forward)."""
-        flex = self.ume.model
-        uses_fa = any(getattr(layer.attn, "use_fa2", False) for layer in flex.model.encoder.layers)
-        if flex.config.padding == "padded":
-            return "padded_fa" if uses_fa else "padded"
-        return "varlen" if uses_fa else "unpadded_sdpa"
+        return encoder_layout(self.ume.model)
 
     def _encoder(self, layout: str, key_mask: bool) -> torch.nn.Module:
         """The module that computes a batch exactly: the UME's own encoder, or a padded twin sharing its weights.
@@ -314,8 +276,10 @@ class UmeScorer:
         row_len = np.array([len(token_ids[i]) for i in row_seq])
         batches = plan_batches(row_len.tolist(), self._budget(device), same_length=layout == "padded_fa")
         for batch in batches:
-            host = self._batch_arrays(token_ids, row_seq[batch], row_pos[batch], layout)
-            dev = to_device({k: v for k, v in host.items() if k not in _HOST_ONLY}, device)
+            host = batch_arrays(
+                token_ids, row_seq[batch], row_pos[batch], layout, self.pad_token_id, self.mode == "masked"
+            )
+            dev = to_device({k: v for k, v in host.items() if k not in HOST_ONLY}, device)
             yield row_len[batch], host, dev, self._encoder(layout, host["min_len"] < host["max_seqlen"])
 
     @torch.inference_mode()
@@ -339,44 +303,6 @@ class UmeScorer:
         counts = np.array([len(t) - 2 for t in token_ids], dtype=np.float64)
         sums = np.bincount(np.concatenate(owners), weights=values, minlength=len(token_ids))
         return sums, counts
-
-    def _batch_arrays(
-        self, token_ids, seqs: np.ndarray, positions: np.ndarray, layout: str
-    ) -> dict[str, np.ndarray]:
-        """Host-side index arrays of one batch; the device expands them into masked copies."""
-        unique, row_local = np.unique(seqs, return_inverse=True)
-        lengths = np.array([len(token_ids[i]) for i in unique])
-        width = int(lengths.max())
-        base = np.full((len(unique), width), self.pad_token_id, dtype=np.int64)
-        for j, i in enumerate(unique):
-            base[j, : lengths[j]] = token_ids[i]
-        row_len = lengths[row_local]
-        if self.mode == "masked":
-            sel_row = np.arange(len(seqs))
-            sel_pos = positions
-        else:
-            sel_row = np.repeat(np.arange(len(seqs)), row_len - 2)
-            sel_pos = np.concatenate([np.arange(1, length - 1) for length in row_len])
-        arrays = {
-            "base": base,
-            "row_local": row_local.astype(np.int64),
-            "row_pos": positions.astype(np.int64),
-            "sel_row": sel_row.astype(np.int64),
-            "sel_pos": sel_pos.astype(np.int64),
-            "targets": base[row_local[sel_row], sel_pos],
-            "owner": seqs[sel_row],
-            "max_seqlen": int(row_len.max()),
-            "min_len": int(row_len.min()),
-        }
-        if layout == "varlen":
-            starts = np.concatenate([[0], np.cumsum(row_len)])
-            arrays["cu_seqlens"] = starts
-            arrays["flat_index"] = np.concatenate([r * width + np.arange(n) for r, n in enumerate(row_len)])
-            arrays["position_ids"] = np.concatenate([np.arange(n) for n in row_len])
-            arrays["sel_flat"] = starts[:-1][sel_row] + sel_pos
-        else:
-            arrays["attention_mask"] = (np.arange(width)[None, :] < row_len[:, None]).astype(np.int64)
-        return arrays
 
     def _encoder_kwargs(self, layout: str, dev: dict[str, torch.Tensor], max_seqlen: int) -> dict:
         """The encoder's inputs for one batch: its rows (masked copies in masked mode), packed for varlen."""
@@ -405,84 +331,3 @@ class UmeScorer:
         state = self.__dict__.copy()
         state["_twins"] = {}
         return state
-
-
-def to_device(arrays: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
-    """Integer host arrays as tensors on ``device``: on CUDA one pinned buffer and one non-blocking copy."""
-    if device.type == "cpu":
-        return {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.int64)) for k, v in arrays.items()}
-    flat = np.concatenate([np.asarray(v, dtype=np.int64).ravel() for v in arrays.values()])
-    buffer = torch.from_numpy(flat).pin_memory().to(device, non_blocking=True)
-    out, offset = {}, 0
-    for key, value in arrays.items():
-        out[key] = buffer[offset : offset + value.size].view(value.shape)
-        offset += value.size
-    return out
-
-
-def padded_twin(flex_model: torch.nn.Module, config, key_mask: bool = True) -> torch.nn.Module:
-    """A padded-layout SDPA ``FlexBertModel`` sharing ``flex_model``'s weight tensors (no copy), in eval mode.
-
-    ``config`` is the FlexBERT config of ``flex_model``; ``key_mask=False`` builds a twin that passes no
-    attention mask to SDPA (exact only for batches without padding).
-
-    Used for unpadded checkpoints without flash-attn, whose SDPA path mixes the sequences of a forward.
-    """
-    from lobster.model.modern_bert._model import FlexBertModel
-
-    config = copy.deepcopy(config)
-    config.padding = "padded"
-    config.use_fa2 = False
-    config.use_sdpa_attn_mask = key_mask
-    with torch.device("meta"):
-        twin = FlexBertModel(config)
-    twin.load_state_dict(flex_model.state_dict(), strict=True, assign=True)
-    return twin.eval()
-
-
-def last_layer_shortcut_applies(model: torch.nn.Module) -> bool:
-    """True for a padded SDPA pre-norm FlexBERT (lobster's CPU layout), where :func:`hidden_at_positions`
-    reproduces the last layer at one position per row."""
-    from lobster.model.modern_bert._attention import FlexBertPaddedAttention
-    from lobster.model.modern_bert._layers import FlexBertPaddedEncoder, FlexBertPaddedPreNormLayer
-
-    last = model.encoder.layers[-1]
-    return (
-        type(model.encoder) is FlexBertPaddedEncoder
-        and type(last) is FlexBertPaddedPreNormLayer
-        and type(last.attn) is FlexBertPaddedAttention
-        and not last.attn.use_fa2
-        and last.attn.sliding_window == (-1, -1)
-        and last.attn.p_dropout == 0.0
-    )
-
-
-def hidden_at_positions(model, input_ids, attention_mask, positions) -> torch.Tensor:
-    """``model(input_ids, attention_mask)[arange(B), positions]`` without computing the last layer elsewhere.
-
-    Every layer but the last runs as usual; the last needs keys and values at every position but queries,
-    attention output and MLP only at ``positions`` (one per row). Same operations as lobster's
-    ``FlexBertPaddedPreNormLayer`` with ``FlexBertPaddedAttention`` (SDPA), restricted to those rows.
-    """
-    hidden = model.embeddings(input_ids, None)
-    layers = model.encoder.layers
-    for layer in layers[:-1]:
-        hidden = layer(hidden, attn_mask=attention_mask)
-    last = layers[-1]
-    attn = last.attn
-    batch, length, _ = hidden.shape
-    heads, head_dim, dim = attn.num_attention_heads, attn.attn_head_size, attn.all_head_size
-    rows = torch.arange(batch, device=hidden.device)
-    normed = last.attn_norm(hidden)
-    weight, bias = attn.Wqkv.weight, attn.Wqkv.bias
-    q = torch.nn.functional.linear(
-        normed[rows, positions], weight[:dim], None if bias is None else bias[:dim]
-    )
-    kv = torch.nn.functional.linear(normed, weight[dim:], None if bias is None else bias[dim:])
-    k, v = kv.view(batch, length, 2, heads, head_dim).transpose(3, 1).unbind(dim=2)  # (B, H, L, hd)
-    q = q.view(batch, heads, 1, head_dim)
-    key_mask = attention_mask[:, None, None, :length].to(torch.bool) if attn.use_sdpa_attn_mask else None
-    out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)  # (B, H, 1, hd)
-    attn_out = hidden[rows, positions] + attn.out_drop(attn.Wo(out.reshape(batch, dim)))
-    out = attn_out + last.mlp(last.mlp_norm(attn_out))
-    return model.final_norm(out) if model.final_norm is not None else out

@@ -1,4 +1,4 @@
-"""GRPO training against the UME reward: config defaults, the trainer builder, and the SFT warm start.
+"""GRPO training against the UME reward: the trainer builder and the training entry point.
 
 The two entry points keep ``lobster.rl_training``'s signatures, so lobster code switches one import:
 
@@ -11,11 +11,10 @@ The two entry points keep ``lobster.rl_training``'s signatures, so lobster code 
 
 What they fix relative to upstream:
 
-- :class:`UmeGRPOConfig` is TRL's ``GRPOConfig`` with working defaults: bf16 only where the hardware
-  supports it (TRL defaults to bf16 and refuses to start on CPU), ``report_to="none"`` (transformers
-  otherwise reports to every installed tracker, wandb included), ``log_completions`` on, and
-  ``num_generations`` chosen to divide the generation batch. Every ``GRPOConfig`` field passes through
-  ``**grpo_kwargs``; ``batch_size`` is accepted as the per-device train batch size (the seed guide's name).
+- The config is :class:`~ume_rl.config.UmeGRPOConfig`, TRL's ``GRPOConfig`` with working defaults (bf16
+  only where supported, ``report_to="none"``, ``num_generations`` dividing the generation batch). Every
+  ``GRPOConfig`` field passes through ``**grpo_kwargs``; ``batch_size`` is accepted as the per-device train
+  batch size (the seed guide's name).
 - The UME goes to the process's own device (accelerate's, from ``LOCAL_RANK``), never a hard-coded
   ``cuda``, and is loaded outside DeepSpeed ZeRO-3 partitioning. Each rank scores only its own
   completions (TRL gathers the rewards).
@@ -23,9 +22,8 @@ What they fix relative to upstream:
 - Tracking (wandb, trackio, tensorboard) goes through TRL's own ``report_to``; the reward logs its valid
   fraction and per-modality means through TRL's ``log_metric`` into ``trainer.state.log_history``.
 
-:func:`warm_start` fine-tunes a policy on the dataset's reference completions (TRL ``SFTTrainer``) so a
-model that has never seen the tag format emits tags before GRPO: a group whose completions all get the
-invalid penalty has zero advantage, so GRPO alone cannot leave that state.
+The config (:mod:`ume_rl.config`) and the SFT warm start (:mod:`ume_rl.sft`) live in their own modules;
+their public names are re-exported here so ``from ume_rl.trainer import ...`` keeps working.
 """
 
 from __future__ import annotations
@@ -33,134 +31,43 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from datasets import Dataset
 from trl import GRPOConfig, GRPOTrainer
 
+from ume_rl.config import (
+    DEFAULT_OUTPUT_DIR,
+    MAX_DEFAULT_GENERATIONS,
+    UmeGRPOConfig,
+    bf16_supported,
+    build_grpo_config,
+    cpu_processes,
+    default_num_generations,
+)
+from ume_rl.sft import warm_start
+
+__all__ = [
+    "DEFAULT_OUTPUT_DIR",
+    "DEFAULT_WANDB_PROJECT",
+    "MAX_DEFAULT_GENERATIONS",
+    "UmeGRPOConfig",
+    "bf16_supported",
+    "build_grpo_config",
+    "build_ume_reward",
+    "cpu_processes",
+    "create_ume_grpo_trainer",
+    "default_num_generations",
+    "outside_zero3",
+    "to_conversational",
+    "train_ume_grpo",
+    "warm_start",
+]
+
 logger = logging.getLogger(__name__)
 
-DEFAULT_OUTPUT_DIR = "./ume_grpo_runs"
 DEFAULT_WANDB_PROJECT = "ume-rl-grpo"
-MAX_DEFAULT_GENERATIONS = 8  # TRL's default num_generations
-
-
-def bf16_supported(use_cpu: bool = False) -> bool:
-    """True when bf16 mixed precision can run here: an accelerator with bf16 (CUDA Ampere+, XPU, NPU...)."""
-    from transformers.utils import is_torch_bf16_gpu_available
-
-    return not use_cpu and is_torch_bf16_gpu_available()
-
-
-def _has_accelerator() -> bool:
-    return torch.accelerator.is_available()
-
-
-def _world_size() -> int:
-    # Set by torchrun and accelerate launch; read before the distributed state exists.
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def cpu_processes() -> bool:
-    """True for several processes (torchrun, accelerate launch) on a machine without an accelerator.
-
-    Every trainer config of such a run needs ``use_cpu=True``: without it each process silently trains alone
-    (and a config built later resets accelerate's distributed state); with it accelerate joins them over gloo.
-    """
-    return _world_size() > 1 and not _has_accelerator()
-
-
-def default_num_generations(generation_batch_size: int, largest: int = MAX_DEFAULT_GENERATIONS) -> int:
-    """The largest group size ``<= largest`` (and ``>= 2``) that divides ``generation_batch_size``.
-
-    >>> default_num_generations(4), default_num_generations(12), default_num_generations(7)
-    (4, 6, 7)
-    """
-    for g in range(min(largest, generation_batch_size), 1, -1):
-        if generation_batch_size % g == 0:
-            return g
-    raise ValueError(
-        f"GRPO needs at least 2 completions per prompt, but the generation batch holds {generation_batch_size}. "
-        "Raise per_device_train_batch_size (or steps_per_generation / generation_batch_size)."
-    )
-
-
-@dataclass
-class UmeGRPOConfig(GRPOConfig):
-    """TRL's ``GRPOConfig`` with defaults that work out of the box (see the module docstring).
-
-    Only these defaults differ from ``GRPOConfig``; every other field is TRL's.
-    """
-
-    bf16: bool | None = field(
-        default=None,
-        metadata={
-            "help": "bf16 mixed precision. None (default): on where the hardware supports it (CUDA Ampere or newer, "
-            "XPU, NPU), off elsewhere (CPU), unless fp16 is set."
-        },
-    )
-    report_to: None | str | list[str] = field(
-        default="none",
-        metadata={"help": "Trackers to report to ('wandb', 'trackio', 'tensorboard', ...). Default 'none'."},
-    )
-    num_generations: int | None = field(
-        default=None,
-        metadata={
-            "help": "Completions sampled per prompt. None (default): the largest value <= 8 that divides the "
-            "generation batch (per_device_train_batch_size x processes x steps_per_generation)."
-        },
-    )
-    log_completions: bool = field(
-        default=True,
-        metadata={"help": "Log a sample of prompts, completions and rewards at every logging step."},
-    )
-    num_completions_to_print: int | None = field(
-        default=4,
-        metadata={"help": "Completions printed per logging step when log_completions is on (None: all)."},
-    )
-
-    def __post_init__(self):
-        world = _world_size()
-        if not self.use_cpu and cpu_processes():
-            logger.info("no accelerator: %d CPU processes train together (use_cpu=True, gloo)", world)
-            self.use_cpu = True
-        if self.bf16 is None:
-            self.bf16 = not self.fp16 and bf16_supported(self.use_cpu)
-        if self.num_generations is None:
-            gen_batch = self.generation_batch_size or (
-                self.per_device_train_batch_size
-                * world
-                * (self.steps_per_generation or self.gradient_accumulation_steps)
-            )
-            self.num_generations = default_num_generations(gen_batch)
-        eval_generations = self.num_generations_eval or self.num_generations
-        if (
-            self.eval_strategy not in ("no", None)
-            and (self.per_device_eval_batch_size * world) % eval_generations
-        ):
-            # TRL requires whole groups in the eval batch too; the default eval batch (8) may not hold them.
-            self.per_device_eval_batch_size = eval_generations
-        super().__post_init__()
-
-
-def build_grpo_config(output_dir: str | Path = DEFAULT_OUTPUT_DIR, **grpo_kwargs: Any) -> UmeGRPOConfig:
-    """An :class:`UmeGRPOConfig`; ``batch_size`` is accepted as ``per_device_train_batch_size``.
-
-    >>> cfg = build_grpo_config("/tmp/ume_rl_doctest", batch_size=4, max_steps=2)
-    >>> cfg.per_device_train_batch_size, cfg.num_generations, cfg.report_to
-    (4, 4, [])
-    """
-    if "batch_size" in grpo_kwargs:
-        batch_size = grpo_kwargs.pop("batch_size")
-        per_device = grpo_kwargs.setdefault("per_device_train_batch_size", batch_size)
-        if per_device != batch_size:
-            raise ValueError(
-                f"batch_size={batch_size} and per_device_train_batch_size={per_device} disagree: pass only one."
-            )
-    return UmeGRPOConfig(output_dir=str(output_dir), **grpo_kwargs)
 
 
 @contextlib.contextmanager
@@ -387,62 +294,3 @@ def train_ume_grpo(
     trainer.save_model(args.output_dir)
     logger.info("saved the trained policy and its tokenizer to %s", args.output_dir)
     return trainer
-
-
-def warm_start(
-    model_path,
-    dataset: Dataset,
-    output_dir: str | Path,
-    num_train_epochs: float = 1.0,
-    learning_rate: float = 2e-5,
-    per_device_train_batch_size: int = 16,
-    **sft_kwargs: Any,
-):
-    """Supervised fine-tuning on the dataset's reference completions; returns ``output_dir`` (a ``Path``).
-
-    Each row's ``prompt`` (chat messages or a string) and ``completion`` (the tagged reference, e.g.
-    ``<dna>ACGT</dna>``) become a conversational prompt/completion pair; the loss covers the completion only.
-    The fine-tuned model and tokenizer are saved to ``output_dir``, ready for :func:`create_ume_grpo_trainer`.
-
-    Args:
-        model_path: the policy (hub id or local directory).
-        dataset: rows with ``prompt`` and ``completion`` columns (``ume_rl.data`` builds them).
-        num_train_epochs, learning_rate, per_device_train_batch_size: SFT settings; recipes set them per model.
-        **sft_kwargs: any ``trl.SFTConfig`` field.
-
-    ``num_train_epochs=0`` skips the warm start and returns ``model_path`` as given.
-    """
-    from accelerate import PartialState
-    from trl import SFTConfig, SFTTrainer
-
-    if not num_train_epochs:
-        logger.info("warm start skipped (num_train_epochs=0)")
-        return model_path
-
-    def conversation(row):
-        prompt = row["prompt"]
-        if isinstance(prompt, str):
-            prompt = [{"role": "user", "content": prompt}]
-        return {"prompt": prompt, "completion": [{"role": "assistant", "content": row["completion"]}]}
-
-    pairs = dataset.map(conversation, remove_columns=dataset.column_names)
-    sft_kwargs.setdefault("use_cpu", cpu_processes())
-    sft_kwargs.setdefault("bf16", not sft_kwargs.get("fp16", False) and bf16_supported(sft_kwargs["use_cpu"]))
-    sft_kwargs.setdefault("report_to", "none")
-    sft_kwargs.setdefault("save_strategy", "no")
-    sft_kwargs.setdefault("logging_steps", 10)
-    config = SFTConfig(
-        output_dir=str(output_dir),
-        num_train_epochs=num_train_epochs,
-        learning_rate=learning_rate,
-        per_device_train_batch_size=per_device_train_batch_size,
-        **sft_kwargs,
-    )
-    trainer = SFTTrainer(model=str(model_path), args=config, train_dataset=pairs)
-    trainer.train()
-    trainer.save_model(str(output_dir))
-    PartialState().wait_for_everyone()  # other ranks load the saved model next
-    logger.info(
-        "warm start: %s epochs of SFT on %d references, saved to %s", num_train_epochs, len(pairs), output_dir
-    )
-    return Path(output_dir)
