@@ -10,7 +10,7 @@ echo "[ume_rl] $(date +%T) ruff"
 ruff check .
 ruff format --check .
 echo "[ume_rl] $(date +%T) unit tests"
-python -m pytest tests "$@"
+python -m pytest --doctest-modules tests ume_rl "$@"
 echo "[ume_rl] $(date +%T) notebooks (nbmake, tiny profile)"
 NB_RUNS="$(mktemp -d)"
 UME_RL_PROFILE=tiny UME_RL_RUNS_DIR="$NB_RUNS" HF_HUB_OFFLINE=1 \

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -186,6 +187,18 @@ def flash_attn_available() -> bool:
     return True
 
 
+def lobster_ume_class():
+    """lobster's ``UME`` class.
+
+    Importing lobster registers its hydra command lines and scripts TorchScript functions, which raise dozens
+    of deprecation warnings about lobster's own code; they are silenced for the import only.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from lobster.model import UME
+    return UME
+
+
 def _register_tiny_arch() -> None:
     from lobster.model.modern_bert._modern_bert_configuration import FLEXBERT_CONFIG_ARGS
 
@@ -207,7 +220,7 @@ def build_tiny_ume(
         use_flash_attn: only with ``layout="unpadded"``: run attention through flash-attn (CUDA). Without it
             lobster's unpadded layout runs through SDPA and mixes sequences that share a forward.
     """
-    from lobster.model import UME
+    UME = lobster_ume_class()
 
     if layout not in ("padded", "unpadded"):
         raise ValueError(f"layout must be 'padded' or 'unpadded', got {layout!r}")
@@ -243,7 +256,7 @@ def load_ume(
         FileNotFoundError: a ``.ckpt`` path that does not exist or is not a file.
         RuntimeError: a registry name that cannot be fetched (offline, no credentials); names the fix.
     """
-    from lobster.model import UME
+    UME = lobster_ume_class()
 
     device = (
         torch.device(device)
