@@ -41,8 +41,8 @@ import torch
 
 from ume_rl.data import random_sequence
 from ume_rl.models import load_ume
-from ume_rl.scoring import UmeScorer
-from ume_rl.tags import MODALITIES
+from ume_rl.rewards.scoring import UmeScorer
+from ume_rl.rewards.tags import MODALITIES
 
 rng = random.Random(0)
 mods = [MODALITIES[i % 3] for i in range(48)]

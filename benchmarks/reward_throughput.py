@@ -8,7 +8,7 @@ UME_mini architecture (untrained weights, seeded: throughput does not depend on 
 
 Rows (completions/s and tokens/s; tokens = true tokens of the scored sequences, CLS/EOS included):
 
-- ``ume_rl unmasked`` / ``ume_rl masked``: :class:`ume_rl.reward.UmeReward`, the whole reward (parse,
+- ``ume_rl unmasked`` / ``ume_rl masked``: :class:`ume_rl.rewards.ume.UmeReward`, the whole reward (parse,
   validate, tokenize, score).
 - ``upstream-equivalent``: ``lobster.rl_training.UMERewardFunction`` where it works (unpadded layout);
   where it does not (the padded CPU layout: it returns 0.0 for everything), its exact recipe on the same
@@ -16,7 +16,7 @@ Rows (completions/s and tokens/s; tokens = true tokens of the scored sequences, 
   on every position, mean over non-pad tokens (specials included).
 - ``naive masked loop``: one forward per (sequence, position), batch of one, decoder on every position.
 - ``bare forward``: the encoder alone over exactly the batches ``ume_rl unmasked`` packs
-  (:meth:`ume_rl.scoring.UmeScorer.encoder_only`, inputs prepared beforehand).
+  (:meth:`ume_rl.rewards.scoring.UmeScorer.encoder_only`, inputs prepared beforehand).
 
 Masked rows cost about mean-length times more, so they run on the first ``--masked-n`` completions
 (stratified) and are compared per completion. The methods run round-robin for ``--rounds`` rounds; each
@@ -40,9 +40,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ume_rl.data import LENGTH_RANGES, random_sequence
-from ume_rl.reward import UmeReward
-from ume_rl.tags import MODALITIES, wrap
+from ume_rl.data import random_sequence
+from ume_rl.rewards.modalities import MODALITIES, MODALITY_TABLE
+from ume_rl.rewards.tags import wrap
+from ume_rl.rewards.ume import UmeReward
 
 TARGETS = {"unmasked_vs_upstream": 4.0, "unmasked_over_bare_wall": 1.25, "masked_vs_naive": 3.0}
 
@@ -273,7 +274,7 @@ def main(argv=None) -> dict:
         "dtype": args.dtype,
         "layout": layout,
         "model": "UME_mini (untrained, seeded), max_length 512",
-        "length_ranges": LENGTH_RANGES,
+        "length_ranges": {m: s.length_range for m, s in MODALITY_TABLE.items()},
         "n": args.n,
         "masked_n": args.masked_n,
         "rounds": args.rounds,

@@ -51,9 +51,9 @@ def warm_policy_path(tiny_qwen_path, tmp_path_factory):
     """The tiny Qwen after the tiny recipe's warm start (SFT on the reference completions): it emits tags."""
     import torch
 
-    from ume_rl.cli import load_recipe
     from ume_rl.data import generate_synthetic_dataset
-    from ume_rl.trainer import warm_start
+    from ume_rl.training.run import load_recipe
+    from ume_rl.training.sft import warm_start
 
     threads = torch.get_num_threads()
     try:

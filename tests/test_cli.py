@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 import ume_rl
-from ume_rl.cli import RECIPES_DIR, load_recipe, main, parse_train_args, recipe_path
+from ume_rl.cli import main, parse_train_args
+from ume_rl.training.run import RECIPES_DIR, load_recipe, recipe_path
 
 TINY = str(RECIPES_DIR / "tiny.yaml")
 FULL = str(RECIPES_DIR / "full.yaml")
@@ -68,14 +69,17 @@ def test_recipes_ship_inside_the_package(tmp_path, monkeypatch):
 
 def test_evaluation_reward_is_the_training_reward(tmp_path, tiny_ume, tiny_qwen_path):
     from ume_rl.data import generate_synthetic_dataset
-    from ume_rl.trainer import create_ume_grpo_trainer
+    from ume_rl.rewards.registry import build_reward_funcs
+    from ume_rl.training.trainer import build_trainer
 
     script, grpo = load_recipe(
-        "tiny", output_dir=tmp_path, reward_temperature=0.2, penalty_for_invalid=-50.0, reward_mode="unmasked"
+        "tiny", output_dir=tmp_path, reward_temperature=0.2, reward_penalty=-50.0, reward_mode="unmasked"
     )
     train = generate_synthetic_dataset(n_per_modality=4, seed=0, progress=False)["train"]
-    trainer = create_ume_grpo_trainer(tiny_qwen_path, tiny_ume, train, args=grpo, **script.reward_kwargs())
-    trained, evaluated = trainer.reward_funcs[0], script.build_reward(tiny_ume)
+    rewards = build_reward_funcs(script.reward_funcs, tiny_ume, script.reward_settings())
+    trainer = build_trainer(tiny_qwen_path, rewards, train, args=grpo)
+    trained = trainer.reward_funcs[0]
+    evaluated = build_reward_funcs(script.reward_funcs, tiny_ume, script.reward_settings())[0]
     assert (
         (evaluated.temperature, evaluated.penalty) == (trained.temperature, trained.penalty) == (0.2, -50.0)
     )
@@ -89,7 +93,7 @@ def test_usage_and_unknown_commands(capsys):
     assert "ume-rl train --config" in capsys.readouterr().out
     assert main([]) == 2
     assert main(["fly"]) == 2
-    with pytest.raises(FileNotFoundError, match="tiny, full"):
+    with pytest.raises(FileNotFoundError, match="full, tiny"):
         load_recipe("nonexistent")
 
 
@@ -103,7 +107,7 @@ def test_train_command_end_to_end():
     assert json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())["global_step"] == 2
     stats = json.loads((out / "reward_stats" / "rank0.json").read_text())
     # 2 steps x the recipe's 32 completions
-    assert stats["world_size"] == 1 and stats["completions"] == 2 * 32
+    assert stats["world_size"] == 1 and stats["ume_reward"]["completions"] == 2 * 32
     evaluation = (out / "evaluation.csv").read_text().splitlines()
     assert evaluation[0].startswith("modality,n,tag_rate,valid_rate") and evaluation[-1].startswith("all,30,")
 
@@ -141,7 +145,7 @@ def test_two_processes_score_their_own_completions(tmp_path):
     stats = [json.loads((out / "reward_stats" / f"rank{rank}.json").read_text()) for rank in (0, 1)]
     assert [s["rank"] for s in stats] == [0, 1] and all(s["world_size"] == 2 for s in stats)
     # Each rank scored only its own share: per-device batch x steps, not the global batch.
-    assert [s["completions"] for s in stats] == [per_device * steps] * 2
+    assert [s["ume_reward"]["completions"] for s in stats] == [per_device * steps] * 2
     state = json.loads((out / f"checkpoint-{steps}" / "trainer_state.json").read_text())
     assert state["global_step"] == steps
     logged = [row for row in state["log_history"] if "reward" in row]

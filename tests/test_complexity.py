@@ -8,10 +8,15 @@ import pickle
 import pytest
 import torch
 
-from ume_rl.complexity import ComplexityReward, kmer_diversity, normalized_entropy, sequence_complexity
 from ume_rl.data import generate_synthetic_dataset
-from ume_rl.probes import make_probes
-from ume_rl.tags import MODALITIES
+from ume_rl.inspection.probes import make_probes
+from ume_rl.rewards.complexity import (
+    ComplexityReward,
+    kmer_diversity,
+    normalized_entropy,
+    sequence_complexity,
+)
+from ume_rl.rewards.modalities import MODALITIES
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +150,7 @@ def test_composes_with_ume_reward_in_a_grpo_step(tiny_ume, warm_policy_path, tmp
     """
     from trl import GRPOConfig, GRPOTrainer
 
-    from ume_rl.reward import UmeReward
+    from ume_rl.rewards.ume import UmeReward
 
     config = GRPOConfig(
         output_dir=str(tmp_path),

@@ -7,14 +7,11 @@ import pytest
 from rdkit import Chem
 
 from ume_rl.data import (
-    AMINO_ACIDS,
-    LENGTH_RANGES,
-    NUCLEOTIDES,
     generate_synthetic_dataset,
     load_or_generate_dataset,
     save_dataset,
 )
-from ume_rl.tags import MODALITY_TO_TAG
+from ume_rl.rewards.modalities import MODALITY_TABLE
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +27,7 @@ def test_split_sizes(dataset):
         "full": 300,
     }
     for split, per_modality in (("train", 90), ("validation", 5), ("test", 5), ("full", 100)):
-        assert Counter(dataset[split]["modality"]) == {m: per_modality for m in LENGTH_RANGES}
+        assert Counter(dataset[split]["modality"]) == {m: per_modality for m in MODALITY_TABLE}
 
 
 def test_splits_are_disjoint_and_cover_full(dataset):
@@ -42,12 +39,12 @@ def test_splits_are_disjoint_and_cover_full(dataset):
 
 def test_lengths_and_alphabets(dataset):
     for row in dataset["full"]:
-        lo, hi = LENGTH_RANGES[row["modality"]]
+        lo, hi = MODALITY_TABLE[row["modality"]].length_range
         assert lo <= len(row["sequence"]) == row["length"] <= hi
         if row["modality"] == "amino_acid":
-            assert set(row["sequence"]) <= set(AMINO_ACIDS)
+            assert set(row["sequence"]) <= set(MODALITY_TABLE["amino_acid"].alphabet)
         elif row["modality"] == "nucleotide":
-            assert set(row["sequence"]) <= set(NUCLEOTIDES)
+            assert set(row["sequence"]) <= set(MODALITY_TABLE["nucleotide"].alphabet)
 
 
 def test_smiles_are_valid_molecules(dataset):
@@ -58,12 +55,12 @@ def test_smiles_are_valid_molecules(dataset):
 
 def test_prompt_asks_for_the_tag_of_its_reference(dataset):
     for row in dataset["full"]:
-        tag = MODALITY_TO_TAG[row["modality"]]
+        tag = MODALITY_TABLE[row["modality"]].tag
         assert row["tag"] == tag
         assert f"<{tag}>" in row["prompt_text"]
         assert row["completion"] == f"<{tag}>{row['sequence']}</{tag}>"
         assert row["prompt"] == [{"role": "user", "content": row["prompt_text"]}]
-        other_tags = set(MODALITY_TO_TAG.values()) - {tag}
+        other_tags = {s.tag for s in MODALITY_TABLE.values()} - {tag}
         assert not any(f"<{t}>" in row["prompt_text"] for t in other_tags)
         assert "<amino_acid>" not in row["prompt_text"]
 

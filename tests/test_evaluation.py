@@ -9,9 +9,14 @@ import pytest
 from datasets import concatenate_datasets
 
 from ume_rl.data import generate_synthetic_dataset
-from ume_rl.evaluation import SUMMARY_COLUMNS, evaluate_policy, generate_completions, summarize_completions
-from ume_rl.reward import UmeReward
-from ume_rl.tags import MODALITIES
+from ume_rl.rewards.modalities import MODALITIES
+from ume_rl.rewards.ume import UmeReward
+from ume_rl.training.evaluation import (
+    SUMMARY_COLUMNS,
+    evaluate_policy,
+    generate_completions,
+    summarize_completions,
+)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

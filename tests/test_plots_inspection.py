@@ -9,16 +9,16 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from ume_rl import plots
-from ume_rl.probes import PROBE_KINDS, VARIANT_KINDS
-from ume_rl.tags import MODALITIES
+from ume_rl.inspection import plots
+from ume_rl.inspection.probes import PROBE_KINDS, VARIANT_KINDS
+from ume_rl.rewards.modalities import MODALITIES
 
 PENALTY = -91.5
 
 
 @pytest.fixture(scope="module")
 def frame() -> pd.DataFrame:
-    """Rows shaped like ume_rl.probes rows joined with UmeReward.details (invalid rows at the penalty)."""
+    """Rows shaped like ume_rl.inspection.probes rows joined with UmeReward.details (invalid rows at the penalty)."""
     rng = np.random.default_rng(0)
     rows = []
     for modality in MODALITIES:

@@ -7,7 +7,7 @@ import math
 import pytest
 from matplotlib.figure import Figure
 
-from ume_rl.plots import plot_training_curves, save_figure, training_log_frame
+from ume_rl.inspection.plots import plot_training_curves, save_figure, training_log_frame
 
 
 def log_history(steps: int = 4, kl: bool = False) -> list[dict]:

@@ -9,10 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ume_rl.complexity import normalized_entropy
-from ume_rl.data import AMINO_ACIDS, LENGTH_RANGES, NUCLEOTIDES, generate_synthetic_dataset
-from ume_rl.probes import (
-    FOREIGN_ALPHABETS,
+from ume_rl.data import generate_synthetic_dataset
+from ume_rl.inspection.probes import (
     PROBE_KINDS,
     VARIANT_KINDS,
     make_probes,
@@ -20,7 +18,9 @@ from ume_rl.probes import (
     mutable_positions,
     point_mutations,
 )
-from ume_rl.tags import MODALITIES, extract_tagged_sequence
+from ume_rl.rewards.complexity import normalized_entropy
+from ume_rl.rewards.modalities import MODALITIES, MODALITY_TABLE
+from ume_rl.rewards.tags import extract_tagged_sequence
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,7 @@ def test_mutated_differs_in_exactly_k_positions(references, variants):
     seed=st.integers(0, 10_000),
 )
 def test_point_mutations_property(modality, data, seed):
-    alphabet = AMINO_ACIDS if modality == "amino_acid" else NUCLEOTIDES
+    alphabet = MODALITY_TABLE[modality].alphabet
     sequence = data.draw(st.text(alphabet=alphabet, min_size=1, max_size=80))
     k = data.draw(st.integers(0, len(sequence)))
     mutant = point_mutations(sequence, modality, k, random.Random(seed))
@@ -114,7 +114,7 @@ def test_wrong_alphabet_is_invalid_for_the_reward(references, variants):
         original = references[0][row["source"]]
         assert len(row["sequence"]) == len(original)
         changed = [c for c, o in zip(row["sequence"], original, strict=True) if c != o]
-        assert changed and set(changed) <= set(FOREIGN_ALPHABETS[row["modality"]])
+        assert changed and set(changed) <= set(MODALITY_TABLE[row["modality"]].foreign_alphabet)
         assert extract_tagged_sequence(row["completion"], row["modality"]).reason in {
             "bad_alphabet",
             "unparsable_smiles",
@@ -162,7 +162,7 @@ def test_probes_are_valid_so_the_reward_must_score_them(probes):
     for row in probes:
         tagged = extract_tagged_sequence(row["completion"], row["modality"])
         assert tagged.reason is None, row
-        lo, hi = LENGTH_RANGES[row["modality"]]
+        lo, hi = MODALITY_TABLE[row["modality"]].length_range
         whole_units = row["kind"] == "tandem_repeat" and row["modality"] == "SMILES"  # at least two units
         assert lo <= row["length"] <= hi or whole_units, row
 
@@ -197,8 +197,8 @@ def test_fixed_length_probes():
 
 
 def test_score_rows_joins_reward_details_and_complexity(tiny_ume):
-    from ume_rl.probes import score_rows
-    from ume_rl.reward import UmeReward
+    from ume_rl.inspection.probes import score_rows
+    from ume_rl.rewards.ume import UmeReward
 
     reward = UmeReward(tiny_ume, temperature=0.5, mode="unmasked")
     rows = make_variants(["MKVLAAGIWQ", "ACGTTGCAAGCTTACG"], ["amino_acid", "nucleotide"], seed=0)

@@ -12,8 +12,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ume_rl.reward import UmeReward, UMERewardFunction, create_ume_reward_wrapper
-from ume_rl.tags import INVALID_REASONS, MODALITIES, TAG_TO_MODALITY, completion_text
+from ume_rl.lobster_compat import UMERewardFunction, create_ume_reward_wrapper
+from ume_rl.rewards.modalities import MODALITIES, TAG_TO_MODALITY
+from ume_rl.rewards.tags import INVALID_REASONS, completion_text
+from ume_rl.rewards.ume import UmeReward
 
 VALID = ["<smiles>CCO</smiles>", "<protein>MKVLAAGGW</protein>", "<dna>ACGTACGTTTGA</dna>"]
 
@@ -29,7 +31,7 @@ def masked_reward(tiny_ume):
 
 
 def test_valid_reward_is_score_over_temperature(masked_reward, tiny_ume):
-    from ume_rl.scoring import UmeScorer
+    from ume_rl.rewards.scoring import UmeScorer
 
     assert masked_reward.mode == "masked"
     rows = masked_reward.details(VALID)
@@ -152,8 +154,8 @@ def test_statistics_and_log_metric(tiny_ume):
     assert (stats["completions"], stats["valid"], stats["invalid"]) == (5, 3, 2)
     assert stats["invalid_reasons"] == {r: int(r in ("no_tag", "bad_alphabet")) for r in INVALID_REASONS}
     assert stats["per_modality"]["SMILES"]["mean_reward"] == pytest.approx(out[0])
-    assert stats["no_tag_count"] == 1 and stats["modality_counts"] == dict.fromkeys(MODALITIES, 1)
-    assert stats["mean"] == pytest.approx(sum(out) / 5)
+    assert stats["mean_reward"] == pytest.approx(sum(out) / 5)
+    assert (stats["min_reward"], stats["max_reward"]) == (min(out), max(out))
     names = dict(logged)
     assert names["ume_reward/valid_fraction"] == pytest.approx(0.6)
     assert names["ume_reward/amino_acid/mean_score"] == pytest.approx(out[1] * 0.1)
@@ -171,7 +173,7 @@ def test_trl_callable_contract_and_pickle(reward):
 
 
 def test_penalty_at_or_above_the_lowest_valid_reward_warns(tiny_ume, caplog):
-    with caplog.at_level(logging.WARNING, logger="ume_rl.reward"):
+    with caplog.at_level(logging.WARNING, logger="ume_rl.rewards.ume"):
         UmeReward(tiny_ume, mode="unmasked", penalty=-500.0)  # below the floor reward -81.5: fine
         assert not caplog.records
         upstream = UMERewardFunction(tiny_ume, penalty_for_invalid=-5.0, mode="unmasked")  # upstream's value
@@ -183,7 +185,7 @@ def test_penalty_at_or_above_the_lowest_valid_reward_warns(tiny_ume, caplog):
 
 
 def test_lobster_compatible_entry_points(tiny_ume, caplog):
-    with caplog.at_level(logging.WARNING, logger="ume_rl.reward"):
+    with caplog.at_level(logging.WARNING, logger="ume_rl"):
         legacy = UMERewardFunction(
             tiny_ume, temperature=0.5, batch_size=8, enable_wandb_logging=True, mode="unmasked"
         )
@@ -191,15 +193,11 @@ def test_lobster_compatible_entry_points(tiny_ume, caplog):
     assert legacy.penalty_for_invalid == pytest.approx((-math.log(1280) - 2.0) / 0.5)
     out = legacy(VALID + ["none"])
     assert out[3] == legacy.penalty_for_invalid < min(out[:3])
-    assert set(legacy.get_statistics()) >= {
-        "min",
-        "max",
-        "sum",
-        "count",
-        "mean",
-        "modality_counts",
-        "no_tag_count",
-    }
+    stats = legacy.get_statistics()
+    assert set(stats) >= {"min", "max", "sum", "count", "mean", "modality_counts", "no_tag_count"}
+    assert stats["no_tag_count"] == 1 and stats["modality_counts"] == dict.fromkeys(MODALITIES, 1)
+    assert stats["mean"] == pytest.approx(sum(out) / 4) and stats["count"] == 4
+    assert (stats["min"], stats["max"]) == (min(out), max(out))
     wrapped = create_ume_reward_wrapper(tiny_ume, penalty_for_invalid=-500.0, mode="unmasked")
     assert pickle.loads(pickle.dumps(wrapped))(["none"]) == [-500.0]
     assert wrapped.__name__ == "ume_reward"
@@ -253,6 +251,6 @@ def test_grpo_trainer_step_with_tiny_qwen(tiny_ume, tiny_qwen_path, tmp_path):
     trainer.train()
     logs = {k: v for entry in trainer.state.log_history for k, v in entry.items()}
     assert "rewards/ume_reward/mean" in logs
-    assert logs["rewards/ume_reward/mean"] == pytest.approx(reward.get_statistics()["mean"], abs=1e-4)
+    assert logs["rewards/ume_reward/mean"] == pytest.approx(reward.get_statistics()["mean_reward"], abs=1e-4)
     assert "ume_reward/valid_fraction" in logs  # logged through TRL's log_metric
     assert reward.get_statistics()["completions"] == 4

@@ -6,13 +6,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ume_rl.tags import (
+from ume_rl.lobster_compat import extract_tagged_content
+from ume_rl.rewards.modalities import MODALITIES, TAG_TO_MODALITY, normalize_modality
+from ume_rl.rewards.tags import (
     INVALID_REASONS,
-    MODALITIES,
-    TAG_TO_MODALITY,
-    extract_tagged_content,
     extract_tagged_sequence,
-    normalize_modality,
     read_completions,
     wrap,
 )

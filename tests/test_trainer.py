@@ -11,16 +11,10 @@ import torch
 from trl import GRPOConfig
 
 from ume_rl.data import generate_synthetic_dataset
-from ume_rl.tags import MODALITIES
-from ume_rl.trainer import (
-    UmeGRPOConfig,
-    build_grpo_config,
-    create_ume_grpo_trainer,
-    default_num_generations,
-    outside_zero3,
-    to_conversational,
-    train_ume_grpo,
-)
+from ume_rl.lobster_compat import create_ume_grpo_trainer, train_ume_grpo
+from ume_rl.rewards.modalities import MODALITIES
+from ume_rl.training.config import UmeGRPOConfig, build_grpo_config, default_num_generations
+from ume_rl.training.trainer import outside_zero3, to_conversational
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -239,7 +233,7 @@ def test_resume_continues_at_the_checkpoint_step(seed_run, tmp_path, warm_policy
 
 
 def test_training_curves_plot_from_a_real_log_history(seed_run, tmp_path):
-    from ume_rl.plots import plot_training_curves, save_figure
+    from ume_rl.inspection.plots import plot_training_curves, save_figure
 
     trainer, _ = seed_run
     fig = plot_training_curves(trainer.state.log_history, penalty=trainer.reward_funcs[0].penalty)

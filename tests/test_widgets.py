@@ -4,11 +4,11 @@ import math
 
 import pytest
 
-from ume_rl.widgets import scoring_panel
+from ume_rl.inspection.widgets import scoring_panel
 
 
 def test_scoring_panel_scores_on_construction_and_on_change(tiny_ume):
-    from ume_rl.reward import UmeReward
+    from ume_rl.rewards.ume import UmeReward
 
     panel = scoring_panel(tiny_ume, sequence="MKTAYIAKQR", modality="amino_acid")
     expected = UmeReward(tiny_ume, mode="unmasked").details(["<protein>MKTAYIAKQR</protein>"])[0]

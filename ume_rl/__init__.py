@@ -1,12 +1,16 @@
-"""ume_rl: GRPO training of small LLMs against UME pseudo-likelihood rewards.
+"""ume_rl: GRPO training of small LLMs against masked-LM pseudo-likelihood rewards (UME first of all).
 
-Everything a notebook or script needs is importable from the top level; submodules load lazily, so
+The layers, each a folder: :mod:`ume_rl.rewards` (tags, the modality table, the scoring engine, the rewards),
+:mod:`ume_rl.training` (GRPO config, warm start, trainer builder, the run workflow, evaluation) and
+:mod:`ume_rl.inspection` (probes, plots, widgets); at the root the profiles, models, dataset, command line
+and the lobster-compatible names. What a user calls is exported here; submodules load lazily, so
 ``import ume_rl`` is cheap and lobster (slow to import) loads only when a UME is needed.
 
 >>> import ume_rl
 >>> profile = ume_rl.get_profile("tiny")
->>> ds = ume_rl.generate_synthetic_dataset(n_per_modality=3, progress=False)  # doctest: +SKIP
->>> reward = ume_rl.UmeReward(profile.load_ume())  # doctest: +SKIP
+>>> ds = ume_rl.generate_synthetic_dataset(n_per_modality=3, progress=False)
+>>> ume_rl.ComplexityReward()(["<dna>ACGTTGCA</dna>"])
+[1.0]
 """
 
 from __future__ import annotations
@@ -16,54 +20,44 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
-    # profiles
+    # profiles, models, data
     "Profile": "profiles",
     "get_profile": "profiles",
-    "resolve_profile_name": "profiles",
-    "runs_dir": "profiles",
-    # models
     "download_qwen": "models",
-    "find_qwen_in_cache": "models",
     "build_tiny_qwen": "models",
-    "build_tiny_ume": "models",
     "load_ume": "models",
-    # data
     "generate_synthetic_dataset": "data",
     "save_dataset": "data",
     "load_or_generate_dataset": "data",
-    # tags
-    "wrap": "tags",
-    "extract_tagged_content": "tags",
-    "extract_tagged_sequence": "tags",
-    "INVALID_REASONS": "tags",
-    "read_completions": "tags",
-    # scoring and rewards
-    "UmeScorer": "scoring",
-    "UmeReward": "reward",
-    "UMERewardFunction": "reward",
-    "create_ume_reward_wrapper": "reward",
-    "ComplexityReward": "complexity",
-    # probes and widgets (notebook 03)
-    "make_variants": "probes",
-    "make_probes": "probes",
-    "score_rows": "probes",
-    "scoring_panel": "widgets",
-    # training and evaluation
-    "UmeGRPOConfig": "config",
-    "build_grpo_config": "config",
-    "create_ume_grpo_trainer": "trainer",
-    "train_ume_grpo": "trainer",
-    "warm_start": "sft",
-    "outside_zero3": "trainer",
-    "evaluate_policy": "evaluation",
-    "generate_completions": "evaluation",
-    "summarize_completions": "evaluation",
-    "build_ume_reward": "trainer",
-    "load_recipe": "cli",
-    "TrainRun": "cli",
+    # rewards
+    "MODALITY_TABLE": "rewards.modalities",
+    "wrap": "rewards.tags",
+    "read_completions": "rewards.tags",
+    "UmeScorer": "rewards.scoring",
+    "UmeReward": "rewards.ume",
+    "ComplexityReward": "rewards.complexity",
+    "build_reward_funcs": "rewards.registry",
+    # training
+    "build_grpo_config": "training.config",
+    "build_trainer": "training.trainer",
+    "warm_start": "training.sft",
+    "load_recipe": "training.run",
+    "evaluate_policy": "training.evaluation",
+    "generate_completions": "training.evaluation",
+    # inspection
+    "make_variants": "inspection.probes",
+    "make_probes": "inspection.probes",
+    "score_rows": "inspection.probes",
+    "scoring_panel": "inspection.widgets",
+    # lobster-compatible names
+    "UMERewardFunction": "lobster_compat",
+    "create_ume_reward_wrapper": "lobster_compat",
+    "create_ume_grpo_trainer": "lobster_compat",
+    "train_ume_grpo": "lobster_compat",
+    "extract_tagged_content": "lobster_compat",
 }
 
-__all__ = [*_EXPORTS, "plots"]
+__all__ = list(_EXPORTS)
 
 
 def __getattr__(name: str):
@@ -72,8 +66,6 @@ def __getattr__(name: str):
         value = getattr(module, name)
         globals()[name] = value
         return value
-    if name == "plots":
-        return importlib.import_module("ume_rl.plots")
     raise AttributeError(f"module 'ume_rl' has no attribute {name!r}")
 
 

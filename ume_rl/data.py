@@ -25,36 +25,12 @@ from datasets import Dataset, DatasetDict, load_from_disk
 from rdkit import Chem, rdBase
 from tqdm.auto import tqdm
 
-from ume_rl.tags import MODALITIES, MODALITY_TO_TAG, wrap
+from ume_rl.rewards.modalities import MODALITIES, MODALITY_TABLE
+from ume_rl.rewards.tags import wrap
 
 logger = logging.getLogger(__name__)
 
-AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
-NUCLEOTIDES = "ACGT"
-LENGTH_RANGES: dict[str, tuple[int, int]] = {
-    "SMILES": (10, 50),
-    "amino_acid": (20, 100),
-    "nucleotide": (50, 200),
-}
 SPLIT_FRACTIONS = {"train": 0.90, "validation": 0.05, "test": 0.05}
-
-PROMPT_TEMPLATES: dict[str, tuple[str, ...]] = {
-    "SMILES": (
-        "Generate a valid SMILES string for a small drug-like molecule. Put it inside <smiles></smiles> tags.",
-        "Write the SMILES of an organic molecule between <smiles> and </smiles>.",
-        "Propose a small molecule and give its SMILES inside <smiles>...</smiles> tags.",
-    ),
-    "amino_acid": (
-        "Generate a protein sequence using the 20 standard amino acids. Put it inside <protein></protein> tags.",
-        "Write an amino acid sequence for a short protein between <protein> and </protein>.",
-        "Design a protein and give its sequence inside <protein>...</protein> tags.",
-    ),
-    "nucleotide": (
-        "Generate a DNA sequence using only A, C, G and T. Put it inside <dna></dna> tags.",
-        "Write a DNA sequence between <dna> and </dna>.",
-        "Design a short gene fragment and give its DNA sequence inside <dna>...</dna> tags.",
-    ),
-}
 
 # Building blocks for random, RDKit-valid SMILES.
 _ATOMS = ("C", "C", "C", "C", "N", "O", "S", "F", "Cl")
@@ -91,12 +67,12 @@ def random_smiles(rng: random.Random, min_len: int = 10, max_len: int = 50, max_
 
 
 def random_sequence(modality: str, rng: random.Random) -> str:
-    """A random reference sequence of ``modality`` within :data:`LENGTH_RANGES`."""
-    lo, hi = LENGTH_RANGES[modality]
-    if modality == "SMILES":
+    """A random reference sequence of ``modality`` within its table ``length_range``."""
+    spec = MODALITY_TABLE[modality]
+    lo, hi = spec.length_range
+    if spec.alphabet is None:
         return random_smiles(rng, lo, hi)
-    alphabet = AMINO_ACIDS if modality == "amino_acid" else NUCLEOTIDES
-    return "".join(rng.choice(alphabet) for _ in range(rng.randint(lo, hi)))
+    return "".join(rng.choice(spec.alphabet) for _ in range(rng.randint(lo, hi)))
 
 
 def make_row(sequence: str, modality: str, prompt_text: str) -> dict:
@@ -107,7 +83,7 @@ def make_row(sequence: str, modality: str, prompt_text: str) -> dict:
         "completion": wrap(sequence, modality),
         "sequence": sequence,
         "modality": modality,
-        "tag": MODALITY_TO_TAG[modality],
+        "tag": MODALITY_TABLE[modality].tag,
         "length": len(sequence),
     }
 
@@ -146,7 +122,7 @@ def generate_synthetic_dataset(
             if sequence in seen:
                 continue
             seen.add(sequence)
-            rows.append(make_row(sequence, modality, rng.choice(PROMPT_TEMPLATES[modality])))
+            rows.append(make_row(sequence, modality, rng.choice(MODALITY_TABLE[modality].prompts)))
             bar.update()
         start = 0
         for split, count in _split_counts(n_per_modality).items():
@@ -190,5 +166,5 @@ def tokenizer_corpus(seed: int = 0, n_per_modality: int = 100) -> list[str]:
         *rows["prompt_text"],
         *rows["completion"],
         *extra,
-        *(t for ts in PROMPT_TEMPLATES.values() for t in ts),
+        *(t for spec in MODALITY_TABLE.values() for t in spec.prompts),
     ]

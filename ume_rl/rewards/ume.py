@@ -5,8 +5,8 @@
 >>> reward(["<smiles>CCO</smiles>", "no tag here"])  # doctest: +SKIP
 [-64.6..., -91.5...]
 
-Data flows one way: completion (string, or chat messages) → tagged sequence (:mod:`ume_rl.tags`) →
-UME token ids → score (:class:`ume_rl.scoring.UmeScorer`, mean per-residue log-prob) → reward.
+Data flows one way: completion (string, or chat messages) → tagged sequence (:mod:`ume_rl.rewards.tags`) →
+UME token ids → score (:class:`ume_rl.rewards.scoring.UmeScorer`, mean per-residue log-prob) → reward.
 
 - valid: ``reward = max(score, score_floor) / temperature``;
 - invalid (no tag, wrong modality, empty, bad alphabet, unparsable SMILES, too long, or a token UME's
@@ -24,8 +24,8 @@ floor reward -81.5, penalty -91.5. Upstream's -5.0 sat above the valid rewards o
 
 Errors are never rewarded: an exception inside the scorer propagates to the caller.
 
-lobster-compatible entry points (same parameter names as ``lobster.rl_training``): :class:`UMERewardFunction`
-and :func:`create_ume_reward_wrapper`; :func:`ume_rl.tags.extract_tagged_content`.
+lobster's names for this reward (``UMERewardFunction``, ``create_ume_reward_wrapper``) are in
+:mod:`ume_rl.lobster_compat`.
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
-from ume_rl.scoring import DEFAULT_MODE, UmeScorer
-from ume_rl.tags import INVALID_REASONS, MODALITIES, read_completions
+from ume_rl.rewards.modalities import MODALITIES
+from ume_rl.rewards.scoring import DEFAULT_MODE, UmeScorer
+from ume_rl.rewards.tags import INVALID_REASONS, read_completions
 
 logger = logging.getLogger(__name__)
 
@@ -51,11 +52,11 @@ class UmeReward:
         temperature: rewards are ``score / temperature``; must be positive.
         penalty: reward of an invalid completion; default ``(score_floor - margin) / temperature``.
         mode: ``"masked"`` (exact pseudo-log-likelihood) or ``"unmasked"`` (single pass); see
-            :mod:`ume_rl.scoring` for cost and agreement.
+            :mod:`ume_rl.rewards.scoring` for cost and agreement.
         score_floor: lowest score a valid completion is rewarded with; default ``-ln(vocab_size) - margin``.
             ``-math.inf`` disables flooring (then pass an explicit ``penalty``).
         margin: nats between the uniform-model score and the floor, and between the floor and the penalty.
-        token_budget, dtype: passed to :class:`~ume_rl.scoring.UmeScorer`.
+        token_budget, dtype: passed to :class:`~ume_rl.rewards.scoring.UmeScorer`.
 
     Called as ``reward(completions, prompts=None, completion_ids=None, modality=None, log_metric=None,
     **kwargs) -> list[float]``, the contract of TRL's ``GRPOTrainer``: ``modality`` is the dataset column
@@ -103,13 +104,8 @@ class UmeReward:
                 lowest_valid,
                 (self.score_floor - margin) / self.temperature,
             )
-        # Longest content worth parsing: no residue token is longer than 9 characters ('[195Pt+2]').
-        self._max_chars = self.scorer.max_length * max(
-            len(token)
-            for tok in self.scorer._tokenizers.values()
-            for token in tok.get_vocab()
-            if token[0] != "<"
-        )
+        # Longest content worth parsing: max_length tokens of the longest residue token ('[195Pt+2]').
+        self._max_chars = self.scorer.max_length * self.scorer.longest_residue_token
         self.reset_statistics()
 
     @property
@@ -204,9 +200,9 @@ class UmeReward:
         """Totals since creation (or :meth:`reset_statistics`).
 
         Keys: ``completions``, ``valid``, ``invalid``, ``valid_fraction``, ``floored``, ``invalid_reasons``
-        (every reason, with 0s), ``per_modality`` (count, mean_score, mean_reward), ``penalty``,
-        ``temperature``, ``score_floor``, ``mode``, and upstream's keys ``min``, ``max``, ``sum``,
-        ``count``, ``mean``, ``modality_counts``, ``no_tag_count``, ``empty_content_count``.
+        (every reason, with 0s), ``per_modality`` (count, mean_score, mean_reward), ``mean_reward``,
+        ``min_reward``, ``max_reward`` (over all completions, invalid ones included; 0.0 before any call),
+        ``penalty``, ``temperature``, ``score_floor``, ``mode``.
         """
         s = self._stats
         total = s["completions"]
@@ -230,15 +226,9 @@ class UmeReward:
             "temperature": self.temperature,
             "score_floor": self.score_floor,
             "mode": self.mode,
-            # upstream (lobster.rl_training.UMERewardFunction) keys
-            "min": s["reward_min"] if total else 0.0,
-            "max": s["reward_max"] if total else 0.0,
-            "sum": s["reward_total"],
-            "count": total,
-            "mean": s["reward_total"] / total if total else 0.0,
-            "modality_counts": {m: s["count"][m] for m in MODALITIES if s["count"][m]},
-            "no_tag_count": s["reasons"]["no_tag"],
-            "empty_content_count": s["reasons"]["empty"],
+            "mean_reward": s["reward_total"] / total if total else 0.0,
+            "min_reward": s["reward_min"] if total else 0.0,
+            "max_reward": s["reward_max"] if total else 0.0,
         }
 
     def _log(self, rows: list[dict], log_metric) -> None:
@@ -250,60 +240,3 @@ class UmeReward:
             if valid:
                 log_metric(f"{name}/{modality}/mean_score", sum(r["score"] for r in valid) / len(valid))
                 log_metric(f"{name}/{modality}/mean_reward", sum(r["reward"] for r in valid) / len(valid))
-
-
-class UMERewardFunction(UmeReward):
-    """Drop-in for ``lobster.rl_training.UMERewardFunction`` with fixed behaviour.
-
-    Same parameters: ``batch_size`` is accepted for compatibility (batching is by token budget),
-    ``enable_wandb_logging`` is accepted and ignored with a warning (metrics go through TRL's ``log_metric``,
-    no wandb call from the reward; use TRL's ``report_to="wandb"``), ``penalty_for_invalid=None`` means the
-    scale-aware default of :class:`UmeReward` (a value at or above the lowest valid reward, like upstream's
-    -5.0, is logged as a warning).
-    """
-
-    __name__ = "ume_reward"
-
-    def __init__(
-        self,
-        ume_model,
-        temperature: float = 0.1,
-        batch_size: int = 8,
-        enable_wandb_logging: bool = False,
-        penalty_for_invalid: float | None = None,
-        mode: str = DEFAULT_MODE,
-        **kwargs,
-    ):
-        if enable_wandb_logging:
-            logger.warning(
-                "enable_wandb_logging=True is ignored: the reward makes no wandb call. Use TRL's"
-                ' report_to="wandb", which logs the values the reward passes to log_metric.'
-            )
-        super().__init__(ume_model, temperature=temperature, penalty=penalty_for_invalid, mode=mode, **kwargs)
-        self.batch_size = batch_size
-        self.enable_wandb_logging = enable_wandb_logging
-
-    @property
-    def penalty_for_invalid(self) -> float:
-        return self.penalty
-
-
-def create_ume_reward_wrapper(
-    ume_model,
-    temperature: float = 0.1,
-    batch_size: int = 8,
-    enable_wandb_logging: bool = False,
-    penalty_for_invalid: float | None = None,
-    mode: str = DEFAULT_MODE,
-    **kwargs,
-) -> UMERewardFunction:
-    """lobster-compatible factory; returns a picklable :class:`UMERewardFunction` (not a closure)."""
-    return UMERewardFunction(
-        ume_model,
-        temperature=temperature,
-        batch_size=batch_size,
-        enable_wandb_logging=enable_wandb_logging,
-        penalty_for_invalid=penalty_for_invalid,
-        mode=mode,
-        **kwargs,
-    )

@@ -17,8 +17,6 @@ TaggedSequence(modality='amino_acid', sequence='MKVL', reason=None)
 'bad_alphabet'
 >>> extract_tagged_sequence("<smiles>CCO</smiles>", expected_modality="amino_acid").reason
 'wrong_modality'
->>> extract_tagged_content("text <dna>acgt</dna>")  # lobster-compatible
-('dna', 'acgt')
 
 Reading a batch as TRL passes it (strings or chat messages, the ``modality`` column):
 
@@ -27,7 +25,7 @@ Reading a batch as TRL passes it (strings or chat messages, the ``modality`` col
 
 Validation here is text-only; the exact ``too_long`` (more tokens than UME's ``max_length``) and
 ``unknown_token`` (a token UME's tokenizer maps to ``<unk>``) checks need the UME tokenizer and are made in
-:mod:`ume_rl.reward`. Reading is linear in the text length (no regex backtracking
+:mod:`ume_rl.rewards.ume`. Reading is linear in the text length (no regex backtracking
 over unclosed tags), so adversarial or huge completions are cheap.
 """
 
@@ -37,20 +35,7 @@ import bisect
 import re
 from typing import NamedTuple
 
-# lobster's Modality values, in the order ume_rl reports them.
-MODALITIES: tuple[str, ...] = ("SMILES", "amino_acid", "nucleotide")
-
-# The tag a prompt asks for, per modality.
-MODALITY_TO_TAG: dict[str, str] = {"SMILES": "smiles", "amino_acid": "protein", "nucleotide": "dna"}
-
-# Every tag the reward accepts (case-insensitive), including upstream's aliases.
-TAG_TO_MODALITY: dict[str, str] = {
-    "smiles": "SMILES",
-    "protein": "amino_acid",
-    "amino_acid": "amino_acid",
-    "dna": "nucleotide",
-    "nucleotide": "nucleotide",
-}
+from ume_rl.rewards.modalities import MODALITY_TABLE, TAG_TO_MODALITY, normalize_modality
 
 # Why a completion is invalid, in the order the checks run.
 INVALID_REASONS: tuple[str, ...] = (
@@ -67,9 +52,6 @@ INVALID_REASONS: tuple[str, ...] = (
 # (9 characters, '[195Pt+2]'); longer content cannot fit UME and is ``too_long`` without reaching RDKit.
 DEFAULT_MAX_CHARS = 512 * 9
 
-AMINO_ACID_ALPHABET = frozenset("ACDEFGHIKLMNPQRSTVWY")
-NUCLEOTIDE_ALPHABET = frozenset("ACGT")
-
 _TAG_NAMES = "|".join(TAG_TO_MODALITY)
 _OPEN = re.compile(rf"<({_TAG_NAMES})>", re.IGNORECASE)
 _CLOSE = re.compile(rf"</({_TAG_NAMES})>", re.IGNORECASE)
@@ -85,18 +67,8 @@ class TaggedSequence(NamedTuple):
 
 def wrap(sequence: str, modality: str) -> str:
     """Write ``sequence`` inside the canonical tag of ``modality``."""
-    tag = MODALITY_TO_TAG[modality]
+    tag = MODALITY_TABLE[modality].tag
     return f"<{tag}>{sequence}</{tag}>"
-
-
-def normalize_modality(modality) -> str:
-    """``"SMILES"``/``"amino_acid"``/``"nucleotide"`` from a string, a lobster ``Modality`` or a tag name."""
-    value = getattr(modality, "value", modality)
-    if value in MODALITIES:
-        return value
-    if isinstance(value, str) and value.lower() in TAG_TO_MODALITY:
-        return TAG_TO_MODALITY[value.lower()]
-    raise ValueError(f"Unknown modality {modality!r}; expected one of {MODALITIES} or a tag name.")
 
 
 def iter_tagged(text: str):
@@ -139,24 +111,6 @@ def completion_text(completion) -> str | None:
     return None
 
 
-def extract_tagged_content(text: str) -> tuple[str | None, str | None]:
-    """lobster-compatible: ``(tag_type, content)`` of the first tag pair with non-empty content.
-
-    ``tag_type`` is the canonical tag (``"smiles"``, ``"protein"``, ``"dna"``; the aliases ``amino_acid``
-    and ``nucleotide`` map to ``protein`` and ``dna``), ``content`` is stripped but otherwise unvalidated.
-    ``(None, None)`` when there is none. Same contract as ``lobster.rl_training.extract_tagged_content``,
-    with case-insensitive tags and aliases.
-
-    >>> extract_tagged_content("<smiles></smiles><Protein>MKV</Protein>")
-    ('protein', 'MKV')
-    """
-    for name, raw in iter_tagged(text):
-        content = raw.strip()
-        if content:
-            return MODALITY_TO_TAG[TAG_TO_MODALITY[name]], content
-    return None, None
-
-
 def validate_sequence(sequence: str, modality: str) -> tuple[str | None, str | None]:
     """Check ``sequence`` (already stripped, non-empty) for ``modality``: ``(normalised, None)`` or ``(None, reason)``.
 
@@ -168,8 +122,7 @@ def validate_sequence(sequence: str, modality: str) -> tuple[str | None, str | N
             return None, "unparsable_smiles"
         return sequence, None
     upper = sequence.upper()
-    alphabet = AMINO_ACID_ALPHABET if modality == "amino_acid" else NUCLEOTIDE_ALPHABET
-    if not set(upper) <= alphabet:
+    if not set(upper) <= set(MODALITY_TABLE[modality].alphabet):
         return None, "bad_alphabet"
     return upper, None
 

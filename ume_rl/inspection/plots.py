@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from ume_rl.rewards.modalities import MODALITY_TABLE
+
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
     """Write ``fig`` as a PNG at ``path`` (parents created) and return the path."""
@@ -24,15 +26,9 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
 
 # ------------------------------------------------------------------------------ reward inspection (03)
 # Inputs are long-format DataFrames, one row per scored sequence: ``modality`` plus the columns named by
-# each function (``kind``, ``reward``, ``score``, ``length``, ``reason`` as ume_rl.probes rows joined
+# each function (``kind``, ``reward``, ``score``, ``length``, ``reason`` as ume_rl.inspection.probes rows joined
 # with ``UmeReward.details`` give them). A ``reason`` column marks invalid rows (reason not null).
 
-MODALITY_LABELS: dict[str, str] = {"SMILES": "SMILES", "amino_acid": "protein", "nucleotide": "DNA"}
-MODALITY_COLORS: dict[str, str] = {
-    "SMILES": "tab:blue",
-    "amino_acid": "tab:orange",
-    "nucleotide": "tab:green",
-}
 VALUE_LABELS: dict[str, str] = {
     "reward": "reward (score / temperature)",
     "score": "score (mean log-prob per residue)",
@@ -44,6 +40,10 @@ VALUE_LABELS: dict[str, str] = {
 KIND_COLORS = tuple(
     f"tab:{c}" for c in ("green", "blue", "orange", "red", "purple", "brown", "pink", "olive")
 )
+
+
+def _modality_label(modality: str) -> str:
+    return MODALITY_TABLE[modality].label if modality in MODALITY_TABLE else modality
 
 
 def _label(column: str) -> str:
@@ -102,7 +102,7 @@ def plot_reward_distribution(
             ax.axvline(
                 penalty, color="tab:red", ls="--", label=f"invalid penalty {penalty:.3g} (n={(~valid).sum()})"
             )
-        ax.set(title=MODALITY_LABELS.get(modality, modality), xlabel=_label(value), ylabel="count")
+        ax.set(title=_modality_label(modality), xlabel=_label(value), ylabel="count")
         ax.legend(fontsize="small")
     return fig
 
@@ -126,7 +126,7 @@ def plot_reward_vs_length(frame, value: str = "reward", length: str = "length", 
                 )
         rho = spearman_rho(rows[length], rows[value])
         ax.set(
-            title=f"{MODALITY_LABELS.get(modality, modality)}: Spearman ρ(length, {value}) = {rho:.2f}",
+            title=f"{_modality_label(modality)}: Spearman ρ(length, {value}) = {rho:.2f}",
             xlabel=_label(length),
             ylabel=_label(value),
         )
@@ -148,14 +148,14 @@ def plot_temperature_effect(frame, temperatures, penalties: dict, score: str = "
     ax = fig.subplots()
     for modality, rows in frame.groupby("modality", sort=False):
         rewards = rows[score].to_numpy(dtype=float)[None, :] / temperatures[:, None]
-        color = MODALITY_COLORS.get(modality, "tab:gray")
+        color = MODALITY_TABLE[modality].color if modality in MODALITY_TABLE else "tab:gray"
         lo, mid, hi = np.percentile(rewards, [5, 50, 95], axis=1)
         ax.plot(
             temperatures,
             mid,
             color=color,
             marker="o",
-            label=f"{MODALITY_LABELS.get(modality, modality)} median",
+            label=f"{_modality_label(modality)} median",
         )
         ax.fill_between(temperatures, lo, hi, color=color, alpha=0.2)
     for j, (label, pen) in enumerate(penalties.items()):
@@ -191,7 +191,7 @@ def _plot_by_kind(frame, kinds, value: str, penalty: float | None, suptitle: str
         if penalty is not None:
             ax.axhline(penalty, color="tab:red", ls="--", lw=1, label=f"invalid penalty {penalty:.3g}")
         ax.set_xticks(range(len(present)), present, rotation=30, ha="right")
-        ax.set(title=MODALITY_LABELS.get(modality, modality), xlabel="kind", ylabel=_label(value))
+        ax.set(title=_modality_label(modality), xlabel="kind", ylabel=_label(value))
         handles, labels = ax.get_legend_handles_labels()
         unique = dict(zip(labels, handles, strict=True))
         ax.legend(unique.values(), unique.keys(), fontsize="small")
@@ -199,9 +199,9 @@ def _plot_by_kind(frame, kinds, value: str, penalty: float | None, suptitle: str
 
 
 def plot_variants(frame, value: str = "reward", penalty: float | None = None, kinds=None) -> Figure:
-    """References vs. corrupted variants (``kind`` column, ume_rl.probes.VARIANT_KINDS order) per modality."""
+    """References vs. corrupted variants (``kind`` column, ume_rl.inspection.probes.VARIANT_KINDS order) per modality."""
     if kinds is None:
-        from ume_rl.probes import VARIANT_KINDS
+        from ume_rl.inspection.probes import VARIANT_KINDS
 
         kinds = VARIANT_KINDS
     return _plot_by_kind(frame, kinds, value, penalty, f"References vs. corrupted variants: {value}")
@@ -210,7 +210,7 @@ def plot_variants(frame, value: str = "reward", penalty: float | None = None, ki
 def plot_hacking_probes(frame, value: str = "reward", penalty: float | None = None, kinds=None) -> Figure:
     """References vs. low-complexity probes (homopolymers, tandem repeats, low entropy) per modality."""
     if kinds is None:
-        from ume_rl.probes import PROBE_KINDS
+        from ume_rl.inspection.probes import PROBE_KINDS
 
         kinds = ("reference", *PROBE_KINDS)
     return _plot_by_kind(frame, kinds, value, penalty, f"Hacking probes vs. references: {value}")
@@ -223,7 +223,7 @@ def plot_mode_agreement(frame, x: str = "masked", y: str = "unmasked") -> Figure
         rho = spearman_rho(rows[x], rows[y])
         ax.scatter(rows[x], rows[y], s=14, alpha=0.75, color="tab:blue", label=f"n={len(rows)}, ρ={rho:.2f}")
         ax.set(
-            title=f"{MODALITY_LABELS.get(modality, modality)}: Spearman ρ = {rho:.2f}",
+            title=f"{_modality_label(modality)}: Spearman ρ = {rho:.2f}",
             xlabel=_label(x),
             ylabel=_label(y),
         )
@@ -270,11 +270,10 @@ def plot_training_curves(log_history: list[dict], penalty: float | None = None) 
     mean, std = frame["reward"].to_numpy(), frame["reward_std"].to_numpy()
     ax_reward.plot(steps, mean, color="black", label="mean reward (all completions)")
     ax_reward.fill_between(steps, mean - std, mean + std, color="grey", alpha=0.3, label="± std")
-    for modality, label in MODALITY_LABELS.items():
+    for modality, spec in MODALITY_TABLE.items():
         column = f"{name}/{modality}/mean_reward"
         if column in frame:
-            color = MODALITY_COLORS[modality]
-            ax_reward.plot(steps, frame[column], "--", color=color, label=f"{label} (valid only)")
+            ax_reward.plot(steps, frame[column], "--", color=spec.color, label=f"{spec.label} (valid only)")
     if penalty is not None:
         ax_reward.axhline(penalty, color="red", linestyle=":", label=f"invalid penalty ({penalty:.1f})")
     ax_reward.set(title="Reward", xlabel="step", ylabel="reward")

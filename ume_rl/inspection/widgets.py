@@ -16,9 +16,10 @@ def scoring_panel(ume_model, sequence: str = "MKTAYIAKQRQISFVKSHFSRQ", modality:
     """
     import ipywidgets as widgets
 
-    from ume_rl.complexity import sequence_complexity
-    from ume_rl.reward import UmeReward
-    from ume_rl.tags import MODALITIES, wrap
+    from ume_rl.rewards.complexity import sequence_complexity
+    from ume_rl.rewards.modalities import MODALITIES
+    from ume_rl.rewards.tags import wrap
+    from ume_rl.rewards.ume import UmeReward
 
     rewards: dict[tuple[str, float], UmeReward] = {}  # one per (mode, temperature) the controls visit
 

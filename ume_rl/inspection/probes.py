@@ -16,7 +16,7 @@ them rather than reject them.
 
 Both return one dict per row (``modality``, ``kind``, ``detail``, ``sequence``, ``completion``, ``length``,
 ``source``), ready for ``pandas.DataFrame``; the same seed gives the same rows. :func:`score_rows` scores
-them with a ``UmeReward`` (and ``ComplexityReward``) into one DataFrame, the input of ``ume_rl.plots``.
+them with a ``UmeReward`` (and ``ComplexityReward``) into one DataFrame, the input of ``ume_rl.inspection.plots``.
 
 >>> rows = make_variants(["MKVLA"], ["amino_acid"], kinds=("reference", "shuffled"), seed=0)
 >>> [(r["kind"], sorted(r["sequence"]) == sorted("MKVLA")) for r in rows]
@@ -31,8 +31,8 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from ume_rl.data import AMINO_ACIDS, LENGTH_RANGES, NUCLEOTIDES
-from ume_rl.tags import MODALITIES, wrap
+from ume_rl.rewards.modalities import MODALITIES, MODALITY_TABLE
+from ume_rl.rewards.tags import wrap
 
 VARIANT_KINDS: tuple[str, ...] = (
     "reference",
@@ -44,12 +44,8 @@ VARIANT_KINDS: tuple[str, ...] = (
 )
 PROBE_KINDS: tuple[str, ...] = ("homopolymer", "tandem_repeat", "low_entropy")
 
-# Residues a point mutation draws from. SMILES mutations swap aliphatic C/N/O atoms, so the string stays
-# SMILES-shaped; the molecule may still break valence rules, which is the reward's job to catch.
-MUTATION_ALPHABETS: dict[str, str] = {"SMILES": "CNO", "amino_acid": AMINO_ACIDS, "nucleotide": NUCLEOTIDES}
-# Characters outside each modality's alphabet (non-standard amino acids; protein letters in DNA;
-# letters that are no element symbol in SMILES).
-FOREIGN_ALPHABETS: dict[str, str] = {"SMILES": "JQX", "amino_acid": "BJOUXZ", "nucleotide": "EFILPQ"}
+# Point mutations draw from each modality's ``mutation_alphabet`` and wrong-alphabet corruptions from its
+# ``foreign_alphabet`` (ume_rl.rewards.modalities).
 # Repeat units whose concatenations are valid SMILES.
 SMILES_REPEAT_UNITS: tuple[str, ...] = ("CCO", "CN", "CCN", "CC(C)", "CC(=O)", "COC")
 
@@ -89,7 +85,7 @@ def point_mutations(sequence: str, modality: str, k: int, rng: random.Random) ->
         raise ValueError(f"cannot mutate {k} positions of {sequence!r}: only {len(positions)} are mutable")
     chars = list(sequence)
     for i in rng.sample(positions, k):
-        chars[i] = rng.choice([c for c in MUTATION_ALPHABETS[modality] if c != chars[i]])
+        chars[i] = rng.choice([c for c in MODALITY_TABLE[modality].mutation_alphabet if c != chars[i]])
     return "".join(chars)
 
 
@@ -97,7 +93,7 @@ def wrong_alphabet(sequence: str, modality: str, rng: random.Random, fraction: f
     """``sequence`` with ``max(1, round(fraction * len))`` residues replaced by characters outside its alphabet."""
     chars = list(sequence)
     for i in rng.sample(range(len(chars)), max(1, round(fraction * len(chars)))):
-        chars[i] = rng.choice(FOREIGN_ALPHABETS[modality])
+        chars[i] = rng.choice(MODALITY_TABLE[modality].foreign_alphabet)
     return "".join(chars)
 
 
@@ -171,7 +167,7 @@ def make_variants(
 
 
 def _probe_length(modality: str, rng: random.Random, length: int | None) -> int:
-    return length if length is not None else rng.randint(*LENGTH_RANGES[modality])
+    return length if length is not None else rng.randint(*MODALITY_TABLE[modality].length_range)
 
 
 def tandem_repeat(modality: str, length: int, rng: random.Random) -> tuple[str, str]:
@@ -183,7 +179,7 @@ def tandem_repeat(modality: str, length: int, rng: random.Random) -> tuple[str, 
     if modality == "SMILES":
         unit = rng.choice(SMILES_REPEAT_UNITS)
         return unit * max(3, length // len(unit)), unit
-    alphabet = MUTATION_ALPHABETS[modality]
+    alphabet = MODALITY_TABLE[modality].mutation_alphabet
     unit = ""
     while len(set(unit)) < 2:
         unit = "".join(rng.choices(alphabet, k=rng.randint(2, 4)))
@@ -198,7 +194,7 @@ def low_entropy(
 
     SMILES: a chain of ``C`` with occasional ``N``/``O`` (always parses). Returns ``(sequence, dominant)``.
     """
-    alphabet = MUTATION_ALPHABETS[modality]
+    alphabet = MODALITY_TABLE[modality].mutation_alphabet
     dominant = "C" if modality == "SMILES" else rng.choice(alphabet)
     others = [c for c in alphabet if c != dominant]
     chars = [dominant if rng.random() < dominant_fraction else rng.choice(others) for _ in range(length)]
@@ -220,7 +216,7 @@ def make_probes(
         modalities: modalities to build probes for.
         n_per_kind: probes per (modality, kind). Homopolymers use distinct residues while the alphabet
             lasts (SMILES: ``C``, ``N``, ``O`` chains).
-        length: probe length; ``None`` draws each one from the dataset's :data:`LENGTH_RANGES`.
+        length: probe length; ``None`` draws each one from the dataset's modality table's ``length_range``.
         kinds: which probes to make, from :data:`PROBE_KINDS`.
         seed: the same seed gives the same probes.
 
@@ -234,7 +230,7 @@ def make_probes(
     for modality in modalities:
         if modality not in MODALITIES:
             raise ValueError(f"unknown modality {modality!r}; expected one of {MODALITIES}")
-        alphabet = MUTATION_ALPHABETS[modality]
+        alphabet = MODALITY_TABLE[modality].mutation_alphabet
         # SMILES: C first, since the alkane chain is the classic SMILES hack; others in a seeded order.
         residues = alphabet if modality == "SMILES" else _rng(seed, modality).sample(alphabet, len(alphabet))
         for kind in kinds:
@@ -262,7 +258,7 @@ def score_rows(rows: Sequence[dict], reward, complexity=None):
     """
     import pandas as pd
 
-    from ume_rl.complexity import ComplexityReward
+    from ume_rl.rewards.complexity import ComplexityReward
 
     frame = pd.DataFrame(list(rows))
     if frame.empty:

@@ -23,7 +23,7 @@ the relative importance (0.5: complexity counts half as much as likelihood). Wit
 ``sum_then_normalize`` the weight must be on UmeReward's scale (score / temperature): pick it larger than the
 reward gap between a homopolymer and a reference in notebook 03.
 
-Completions are read exactly as ``UmeReward`` reads them (:func:`ume_rl.tags.read_completions`: TRL's
+Completions are read exactly as ``UmeReward`` reads them (:func:`ume_rl.rewards.tags.read_completions`: TRL's
 standard or conversational format, the ``modality`` column, the first tag pair wins, content validated for
 its modality, content over ``max_chars`` rejected before parsing). Invalid ones (no tag, empty, wrong
 modality, bad alphabet, unparsable SMILES, too long) get ``penalty``; the default ``None`` makes TRL leave
@@ -41,14 +41,12 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 
-from ume_rl.tags import DEFAULT_MAX_CHARS, MODALITIES, read_completions
+from ume_rl.rewards.modalities import MODALITY_TABLE
+from ume_rl.rewards.tags import DEFAULT_MAX_CHARS, read_completions
 
 MEASURES: tuple[str, ...] = ("entropy", "kmer", "both")
-# Alphabet sizes for the entropy maximum. SMILES: the dozen characters that make up almost all of a
-# drug-like SMILES (C c N n O o S F ( ) = and a ring digit); with the full character set (~38) every
-# real molecule would look low-complexity.
-ALPHABET_SIZES: dict[str, int] = {"SMILES": 12, "amino_acid": 20, "nucleotide": 4}
-KMER_SIZES: dict[str, int] = {"SMILES": 3, "amino_acid": 3, "nucleotide": 6}
+# The entropy maximum uses each modality's ``entropy_alphabet_size`` and the k-mer fraction its ``kmer_size``
+# (ume_rl.rewards.modalities).
 
 
 def normalized_entropy(sequence: str, alphabet_size: int) -> float:
@@ -74,10 +72,10 @@ def sequence_complexity(sequence: str, modality: str, measure: str = "both") -> 
     """Complexity of an untagged ``sequence`` of ``modality`` in ``[0, 1]`` (see the module docstring)."""
     if measure not in MEASURES:
         raise ValueError(f"unknown measure {measure!r}; choose from {MEASURES}")
-    if modality not in MODALITIES:
-        raise ValueError(f"unknown modality {modality!r}; expected one of {MODALITIES}")
-    entropy = normalized_entropy(sequence, ALPHABET_SIZES[modality])
-    kmer = kmer_diversity(sequence, KMER_SIZES[modality])
+    if modality not in MODALITY_TABLE:
+        raise ValueError(f"unknown modality {modality!r}; expected one of {tuple(MODALITY_TABLE)}")
+    entropy = normalized_entropy(sequence, MODALITY_TABLE[modality].entropy_alphabet_size)
+    kmer = kmer_diversity(sequence, MODALITY_TABLE[modality].kmer_size)
     return {"entropy": entropy, "kmer": kmer, "both": (entropy + kmer) / 2}[measure]
 
 
@@ -89,7 +87,7 @@ class ComplexityReward:
         penalty: reward for an invalid completion (see the module docstring); ``None`` (default) means
             "not scored": TRL leaves it out of this reward's sum and mean.
         max_chars: longer tagged content is invalid (``too_long``) before any parsing (default: what can fit
-            UME, :data:`ume_rl.tags.DEFAULT_MAX_CHARS`).
+            UME, :data:`ume_rl.rewards.tags.DEFAULT_MAX_CHARS`).
 
     Call it as ``reward(completions, **kwargs) -> list[float | None]``; completions are strings or chat
     messages; a ``modality`` kwarg (the dataset column TRL forwards, or one modality for all) makes a tag of

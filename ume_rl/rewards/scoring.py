@@ -30,8 +30,8 @@ Layouts (lobster FlexBERT), all exact:
   max |delta| 0.13), so the scorer runs a padded twin of the encoder sharing the same weight tensors;
 - padded + flash-attn (pads are attended): batches never mix lengths.
 
-Layout detection, padded twins and the last-layer shortcut live in :mod:`ume_rl.flexbert`; length
-bucketing and batch packing in :mod:`ume_rl.batching`.
+Layout detection, padded twins and the last-layer shortcut live in :mod:`ume_rl.rewards.flexbert`; length
+bucketing and batch packing in :mod:`ume_rl.rewards.batching`.
 
 A sequence's score does not depend on what else is in the call (within 1e-5 in fp32) and repeated calls
 are identical. A sequence with more tokens than ``max_length`` (CLS and EOS included) is not truncated:
@@ -61,17 +61,17 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ume_rl.batching import HOST_ONLY, batch_arrays, plan_batches, to_device
-from ume_rl.flexbert import (
+from ume_rl.rewards.batching import HOST_ONLY, batch_arrays, plan_batches, to_device
+from ume_rl.rewards.flexbert import (
     encoder_layout,
     hidden_at_positions,
     last_layer_shortcut_applies,
     padded_twin,
     resolve_dtype,
 )
-from ume_rl.tags import normalize_modality
+from ume_rl.rewards.modalities import normalize_modality
 
-# plan_batches, to_device (ume_rl.batching) and the FlexBERT helpers (ume_rl.flexbert) are re-exported.
+# plan_batches, to_device (ume_rl.rewards.batching) and the FlexBERT helpers (ume_rl.rewards.flexbert) are re-exported.
 __all__ = [
     "DEFAULT_MODE",
     "DEFAULT_TOKEN_BUDGET",
@@ -144,6 +144,13 @@ class UmeScorer:
         ume_model.eval()
 
     # ------------------------------------------------------------------------------------------ public API
+
+    @property
+    def longest_residue_token(self) -> int:
+        """Characters of the longest residue token of any modality's tokenizer (``'[195Pt+2]'``: 9)."""
+        return max(
+            len(token) for tok in self._tokenizers.values() for token in tok.get_vocab() if token[0] != "<"
+        )
 
     @property
     def min_log_prob_uniform(self) -> float:

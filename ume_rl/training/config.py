@@ -1,6 +1,6 @@
 """TRL's ``GRPOConfig`` with defaults that work out of the box, and the hardware checks behind them.
 
->>> from ume_rl.config import build_grpo_config
+>>> from ume_rl.training.config import build_grpo_config
 >>> cfg = build_grpo_config("runs/grpo", batch_size=4, max_steps=100)  # doctest: +SKIP
 
 What :class:`UmeGRPOConfig` fixes relative to TRL's defaults:
@@ -13,7 +13,7 @@ What :class:`UmeGRPOConfig` fixes relative to TRL's defaults:
 
 Every ``GRPOConfig`` field passes through :func:`build_grpo_config`'s ``**grpo_kwargs``; ``batch_size`` is
 accepted as the per-device train batch size (the seed guide's name). :func:`bf16_supported` and
-:func:`cpu_processes` are shared with the SFT warm start (:mod:`ume_rl.sft`).
+:func:`cpu_processes` are shared with the SFT warm start (:mod:`ume_rl.training.sft`).
 """
 
 from __future__ import annotations

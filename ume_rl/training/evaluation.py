@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ume_rl.tags import MODALITIES
+from ume_rl.rewards.modalities import MODALITIES
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def generate_completions(
     Args:
         model_or_path: a causal LM or its directory/hub id.
         dataset: rows with ``prompt`` (chat messages or a string) and ``modality``.
-        reward: a :class:`~ume_rl.reward.UmeReward` (its ``details`` gives validity, reason and reward).
+        reward: a :class:`~ume_rl.rewards.ume.UmeReward` (its ``details`` gives validity, reason and reward).
         num_generations: completions per prompt.
         max_new_tokens: completion length limit (match GRPO's ``max_completion_length``).
         temperature: sampling temperature (GRPO samples at 1.0).

@@ -17,7 +17,7 @@ from typing import Any
 
 from datasets import Dataset
 
-from ume_rl.config import bf16_supported, cpu_processes
+from ume_rl.training.config import bf16_supported, cpu_processes
 
 logger = logging.getLogger(__name__)
 

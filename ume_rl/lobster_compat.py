@@ -1,0 +1,267 @@
+"""lobster-compatible names: code written for ``lobster.rl_training`` switches one import.
+
+>>> from ume_rl.lobster_compat import extract_tagged_content
+>>> extract_tagged_content("text <dna>acgt</dna>")
+('dna', 'acgt')
+
+The core of ume_rl speaks one vocabulary (:class:`~ume_rl.rewards.ume.UmeReward`,
+:func:`~ume_rl.training.trainer.build_trainer`); this module translates lobster's:
+
+- :class:`UMERewardFunction` / :func:`create_ume_reward_wrapper`: the reward under lobster's parameter names
+  (``penalty_for_invalid``; ``batch_size`` and ``enable_wandb_logging`` accepted for compatibility) and with
+  upstream's statistics keys (``min``, ``max``, ``sum``, ``count``, ``mean``, ``modality_counts``,
+  ``no_tag_count``, ``empty_content_count``);
+- :func:`create_ume_grpo_trainer` / :func:`train_ume_grpo`: the seed guide's trainer signatures
+  (``reward_temperature``, ``reward_batch_size``, ``penalty_for_invalid``, ``enable_wandb_logging``,
+  ``wandb_*``, ``batch_size``);
+- :func:`extract_tagged_content`: ``(tag_type, content)`` of the first tag pair.
+
+All of them are also exported from ``ume_rl``: ``from ume_rl import train_ume_grpo``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from ume_rl.rewards.modalities import MODALITIES, MODALITY_TABLE, TAG_TO_MODALITY
+from ume_rl.rewards.scoring import DEFAULT_MODE
+from ume_rl.rewards.tags import iter_tagged
+from ume_rl.rewards.ume import UmeReward
+from ume_rl.training.config import DEFAULT_OUTPUT_DIR
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_WANDB_PROJECT = "ume-rl-grpo"
+
+
+def extract_tagged_content(text: str) -> tuple[str | None, str | None]:
+    """``(tag_type, content)`` of the first tag pair with non-empty content; ``(None, None)`` when there is none.
+
+    ``tag_type`` is the canonical tag (``"smiles"``, ``"protein"``, ``"dna"``; the aliases ``amino_acid`` and
+    ``nucleotide`` map to ``protein`` and ``dna``), ``content`` is stripped but otherwise unvalidated. Same
+    contract as ``lobster.rl_training.extract_tagged_content``, with case-insensitive tags and aliases.
+
+    >>> extract_tagged_content("<smiles></smiles><Protein>MKV</Protein>")
+    ('protein', 'MKV')
+    """
+    for name, raw in iter_tagged(text):
+        content = raw.strip()
+        if content:
+            return MODALITY_TABLE[TAG_TO_MODALITY[name]].tag, content
+    return None, None
+
+
+class UMERewardFunction(UmeReward):
+    """Drop-in for ``lobster.rl_training.UMERewardFunction`` with fixed behaviour.
+
+    Same parameters: ``batch_size`` is accepted for compatibility (batching is by token budget),
+    ``enable_wandb_logging`` is accepted and ignored with a warning (metrics go through TRL's ``log_metric``,
+    no wandb call from the reward; use TRL's ``report_to="wandb"``), ``penalty_for_invalid=None`` means the
+    scale-aware default of :class:`~ume_rl.rewards.ume.UmeReward` (a value at or above the lowest valid
+    reward, like upstream's -5.0, is logged as a warning). :meth:`get_statistics` adds upstream's keys.
+    """
+
+    __name__ = "ume_reward"
+
+    def __init__(
+        self,
+        ume_model,
+        temperature: float = 0.1,
+        batch_size: int = 8,
+        enable_wandb_logging: bool = False,
+        penalty_for_invalid: float | None = None,
+        mode: str = DEFAULT_MODE,
+        **kwargs,
+    ):
+        if enable_wandb_logging:
+            logger.warning(
+                "enable_wandb_logging=True is ignored: the reward makes no wandb call. Use TRL's"
+                ' report_to="wandb", which logs the values the reward passes to log_metric.'
+            )
+        super().__init__(ume_model, temperature=temperature, penalty=penalty_for_invalid, mode=mode, **kwargs)
+        self.batch_size = batch_size
+        self.enable_wandb_logging = enable_wandb_logging
+
+    @property
+    def penalty_for_invalid(self) -> float:
+        return self.penalty
+
+    def get_statistics(self) -> dict:
+        """:meth:`UmeReward.get_statistics` plus upstream's keys ``min``, ``max``, ``sum``, ``count``,
+        ``mean``, ``modality_counts``, ``no_tag_count``, ``empty_content_count``."""
+        stats = super().get_statistics()
+        counts = {m: stats["per_modality"][m]["count"] for m in MODALITIES}
+        return {
+            **stats,
+            "min": stats["min_reward"],
+            "max": stats["max_reward"],
+            "sum": stats["mean_reward"] * stats["completions"],
+            "count": stats["completions"],
+            "mean": stats["mean_reward"],
+            "modality_counts": {m: n for m, n in counts.items() if n},
+            "no_tag_count": stats["invalid_reasons"]["no_tag"],
+            "empty_content_count": stats["invalid_reasons"]["empty"],
+        }
+
+
+def create_ume_reward_wrapper(
+    ume_model,
+    temperature: float = 0.1,
+    batch_size: int = 8,
+    enable_wandb_logging: bool = False,
+    penalty_for_invalid: float | None = None,
+    mode: str = DEFAULT_MODE,
+    **kwargs,
+) -> UMERewardFunction:
+    """lobster-compatible factory; returns a picklable :class:`UMERewardFunction` (not a closure)."""
+    return UMERewardFunction(
+        ume_model,
+        temperature=temperature,
+        batch_size=batch_size,
+        enable_wandb_logging=enable_wandb_logging,
+        penalty_for_invalid=penalty_for_invalid,
+        mode=mode,
+        **kwargs,
+    )
+
+
+def _grpo_args(args, output_dir, run_name, grpo_kwargs):
+    from ume_rl.training.config import build_grpo_config
+
+    if args is None:
+        return build_grpo_config(output_dir, **{"run_name": run_name, **grpo_kwargs})
+    if grpo_kwargs:
+        raise TypeError(f"pass GRPO settings in args or as keywords, not both (got {sorted(grpo_kwargs)})")
+    return args
+
+
+def _enable_wandb(args, project: str, entity: str | None) -> None:
+    # transformers' WandbCallback reads WANDB_PROJECT and WANDB_ENTITY, and names the run args.run_name.
+    os.environ.setdefault("WANDB_PROJECT", project)
+    if entity:
+        os.environ.setdefault("WANDB_ENTITY", entity)
+    if "wandb" not in args.report_to:
+        args.report_to = [*args.report_to, "wandb"]
+
+
+def create_ume_grpo_trainer(
+    model_path,
+    ume_model,
+    train_dataset,
+    eval_dataset=None,
+    output_dir: str | Path = DEFAULT_OUTPUT_DIR,
+    reward_temperature: float = 0.1,
+    reward_batch_size: int = 8,
+    penalty_for_invalid: float | None = None,
+    enable_wandb_logging: bool = False,
+    wandb_project: str = DEFAULT_WANDB_PROJECT,
+    wandb_entity: str | None = None,
+    wandb_run_name: str | None = None,
+    callbacks: list | None = None,
+    reward_mode: str | None = None,
+    extra_reward_funcs: list | None = None,
+    args=None,
+    **grpo_kwargs: Any,
+):
+    """The seed guide's ``create_ume_grpo_trainer``: a ``GRPOTrainer`` against a :class:`UMERewardFunction`.
+
+    Args:
+        model_path: the policy: hub id, local directory, or a loaded ``PreTrainedModel``.
+        ume_model: a loaded UME (:func:`ume_rl.models.load_ume`); moved to this process's device.
+        reward_temperature, penalty_for_invalid, reward_mode: the reward's ``temperature``, ``penalty`` and
+            ``mode`` (``None``: its defaults). ``reward_batch_size`` is accepted and unused (token budget).
+        enable_wandb_logging: add ``"wandb"`` to ``report_to`` (project ``wandb_project``, run ``wandb_run_name``).
+        extra_reward_funcs: more TRL reward callables after the UME reward (weights via ``reward_weights``).
+        args: a ready ``GRPOConfig``; when given, ``output_dir`` and ``**grpo_kwargs`` are unused.
+        **grpo_kwargs: any ``GRPOConfig`` field, plus ``batch_size`` (= ``per_device_train_batch_size``).
+
+    Other arguments are :func:`~ume_rl.training.trainer.build_trainer`'s. Returns the trainer; its UME reward
+    is ``trainer.reward_funcs[0]``.
+    """
+    from ume_rl.training.trainer import build_trainer
+
+    args = _grpo_args(args, output_dir, wandb_run_name, grpo_kwargs)
+    if enable_wandb_logging:
+        _enable_wandb(args, wandb_project, wandb_entity)
+    ume_model.to(args.device)
+    reward_kwargs = {"temperature": reward_temperature, "penalty_for_invalid": penalty_for_invalid}
+    if reward_mode is not None:
+        reward_kwargs["mode"] = reward_mode
+    reward = UMERewardFunction(ume_model, batch_size=reward_batch_size, **reward_kwargs)
+    return build_trainer(
+        model_path,
+        [reward, *(extra_reward_funcs or [])],
+        train_dataset,
+        eval_dataset,
+        args=args,
+        callbacks=callbacks,
+    )
+
+
+def train_ume_grpo(
+    model_path,
+    ume_model_path,
+    train_dataset,
+    eval_dataset=None,
+    output_dir: str | Path = DEFAULT_OUTPUT_DIR,
+    reward_temperature: float = 0.1,
+    reward_batch_size: int = 8,
+    penalty_for_invalid: float | None = None,
+    device=None,
+    enable_wandb_logging: bool = False,
+    wandb_project: str = DEFAULT_WANDB_PROJECT,
+    wandb_entity: str | None = None,
+    wandb_run_name: str | None = None,
+    callbacks: list | None = None,
+    reward_mode: str | None = None,
+    extra_reward_funcs: list | None = None,
+    args=None,
+    **grpo_kwargs: Any,
+):
+    """The seed guide's ``train_ume_grpo``: load the UME, build the trainer, train, save the final model.
+
+    Args:
+        ume_model_path: anything :func:`ume_rl.models.load_ume` accepts (``"tiny"``, a registry name, a
+            ``.ckpt`` path), or a loaded UME.
+        device: where the UME goes; default this process's device (accelerate's, from ``LOCAL_RANK``).
+        **grpo_kwargs: any ``GRPOConfig`` field; ``resume_from_checkpoint`` (a checkpoint path, or
+            ``True``/``"last"`` for the newest one in ``output_dir``) resumes training.
+
+    Other arguments are those of :func:`create_ume_grpo_trainer`. The final model and tokenizer are saved to
+    ``args.output_dir``. Returns the trained trainer.
+    """
+    from ume_rl.models import load_ume
+    from ume_rl.training.trainer import outside_zero3, resume_value
+
+    args = _grpo_args(args, output_dir, wandb_run_name, grpo_kwargs)
+    if isinstance(ume_model_path, str | Path):
+        logger.info("loading UME %s on %s", ume_model_path, device or args.device)
+        with outside_zero3():
+            ume_model = load_ume(ume_model_path, device=device or args.device)
+    else:
+        ume_model = ume_model_path
+    trainer = create_ume_grpo_trainer(
+        model_path,
+        ume_model,
+        train_dataset,
+        eval_dataset,
+        reward_temperature=reward_temperature,
+        reward_batch_size=reward_batch_size,
+        penalty_for_invalid=penalty_for_invalid,
+        enable_wandb_logging=enable_wandb_logging,
+        wandb_project=wandb_project,
+        wandb_entity=wandb_entity,
+        callbacks=callbacks,
+        reward_mode=reward_mode,
+        extra_reward_funcs=extra_reward_funcs,
+        args=args,
+    )
+    if device is not None:
+        ume_model.to(device)
+    trainer.train(resume_from_checkpoint=resume_value(args.resume_from_checkpoint))
+    trainer.save_model(args.output_dir)
+    logger.info("saved the trained policy and its tokenizer to %s", args.output_dir)
+    return trainer

@@ -1,0 +1,77 @@
+"""Reward names → reward callables, so a recipe turns rewards on by name.
+
+A recipe lists ``reward_funcs: [ume, complexity]`` (and TRL's ``reward_weights``); the run workflow
+(:mod:`ume_rl.training.run`) builds them here with each reward's settings:
+
+>>> [type(f).__name__ for f in build_reward_funcs(["complexity"])]
+['ComplexityReward']
+>>> build_reward_funcs(["ume"])
+Traceback (most recent call last):
+...
+ValueError: reward 'ume' needs a reward model: pass ume_model
+>>> sorted(REWARDS)
+['complexity', 'ume']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from ume_rl.rewards.complexity import ComplexityReward
+from ume_rl.rewards.ume import UmeReward
+
+
+@dataclass(frozen=True)
+class RewardEntry:
+    """How to build one named reward: ``build(ume_model, **settings)`` (``ume_model`` unused when not needed)."""
+
+    build: Callable
+    needs_model: bool
+    help: str
+
+
+def _ume(ume_model, **settings) -> UmeReward:
+    return UmeReward(ume_model, **settings)
+
+
+def _complexity(ume_model, **settings) -> ComplexityReward:
+    return ComplexityReward(**settings)
+
+
+REWARDS: dict[str, RewardEntry] = {
+    "ume": RewardEntry(_ume, True, "UME pseudo-log-likelihood of the tagged sequence (UmeReward)."),
+    "complexity": RewardEntry(
+        _complexity, False, "Sequence complexity in [0, 1], against repeats (ComplexityReward)."
+    ),
+}
+
+
+def build_reward_funcs(
+    names: Sequence[str], ume_model=None, settings: Mapping[str, Mapping] | None = None
+) -> list:
+    """The reward callables named by ``names``, in order.
+
+    Args:
+        names: keys of :data:`REWARDS` (``"ume"``, ``"complexity"``).
+        ume_model: the reward model of the rewards that need one (``ume``).
+        settings: keyword arguments per reward name, e.g. ``{"ume": {"temperature": 0.1}}``.
+
+    Raises:
+        ValueError: an unknown or repeated name, or a reward that needs a model without one.
+    """
+    if isinstance(names, str):
+        raise TypeError(f"names must be a list of reward names, got the string {names!r}")
+    settings = settings or {}
+    unknown = [name for name in names if name not in REWARDS]
+    if unknown:
+        raise ValueError(f"unknown reward {unknown[0]!r}; choose from {sorted(REWARDS)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"reward names repeat: {list(names)}")
+    funcs = []
+    for name in names:
+        entry = REWARDS[name]
+        if entry.needs_model and ume_model is None:
+            raise ValueError(f"reward {name!r} needs a reward model: pass ume_model")
+        funcs.append(entry.build(ume_model, **dict(settings.get(name, {}))))
+    return funcs
