@@ -249,7 +249,9 @@ def ume_registry_names() -> tuple[str, ...]:
     return tuple(version.value for version in UMEModelVersion)
 
 
-def _looks_like_path(name: str) -> bool:
+def looks_like_path(name: str) -> bool:
+    """True when a UME name is meant as a file: a ``.ckpt``/``.pt``/``.pth`` name or one with a directory part
+    (registry names have neither)."""
     return name.endswith((".ckpt", ".pt", ".pth")) or "/" in name or os.sep in name or name.startswith("~")
 
 
@@ -334,7 +336,7 @@ def load_ume(
     path = Path(name).expanduser()
     if name.lower() == "tiny":
         ume = build_tiny_ume(seed=seed, layout="unpadded" if flash else "padded", use_flash_attn=flash)
-    elif _looks_like_path(name) or path.exists():
+    elif looks_like_path(name) or path.exists():
         if not path.is_file():
             problem = "is not a file" if path.exists() else "does not exist"
             raise FileNotFoundError(
