@@ -114,3 +114,42 @@ def test_unloadable_ume_names_the_fix(tmp_path):
         build_tiny_ume(layout="padded", use_flash_attn=True)
     with pytest.raises(RuntimeError, match="UME_RL_PROFILE=tiny"):
         load_ume("ume-mini-base-12M", device="cpu")
+
+
+def test_unknown_ume_name_lists_the_valid_names():
+    with pytest.raises(ValueError, match=r"Unknown UME 'does-not-exist'.*ume-mini-base-12M.*'tiny'") as err:
+        load_ume("does-not-exist", device="cpu")
+    assert "network" not in str(err.value) and "credentials" not in str(err.value)
+    # names are matched case-insensitively: this one reaches the registry (offline here) under lobster's spelling
+    with pytest.raises(RuntimeError, match="Could not load UME 'ume-mini-base-12M'"):
+        load_ume("UME-Mini-Base-12M", device="cpu")
+    assert load_ume("TINY", device="cpu").model.config.hidden_size == 64
+
+
+def _truncated_torch_file(path):
+    torch.save({"state_dict": {"w": torch.zeros(1000)}}, path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.write_bytes(b""), "is empty"),
+        (lambda p: p.write_text("not a checkpoint at all"), "is not a PyTorch checkpoint"),
+        (_truncated_torch_file, "truncated or corrupt"),
+        (
+            lambda p: torch.save({"weights": torch.zeros(2)}, p),
+            "could not be loaded by UME.load_from_checkpoint",
+        ),
+    ],
+    ids=["empty", "garbage", "truncated", "not-lightning"],
+)
+def test_a_file_that_is_not_a_lightning_checkpoint_says_so(tmp_path, make, message):
+    path = tmp_path / "x.ckpt"
+    make(path)
+    with pytest.raises((ValueError, RuntimeError), match=message) as err:
+        load_ume(path, device="cpu")
+    assert "'state_dict', 'hyper_parameters'" in str(err.value)  # what a checkpoint looks like
+    assert str(path) in str(err.value)

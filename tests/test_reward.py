@@ -235,3 +235,63 @@ def test_grpo_trainer_step_with_tiny_qwen(tiny_ume, tiny_qwen_path, tmp_path):
     assert logs["rewards/ume_reward/mean"] == pytest.approx(reward.get_statistics()["mean_reward"], abs=1e-4)
     assert "ume_reward/valid_fraction" in logs  # logged through TRL's log_metric
     assert reward.get_statistics()["completions"] == 4
+
+
+# ------------------------------------------------------------------ input contract (issue 12, finding 5)
+
+
+def test_a_bare_string_or_none_is_a_type_error_not_one_completion_per_character(reward):
+    before = reward.get_statistics()["completions"]
+    with pytest.raises(TypeError, match=r"got one str of 19 characters: pass \[completion\]"):
+        reward("<dna>ACGTACGT</dna>")
+    with pytest.raises(TypeError, match="got None"):
+        reward(None)
+    with pytest.raises(TypeError, match="list of completions"):
+        reward.details(iter(VALID))
+    assert reward.get_statistics()["completions"] == before  # nothing was scored or counted
+    assert len(reward(tuple(VALID))) == 3  # a tuple is a list of completions too
+
+
+@pytest.mark.parametrize(
+    ("modality", "error", "message"),
+    [
+        (3, TypeError, "modality must be None, one modality"),
+        ("protien", ValueError, "Unknown modality 'protien'"),
+        (["dna", "DNA"], ValueError, "3 completions but 2 modalities"),
+        (["dna", "smiles", "rna"], ValueError, r"modality\[2\]: Unknown modality 'rna'"),
+        (["dna", 5, None], TypeError, r"modality\[1\] must be a modality name"),
+    ],
+)
+def test_every_modality_value_is_checked_up_front(reward, modality, error, message):
+    # none of these completions has a tag: the modality is checked anyway, before anything is read
+    with pytest.raises(error, match=message):
+        reward(["no tag", "still none", ""], modality=modality)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"temperature": "0.1"}, TypeError, "temperature must be a real number, got str"),
+        ({"temperature": True}, TypeError, "temperature must be a real number, got bool"),
+        ({"temperature": math.inf}, ValueError, "temperature must be finite and > 0"),
+        ({"temperature": math.nan}, ValueError, "temperature must be finite and > 0"),
+        ({"temperature": -0.1}, ValueError, "temperature must be finite and > 0"),
+        ({"penalty": math.nan}, ValueError, "penalty must be finite"),
+        ({"penalty": -math.inf}, ValueError, "penalty must be finite"),
+        ({"penalty": "-5"}, TypeError, "penalty must be a real number or None"),
+        ({"score_floor": math.nan}, ValueError, "score_floor must be <= 0"),
+        ({"score_floor": 2.0}, ValueError, "score_floor must be <= 0"),
+        ({"margin": 0}, ValueError, "margin must be finite and > 0"),
+        ({"margin": math.inf}, ValueError, "margin must be finite and > 0"),
+    ],
+)
+def test_parameters_are_checked_at_construction(tiny_ume, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        UmeReward(tiny_ume, mode="unmasked", **kwargs)
+
+
+def test_items_that_are_not_text_keep_the_penalty_with_a_reason(reward):
+    rows = reward.details([VALID[2], None, 42, {"role": "assistant"}, [{"content": 3}]])
+    assert rows[0]["reason"] is None
+    assert [r["reason"] for r in rows[1:]] == ["no_tag"] * 4
+    assert all(r["reward"] == reward.penalty for r in rows[1:]) and math.isfinite(reward.penalty)
