@@ -1,6 +1,6 @@
 """Command line: ``ume-rl train --config tiny`` (flags override the recipe's values).
 
-``--config`` takes a profile name (``tiny``, ``full``: the recipes shipped in ``ume_rl/recipes/``) or the path
+``--config`` takes a recipe name (``tiny``, ``full``, ``full-public``: the recipes shipped in ``ume_rl/recipes/``) or the path
 of your own YAML; any recipe field (:class:`~ume_rl.training.run.TrainScriptArguments` or ``GRPOConfig``)
 can be overridden by a flag. The same command runs unchanged on several GPUs or nodes::
 
@@ -21,8 +21,8 @@ from ume_rl.training.run import apply_runtime, recipe_parser, recipe_path, run_t
 
 USAGE = """usage: ume-rl train --config RECIPE [--FIELD VALUE ...]
 
-GRPO training of a policy against the UME reward. RECIPE: tiny or full (the recipes shipped with
-ume_rl), or the path of your own YAML;
+GRPO training of a policy against the UME reward (or a masked LM per modality). RECIPE: tiny, full or
+full-public (the recipes shipped with ume_rl), or the path of your own YAML;
 any field of the recipe (script settings or GRPOConfig) can be overridden by a flag.
 Run `ume-rl train --help` for every field."""
 

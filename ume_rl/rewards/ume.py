@@ -57,13 +57,33 @@ logger = logging.getLogger(__name__)
 DEFAULT_MARGIN = 1.0
 
 
+def make_scorer(model, modality, mode: str = DEFAULT_MODE, **scorer_kwargs) -> PseudoLikelihoodScorer:
+    """The scorer of ``model`` for ``modality``: a lobster UME (:class:`UmeScorer`), a :class:`MaskedLM`
+    (:class:`HFMaskedLMScorer`; its ``modality`` must be ``modality``) or a ready scorer (its ``mode`` must be
+    ``mode``)."""
+    modality = normalize_modality(modality)
+    if isinstance(model, PseudoLikelihoodScorer):
+        if model.mode != mode:
+            raise ValueError(f"the {modality} scorer runs mode={model.mode!r}, the reward mode={mode!r}")
+        return model
+    if isinstance(model, MaskedLM):
+        if model.modality != modality:
+            raise ValueError(f"{model.name or 'a masked LM'} scores {model.modality}, given for {modality}")
+        return HFMaskedLMScorer(model, mode=mode, **scorer_kwargs)
+    if hasattr(model, "get_tokenizer") and hasattr(model, "model"):  # a lobster UME
+        return UmeScorer(model, mode=mode, **scorer_kwargs)
+    raise TypeError(
+        f"reward model for {modality}: expected a lobster UME, a MaskedLM (ume_rl.models.load_reward_model) "
+        f"or a PseudoLikelihoodScorer, got {type(model).__name__}"
+    )
+
+
 def build_scorers(models, mode: str = DEFAULT_MODE, **scorer_kwargs) -> dict[str, PseudoLikelihoodScorer]:
     """One scorer per modality from a UME (all modalities) or a mapping modality → model.
 
-    A mapping's values are lobster UMEs (one :class:`UmeScorer` per distinct UME, shared by its modalities),
-    :class:`MaskedLM` (an :class:`HFMaskedLMScorer`; its ``modality`` must be the key) or ready
-    :class:`PseudoLikelihoodScorer` instances (their ``mode`` must be ``mode``). Keys are any modality
-    spelling (``"protein"``, ``Modality.SMILES``); every modality needs a model.
+    A mapping's values are what :func:`make_scorer` takes; a model given for several modalities (a UME) gets
+    one scorer, shared. Keys are any modality spelling (``"protein"``, ``Modality.SMILES``); every modality
+    needs a model.
     """
     if not isinstance(models, Mapping):
         models = dict.fromkeys(MODALITIES, models)
@@ -76,25 +96,9 @@ def build_scorers(models, mode: str = DEFAULT_MODE, **scorer_kwargs) -> dict[str
     built: dict[int, PseudoLikelihoodScorer] = {}
     scorers = {}
     for modality, model in by_modality.items():
-        if isinstance(model, PseudoLikelihoodScorer):
-            if model.mode != mode:
-                raise ValueError(f"the {modality} scorer runs mode={model.mode!r}, the reward mode={mode!r}")
-            scorer = model
-        elif isinstance(model, MaskedLM):
-            if model.modality != modality:
-                raise ValueError(
-                    f"{model.name or 'a masked LM'} scores {model.modality}, given for {modality}"
-                )
-            scorer = HFMaskedLMScorer(model, mode=mode, **scorer_kwargs)
-        elif hasattr(model, "get_tokenizer") and hasattr(model, "model"):  # a lobster UME
-            scorer = built.get(id(model)) or UmeScorer(model, mode=mode, **scorer_kwargs)
-        else:
-            raise TypeError(
-                f"reward model for {modality}: expected a lobster UME, a MaskedLM (ume_rl.models."
-                f"load_reward_model) or a PseudoLikelihoodScorer, got {type(model).__name__}"
-            )
-        built[id(model)] = scorer
-        scorers[modality] = scorer
+        if id(model) not in built:
+            built[id(model)] = make_scorer(model, modality, mode=mode, **scorer_kwargs)
+        scorers[modality] = built[id(model)]
     return scorers
 
 

@@ -161,7 +161,7 @@ def recipe_parser():
 
 
 def recipe_path(name_or_path: str | Path) -> Path:
-    """The recipe file for a profile name (``tiny``, ``full``: shipped in the package) or a YAML path.
+    """The recipe file for a recipe name (``tiny``, ``full``, ``full-public``: shipped in the package) or a YAML path.
 
     ``recipes/<name>.yaml`` (the repository's old layout) still finds the packaged recipe when no such file exists.
     """
