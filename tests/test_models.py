@@ -168,7 +168,7 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path):
     path = _save_lightning_checkpoint(build_tiny_ume(layout="unpadded"), tmp_path / "ume.ckpt", True)
     truncated = tmp_path / "truncated.ckpt"
     truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(RuntimeError, match="truncated.*Fix: copy or download the .ckpt again"):
+    with pytest.raises(ValueError, match="truncated or corrupt.*copy or download it again"):
         load_ume(truncated, device="cpu")
 
 
@@ -203,3 +203,42 @@ def test_uncached_hub_model_offline_names_the_fix(monkeypatch, tmp_path):
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     with pytest.raises(RuntimeError, match="facebook/esm2_t6_8M_UR50D.*Fix: download it once.*notebook 01"):
         load_reward_model("facebook/esm2_t6_8M_UR50D", "protein", device="cpu")
+
+
+def test_unknown_ume_name_lists_the_valid_names():
+    with pytest.raises(ValueError, match=r"Unknown UME 'does-not-exist'.*ume-mini-base-12M.*'tiny'") as err:
+        load_ume("does-not-exist", device="cpu")
+    assert "network" not in str(err.value) and "credentials" not in str(err.value)
+    # names are matched case-insensitively: this one reaches the registry (offline here) under lobster's spelling
+    with pytest.raises(RuntimeError, match="Could not load UME 'ume-mini-base-12M'"):
+        load_ume("UME-Mini-Base-12M", device="cpu")
+    assert load_ume("TINY", device="cpu").model.config.hidden_size == 64
+
+
+def _truncated_torch_file(path):
+    torch.save({"state_dict": {"w": torch.zeros(1000)}}, path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.write_bytes(b""), "is empty"),
+        (lambda p: p.write_text("not a checkpoint at all"), "is not a PyTorch checkpoint"),
+        (_truncated_torch_file, "truncated or corrupt"),
+        (
+            lambda p: torch.save({"weights": torch.zeros(2)}, p),
+            "could not be loaded by UME.load_from_checkpoint",
+        ),
+    ],
+    ids=["empty", "garbage", "truncated", "not-lightning"],
+)
+def test_a_file_that_is_not_a_lightning_checkpoint_says_so(tmp_path, make, message):
+    path = tmp_path / "x.ckpt"
+    make(path)
+    with pytest.raises((ValueError, RuntimeError), match=message) as err:
+        load_ume(path, device="cpu")
+    assert "'state_dict', 'hyper_parameters'" in str(err.value)  # what a checkpoint looks like
+    assert str(path) in str(err.value)

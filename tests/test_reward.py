@@ -12,7 +12,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ume_rl.lobster_compat import UMERewardFunction, create_ume_reward_wrapper
+from ume_rl.lobster_compat import UMERewardFunction
 from ume_rl.rewards.modalities import MODALITIES, TAG_TO_MODALITY
 from ume_rl.rewards.tags import INVALID_REASONS, completion_text
 from ume_rl.rewards.ume import UmeReward
@@ -182,25 +182,6 @@ def test_penalty_at_or_above_the_lowest_valid_reward_warns(tiny_ume, caplog):
     message = record.getMessage()
     assert record.levelno == logging.WARNING
     assert "outscore" in message and "penalty=None" in message and "-91.5" in message
-
-
-def test_lobster_compatible_entry_points(tiny_ume, caplog):
-    with caplog.at_level(logging.WARNING, logger="ume_rl"):
-        legacy = UMERewardFunction(
-            tiny_ume, temperature=0.5, batch_size=8, enable_wandb_logging=True, mode="unmasked"
-        )
-    assert any("report_to" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
-    assert legacy.penalty_for_invalid == pytest.approx((-math.log(1280) - 2.0) / 0.5)
-    out = legacy(VALID + ["none"])
-    assert out[3] == legacy.penalty_for_invalid < min(out[:3])
-    stats = legacy.get_statistics()
-    assert set(stats) >= {"min", "max", "sum", "count", "mean", "modality_counts", "no_tag_count"}
-    assert stats["no_tag_count"] == 1 and stats["modality_counts"] == dict.fromkeys(MODALITIES, 1)
-    assert stats["mean"] == pytest.approx(sum(out) / 4) and stats["count"] == 4
-    assert (stats["min"], stats["max"]) == (min(out), max(out))
-    wrapped = create_ume_reward_wrapper(tiny_ume, penalty_for_invalid=-500.0, mode="unmasked")
-    assert pickle.loads(pickle.dumps(wrapped))(["none"]) == [-500.0]
-    assert wrapped.__name__ == "ume_reward"
 
 
 _tag = st.sampled_from(sorted(TAG_TO_MODALITY) + ["DNA", "Protein", "rna"])
@@ -377,3 +358,63 @@ def test_grpo_trainer_step_with_a_model_per_modality(mixed_models, warm_policy_p
     assert stats["completions"] == 12 and stats["valid"] > 0
     assert logs["rewards/ume_reward/std"] > 0
     assert any(not torch.equal(before[n], p) for n, p in trainer.model.named_parameters())
+
+
+# ------------------------------------------------------------------ input contract (issue 12, finding 5)
+
+
+def test_a_bare_string_or_none_is_a_type_error_not_one_completion_per_character(reward):
+    before = reward.get_statistics()["completions"]
+    with pytest.raises(TypeError, match=r"got one str of 19 characters: pass \[completion\]"):
+        reward("<dna>ACGTACGT</dna>")
+    with pytest.raises(TypeError, match="got None"):
+        reward(None)
+    with pytest.raises(TypeError, match="list of completions"):
+        reward.details(iter(VALID))
+    assert reward.get_statistics()["completions"] == before  # nothing was scored or counted
+    assert len(reward(tuple(VALID))) == 3  # a tuple is a list of completions too
+
+
+@pytest.mark.parametrize(
+    ("modality", "error", "message"),
+    [
+        (3, TypeError, "modality must be None, one modality"),
+        ("protien", ValueError, "Unknown modality 'protien'"),
+        (["dna", "DNA"], ValueError, "3 completions but 2 modalities"),
+        (["dna", "smiles", "rna"], ValueError, r"modality\[2\]: Unknown modality 'rna'"),
+        (["dna", 5, None], TypeError, r"modality\[1\] must be a modality name"),
+    ],
+)
+def test_every_modality_value_is_checked_up_front(reward, modality, error, message):
+    # none of these completions has a tag: the modality is checked anyway, before anything is read
+    with pytest.raises(error, match=message):
+        reward(["no tag", "still none", ""], modality=modality)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"temperature": "0.1"}, TypeError, "temperature must be a real number, got str"),
+        ({"temperature": True}, TypeError, "temperature must be a real number, got bool"),
+        ({"temperature": math.inf}, ValueError, "temperature must be finite and > 0"),
+        ({"temperature": math.nan}, ValueError, "temperature must be finite and > 0"),
+        ({"temperature": -0.1}, ValueError, "temperature must be finite and > 0"),
+        ({"penalty": math.nan}, ValueError, "penalty must be finite"),
+        ({"penalty": -math.inf}, ValueError, "penalty must be finite"),
+        ({"penalty": "-5"}, TypeError, "penalty must be a real number or None"),
+        ({"score_floor": math.nan}, ValueError, "score_floor must be <= 0"),
+        ({"score_floor": 2.0}, ValueError, "score_floor must be <= 0"),
+        ({"margin": 0}, ValueError, "margin must be finite and > 0"),
+        ({"margin": math.inf}, ValueError, "margin must be finite and > 0"),
+    ],
+)
+def test_parameters_are_checked_at_construction(tiny_ume, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        UmeReward(tiny_ume, mode="unmasked", **kwargs)
+
+
+def test_items_that_are_not_text_keep_the_penalty_with_a_reason(reward):
+    rows = reward.details([VALID[2], None, 42, {"role": "assistant"}, [{"content": 3}]])
+    assert rows[0]["reason"] is None
+    assert [r["reason"] for r in rows[1:]] == ["no_tag"] * 4
+    assert all(r["reward"] == reward.penalty for r in rows[1:]) and math.isfinite(reward.penalty)

@@ -35,24 +35,13 @@ from typing import Any
 
 from ume_rl.rewards.modalities import MODALITIES, MODALITY_TABLE, TAG_TO_MODALITY
 from ume_rl.rewards.scoring import DEFAULT_MODE
-from ume_rl.rewards.tags import detect_modality, iter_tagged
+from ume_rl.rewards.tags import detect_modality, iter_tagged  # noqa: F401 (detect_modality: lobster's name, exported)
 from ume_rl.rewards.ume import UmeReward, make_scorer
 from ume_rl.training.config import DEFAULT_OUTPUT_DIR
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_WANDB_PROJECT = "ume-rl-grpo"
-
-__all__ = [
-    "UMERewardFunction",
-    "UmeRewardFunction",
-    "compute_pseudo_likelihood",
-    "create_ume_grpo_trainer",
-    "create_ume_reward_wrapper",
-    "detect_modality",
-    "extract_tagged_content",
-    "train_ume_grpo",
-]
 
 
 def extract_tagged_content(text: str) -> tuple[str | None, str | None]:

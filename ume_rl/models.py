@@ -29,7 +29,6 @@ import logging
 import os
 import tempfile
 import warnings
-import zipfile
 from pathlib import Path
 
 import torch
@@ -242,6 +241,65 @@ def build_tiny_ume(
         return UME(model_name=TINY_UME_ARCH, max_length=max_length, use_flash_attn=use_flash_attn, **kwargs)
 
 
+CHECKPOINT_LOOKS_LIKE = (
+    "A UME checkpoint is what Lightning's Trainer.save_checkpoint writes: a torch.save zip archive of a dict "
+    "with 'state_dict', 'hyper_parameters' and 'pytorch-lightning_version' (lobster's ume-*.ckpt files). "
+    "Fix: pass such a file, a registry name, or 'tiny'."
+)
+
+
+def ume_registry_names() -> tuple[str, ...]:
+    """The UME names lobster's ``UME.from_pretrained`` knows (``ume-mini-base-12M`` ...)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from lobster.constants import UMEModelVersion
+    return tuple(version.value for version in UMEModelVersion)
+
+
+def looks_like_path(name: str) -> bool:
+    """True when a UME name is meant as a file: a ``.ckpt``/``.pt``/``.pth`` name or one with a directory part
+    (registry names have neither)."""
+    return name.endswith((".ckpt", ".pt", ".pth")) or "/" in name or os.sep in name or name.startswith("~")
+
+
+def check_checkpoint_file(path: str | Path) -> None:
+    """Cheap checks that ``path`` can be a Lightning checkpoint, before lobster reads it.
+
+    Raises:
+        ValueError: the file is empty, is not a ``torch.save`` archive (garbage, text, another format), or is a
+            truncated or corrupt one; the message says what a checkpoint looks like.
+    """
+    import zipfile
+
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        raise ValueError(
+            f"UME checkpoint {path} is empty (0 bytes): an interrupted copy? {CHECKPOINT_LOOKS_LIKE}"
+        )
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    if head.startswith(b"\x80"):  # torch's legacy (pre-1.6) pickle format: torch reads it, or says why
+        return
+    if head != b"PK\x03\x04":
+        raise ValueError(
+            f"UME checkpoint {path} ({size} bytes) is not a PyTorch checkpoint (it starts with {head!r}, "
+            f"not a torch.save zip archive). {CHECKPOINT_LOOKS_LIKE}"
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except zipfile.BadZipFile as err:
+        raise ValueError(
+            f"UME checkpoint {path} ({size} bytes) is a truncated or corrupt torch.save archive ({err}): copy or "
+            f"download it again. {CHECKPOINT_LOOKS_LIKE}"
+        ) from err
+    if not any(member.endswith("/data.pkl") for member in names):
+        raise ValueError(
+            f"UME checkpoint {path} is a zip archive but not a torch.save file (no data.pkl). {CHECKPOINT_LOOKS_LIKE}"
+        )
+
+
 def load_ume(
     name_or_path: str | Path,
     device: str | torch.device | None = None,
@@ -262,8 +320,11 @@ def load_ume(
 
     Raises:
         FileNotFoundError: a ``.ckpt`` path that does not exist or is not a file.
-        RuntimeError: a truncated ``.ckpt``, or a registry name that cannot be fetched (offline, no
-            credentials); names the fix.
+        ValueError: an unknown name (the message lists lobster's registry names; names are matched
+            case-insensitively), or a file that is not a Lightning checkpoint (empty, not a ``torch.save``
+            archive, truncated).
+        RuntimeError: a registry name that cannot be fetched (offline, no credentials), or a checkpoint lobster
+            cannot load; names the fix.
 
     A ``.ckpt`` is a Lightning checkpoint of lobster's ``UME`` (``state_dict`` + ``hyper_parameters``), in either
     FlexBERT layout: flash-attn-trained checkpoints are unpadded; on CPU lobster rebuilds them padded (or keeps
@@ -284,23 +345,34 @@ def load_ume(
     flash = (device.type == "cuda" and flash_attn_available()) if use_flash_attn is None else use_flash_attn
     name = str(name_or_path)
     path = Path(name).expanduser()
-    if name == "tiny":
+    if name.lower() == "tiny":
         ume = build_tiny_ume(seed=seed, layout="unpadded" if flash else "padded", use_flash_attn=flash)
-    elif name.endswith(".ckpt") or path.exists():
+    elif looks_like_path(name) or path.exists():
         if not path.is_file():
             problem = "is not a file" if path.exists() else "does not exist"
             raise FileNotFoundError(
                 f"UME checkpoint {name} {problem}. Fix: pass the path of a UME .ckpt file "
                 "(UME_RL_UME_CHECKPOINT=/path/to/model.ckpt), a registry name, or use UME_RL_PROFILE=tiny."
             )
-        if not zipfile.is_zipfile(path):
-            raise RuntimeError(
-                f"UME checkpoint {name} is truncated or not a checkpoint (no complete zip archive, as torch.save "
-                "writes). Fix: copy or download the .ckpt again and check its size against the source."
-            )
+        check_checkpoint_file(path)
         _register_tiny_arch()  # a checkpoint of the tiny stand-in names the UME_tiny architecture
-        ume = UME.load_from_checkpoint(name, device=device.type, use_flash_attn=flash)
+        try:
+            ume = UME.load_from_checkpoint(str(path), device=device.type, use_flash_attn=flash)
+        except Exception as err:
+            raise RuntimeError(
+                f"UME checkpoint {path} could not be loaded by UME.load_from_checkpoint "
+                f"({type(err).__name__}: {err}). {CHECKPOINT_LOOKS_LIKE}"
+            ) from err
     else:
+        registry = {known.lower(): known for known in ume_registry_names()}
+        if name.lower() not in registry:
+            raise ValueError(
+                f"Unknown UME {name!r}: pass one of {', '.join(registry.values())} (lobster's registry), "
+                "'tiny' (the offline stand-in), or the path of a .ckpt file."
+            )
+        if registry[name.lower()] != name:
+            logger.info("UME name %r read as lobster's %r", name, registry[name.lower()])
+        name = registry[name.lower()]
         try:
             ume = UME.from_pretrained(name, device=device.type, use_flash_attn=flash)
         except Exception as err:

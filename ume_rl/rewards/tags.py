@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from ume_rl.rewards.modalities import MODALITY_TABLE, TAG_TO_MODALITY, normalize_modality
@@ -240,32 +241,89 @@ def extract_tagged_sequence(
     return TaggedSequence(modality, sequence, reason)
 
 
+def check_batch(completions, modality=None) -> tuple[list, list]:
+    """The reward input contract, checked before anything is scored: ``(completions, expected modalities)``.
+
+    Args:
+        completions: a list of completions (any sequence: tuple, a ``datasets`` column); a bare string or
+            ``None`` is a ``TypeError`` (a string would otherwise be read as one completion per character). Items that are neither text nor chat
+            messages are allowed: they are read as ``no_tag`` and get the reward's documented penalty.
+        modality: ``None``, one modality for all completions (a name, tag name or lobster ``Modality``), or a
+            sequence of one per completion (``None`` entries allowed). Every value is checked here, even
+            when no completion has a tag.
+
+    Returns:
+        The completions as a list and one normalised modality (or ``None``) per completion.
+
+    Raises:
+        TypeError: ``completions`` is not a sequence or is one string, or ``modality`` is not a string,
+            ``Modality`` or sequence.
+        ValueError: an unknown modality, or a per-completion list of another length than ``completions``.
+
+    >>> check_batch(["<dna>ACGT</dna>"], "DNA")
+    (['<dna>ACGT</dna>'], ['nucleotide'])
+    >>> check_batch("<dna>ACGT</dna>")
+    Traceback (most recent call last):
+    ...
+    TypeError: completions must be a list of completions (strings or chat-message lists), got one str of 15 characters: pass [completion] to score a single completion
+    """
+    if isinstance(completions, str | bytes):
+        raise TypeError(
+            "completions must be a list of completions (strings or chat-message lists), got one str of "
+            f"{len(completions)} characters: pass [completion] to score a single completion"
+        )
+    if not isinstance(completions, Sequence):
+        raise TypeError(
+            "completions must be a list of completions (strings or chat-message lists), got "
+            + ("None" if completions is None else f"{type(completions).__name__} {completions!r:.60}")
+            + ("" if completions is None else ": pass list(completions)")
+        )
+    completions = list(completions)
+    n = len(completions)
+    if modality is None:
+        return completions, [None] * n
+    if isinstance(modality, str) or hasattr(modality, "value"):
+        return completions, [normalize_modality(modality)] * n
+    if not isinstance(modality, Sequence) or isinstance(modality, bytes):
+        raise TypeError(
+            "modality must be None, one modality (e.g. 'SMILES', 'protein', 'dna') or a list of one per "
+            f"completion, got {type(modality).__name__} {modality!r:.60}"
+        )
+    if len(modality) != n:
+        raise ValueError(f"{n} completions but {len(modality)} modalities: pass one modality per completion")
+    expected = []
+    for i, value in enumerate(modality):
+        if value is not None and not (isinstance(value, str) or hasattr(value, "value")):
+            raise TypeError(
+                f"modality[{i}] must be a modality name or None, got {type(value).__name__} {value!r:.60}"
+            )
+        try:
+            expected.append(None if value is None else normalize_modality(value))
+        except ValueError as err:
+            raise ValueError(f"modality[{i}]: {err}") from None
+    return completions, expected
+
+
 def read_completions(
     completions, modality=None, max_chars: int | None = None, untagged: str = "invalid"
 ) -> list[TaggedSequence]:
     """Read a batch of completions as TRL passes them (the one reader of ``UmeReward`` and ``ComplexityReward``).
 
     Args:
-        completions: strings (TRL's standard format) or lists of chat messages (conversational format).
+        completions: a list of strings (TRL's standard format) or lists of chat messages (conversational format).
         modality: ``None``, one modality for all completions (a string or lobster ``Modality``; never split
             into characters), or one per completion (TRL's dataset column; ``None`` entries allowed).
         max_chars: content longer than this is ``too_long`` before any parsing.
         untagged: ``"invalid"`` or ``"detect"`` (see :func:`extract_tagged_sequence`).
 
     Returns:
-        One :class:`TaggedSequence` per completion, in order. Raises ``ValueError`` when a per-completion
-        ``modality`` list has another length than ``completions``.
+        One :class:`TaggedSequence` per completion, in order. The batch is checked first
+        (:func:`check_batch`): a bare string, ``None``, an unknown modality or a modality list of another
+        length than ``completions`` is an error, raised before anything is read.
     """
     if untagged not in UNTAGGED:
         raise ValueError(f"untagged must be one of {UNTAGGED}, got {untagged!r}")
-    completions = list(completions)
-    n = len(completions)
-    if modality is None or isinstance(modality, str) or hasattr(modality, "value"):
-        expected = [modality] * n
-    else:
-        expected = list(modality)
-    if len(expected) != n:
-        raise ValueError(f"{n} completions but {len(expected)} modalities")
+    completions, expected = check_batch(completions, modality)
     return [
         extract_tagged_sequence(completion_text(c), e, max_chars=max_chars, untagged=untagged)
         for c, e in zip(completions, expected, strict=True)

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
@@ -55,6 +56,54 @@ from ume_rl.rewards.tags import INVALID_REASONS, UNTAGGED, read_completions
 logger = logging.getLogger(__name__)
 
 DEFAULT_MARGIN = 1.0
+
+
+# ------------------------------------------------------------------------------------------ parameter checks
+
+
+def check_real(name: str, value, optional: bool = False) -> None:
+    """``TypeError`` unless ``value`` is a real number (``bool`` and numeric strings are not), or ``None`` when
+    ``optional``."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{name} must be a real number{' or None' if optional else ''}, got {type(value).__name__} {value!r:.40}"
+        )
+
+
+def _check_reward_params(temperature, penalty, score_floor, margin) -> None:
+    """Type, finiteness and range of :class:`UmeReward`'s parameters, checked at construction so a bad value
+    fails before anything is scored (a NaN penalty would give NaN rewards, an infinite temperature all zeros).
+
+    >>> _check_reward_params(temperature=0.1, penalty=None, score_floor=None, margin=1.0)
+    >>> _check_reward_params(temperature=float("inf"), penalty=None, score_floor=None, margin=1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: temperature must be finite and > 0 (rewards are score / temperature), got inf
+    """
+    check_real("temperature", temperature)
+    check_real("penalty", penalty, optional=True)
+    check_real("score_floor", score_floor, optional=True)
+    check_real("margin", margin)
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(
+            f"temperature must be finite and > 0 (rewards are score / temperature), got {temperature}"
+        )
+    if not (math.isfinite(margin) and margin > 0):
+        raise ValueError(f"margin must be finite and > 0 (nats between floor and penalty), got {margin}")
+    if penalty is not None and not math.isfinite(penalty):
+        raise ValueError(
+            f"penalty must be finite (it is the reward of an invalid completion), got {penalty}: "
+            "pass None for the safe default below every valid reward"
+        )
+    if score_floor is not None and not score_floor <= 0:  # NaN and +inf fail too
+        raise ValueError(
+            f"score_floor must be <= 0 (scores are mean log-probabilities) or -inf (no flooring), got {score_floor}"
+        )
+
+
+# ------------------------------------------------------------------------------------------ reward models
 
 
 def make_scorer(model, modality, mode: str = DEFAULT_MODE, **scorer_kwargs) -> PseudoLikelihoodScorer:
@@ -143,10 +192,7 @@ class UmeReward:
         dtype=None,
         untagged: str = "invalid",
     ):
-        if not temperature > 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
-        if not margin > 0:
-            raise ValueError(f"margin must be positive, got {margin}")
+        _check_reward_params(temperature=temperature, penalty=penalty, score_floor=score_floor, margin=margin)
         if untagged not in UNTAGGED:
             raise ValueError(f"untagged must be one of {UNTAGGED}, got {untagged!r}")
         self._scorers = build_scorers(ume_model, mode=mode, token_budget=token_budget, dtype=dtype)

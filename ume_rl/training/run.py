@@ -18,6 +18,11 @@ Reward models: the profile's UME scores every modality unless ``reward_models`` 
 modality (a hub id or local directory of a Hugging Face masked LM; ``ume`` for the UME), as the
 ``full-public`` recipe does for all three; :func:`download_models` fetches what a recipe needs (notebook 01).
 
+The whole configuration is checked when it is parsed (:mod:`ume_rl.training.validation`): a bad value is a
+one-line :class:`~ume_rl.training.validation.ConfigError` before anything is loaded or written. A run never
+clobbers another (:mod:`ume_rl.training.rundir`): a directory that holds a run needs
+``resume_from_checkpoint="last"`` or ``overwrite_output_dir=True``, and one run at a time holds its lock.
+
 Each rank writes the statistics of the completions it scored to ``output_dir/reward_stats/rank<N>.json``.
 """
 
@@ -36,6 +41,7 @@ from ume_rl.rewards.modalities import MODALITIES, normalize_modality
 from ume_rl.rewards.registry import build_reward_funcs
 from ume_rl.rewards.scoring import DEFAULT_MODE
 from ume_rl.training.config import UmeGRPOConfig
+from ume_rl.training.validation import ConfigError, Sources, check_raw_types, config_error, validate_config
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +49,22 @@ RECIPES_DIR = (
     Path(__file__).resolve().parent.parent / "recipes"
 )  # package data: ume_rl/recipes/<profile>.yaml
 TRANSFORMERS_DEFAULT_OUTPUT_DIR = "trainer_output"
+USAGE = "ume-rl train [--config RECIPE] [--FIELD VALUE ...]"
+DESCRIPTION = """GRPO training of a policy against the UME reward.
+
+--config RECIPE
+    tiny, full or full-public (the recipes shipped with ume_rl) or the path of your own YAML. Default: the active
+    profile's recipe ($UME_RL_PROFILE, else full on CUDA, else tiny). Every field below overrides the
+    recipe's value.
+--resume_from_checkpoint last
+    continue the run in --output_dir from its newest complete checkpoint (its warm start is reused).
+--overwrite_output_dir
+    delete the run in --output_dir and start over. Without one of these two, a directory that holds a
+    run is refused.
+
+Every value is checked before anything is loaded or written. Examples:
+    ume-rl train --config tiny --max_steps 5 --output_dir runs/try
+    ume-rl train --config tiny --max_steps 10 --output_dir runs/try --resume_from_checkpoint last"""
 
 
 @dataclass
@@ -154,10 +176,30 @@ class TrainScriptArguments:
 
 
 def recipe_parser():
-    """TRL's ``TrlParser`` over :class:`TrainScriptArguments` and :class:`UmeGRPOConfig`."""
+    """TRL's ``TrlParser`` over :class:`TrainScriptArguments` and :class:`UmeGRPOConfig`.
+
+    Its errors raise :class:`~ume_rl.training.validation.ConfigError` (one line) instead of printing the
+    whole usage and exiting; abbreviated flags are not accepted (a typo is an error, not another field).
+    """
+    import argparse
+
     from trl import TrlParser
 
-    return TrlParser((TrainScriptArguments, UmeGRPOConfig), prog="ume-rl train")
+    class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+        pass
+
+    class RecipeParser(TrlParser):
+        def error(self, message):
+            raise ConfigError(message)
+
+    return RecipeParser(
+        (TrainScriptArguments, UmeGRPOConfig),
+        prog="ume-rl train",
+        usage=USAGE,
+        description=DESCRIPTION,
+        formatter_class=Formatter,
+        allow_abbrev=False,
+    )
 
 
 def recipe_path(name_or_path: str | Path) -> Path:
@@ -187,20 +229,166 @@ def apply_runtime(script: TrainScriptArguments) -> None:
 def load_recipe(name_or_path: str | Path, **overrides) -> tuple[TrainScriptArguments, UmeGRPOConfig]:
     """Read a recipe (a profile name or a YAML path); keyword overrides win, ``None`` values are ignored.
 
-    Applies the recipe's ``env`` variables and ``torch_num_threads``, as ``ume-rl train`` does.
+    Applies the recipe's ``env`` variables and ``torch_num_threads``, as ``ume-rl train`` does, and checks the
+    whole configuration (:func:`parse_config`).
 
     >>> script, grpo = load_recipe("tiny", max_steps=3, output_dir="/tmp/ume_rl_doctest")
     >>> grpo.max_steps, script.warm_start_epochs, script.reward_funcs
     (3, 8, ['ume'])
     """
-    config = yaml.safe_load(recipe_path(name_or_path).read_text()) or {}
-    for key, value in (config.pop("env", None) or {}).items():
+    return parse_config(name_or_path, overrides=overrides)
+
+
+def _flag_names(args: list[str]) -> frozenset[str]:
+    return frozenset(arg[2:].split("=", 1)[0] for arg in args if arg.startswith("--"))
+
+
+def _flag_value(args: list[str], name: str) -> str | None:
+    for i, arg in enumerate(args):
+        if arg == f"--{name}" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(f"--{name}="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def parse_config(
+    recipe: str | Path | None = None, args: list[str] | tuple[str, ...] = (), overrides: dict | None = None
+) -> tuple[TrainScriptArguments, UmeGRPOConfig]:
+    """The checked configuration of a run: ``recipe``, then keyword ``overrides``, then command-line ``args``.
+
+    Args:
+        recipe: a profile name or a YAML path; ``None``: the active profile's recipe (``--profile`` in
+            ``args``, else ``$UME_RL_PROFILE``...), logged.
+        args: flags (``["--max_steps", "5"]``), as ``ume-rl train`` takes them.
+        overrides: field values (``None`` values are ignored), as :func:`load_recipe` takes them.
+
+    Returns:
+        ``(TrainScriptArguments, UmeGRPOConfig)`` with ``output_dir`` resolved (default ``runs/grpo-<profile>``);
+        the recipe's ``env`` and ``torch_num_threads`` are applied.
+
+    Raises:
+        ConfigError: one line naming the field, its value, its source and the fix
+            (:func:`~ume_rl.training.validation.validate_config`); nothing has been loaded or written.
+    """
+    from ume_rl.profiles import get_profile, resolve_profile_name
+
+    args = list(args)
+    overrides = {
+        key: str(value) if isinstance(value, Path) else value
+        for key, value in (overrides or {}).items()
+        if value is not None
+    }
+    if recipe is None:
+        profile = _flag_value(args, "profile") or overrides.get("profile")
+        try:
+            name = resolve_profile_name(profile)
+        except ValueError as err:
+            raise ConfigError(_one_line(err)) from None
+        path = recipe_path(name)
+        logger.info("no --config given: using the %s profile's recipe %s", name, path)
+    else:
+        path = recipe_path(recipe)
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"recipe {path} is not valid YAML: {_one_line(err)}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(
+            f"recipe {path} must be a YAML mapping of field: value, got {type(config).__name__}"
+        )
+    env = config.pop("env", None) or {}
+    if not isinstance(env, dict):
+        raise ConfigError(f"env in recipe {path} must be a mapping of variable: value")
+    for key, value in env.items():
         os.environ[key] = str(value)
-    overrides = {key: str(value) if isinstance(value, Path) else value for key, value in overrides.items()}
-    config.update({key: value for key, value in overrides.items() if value is not None})
-    script, grpo = recipe_parser().parse_dict(config)
+    sources = Sources(str(path), frozenset(config), _flag_names(args), frozenset(overrides))
+    values = {**config, **overrides}
+    parser = recipe_parser()
+    known = {action.dest for action in parser._actions}
+    unknown = [key for key in values if key not in known]
+    if unknown:
+        import difflib
+
+        close = {key: difflib.get_close_matches(key, known, n=1) for key in unknown}
+        hints = "; ".join(f"did you mean {close[k][0]}?" for k in unknown if close[k])
+        where = ", ".join(sorted({sources.of(key) for key in unknown}))
+        raise ConfigError(
+            f"unknown field(s) {', '.join(unknown)} ({where}): ume-rl train --help lists every field. {hints}".strip()
+        )
+    check_raw_types(values, (TrainScriptArguments, UmeGRPOConfig), sources)
+    parser.set_defaults_with_config(**values)
+    try:
+        script, grpo = parser.parse_args_into_dataclasses(args=args)
+    except ConfigError as err:
+        raise _parser_error(err, sources) from None
+    except ValueError as err:  # the dataclasses' own checks (TRL's batch / generation rules ...)
+        raise _settings_error(err, sources) from None
+    if grpo.output_dir in (None, TRANSFORMERS_DEFAULT_OUTPUT_DIR):
+        try:
+            grpo.output_dir = str(default_output_dir(get_profile(script.profile)))
+        except ValueError as err:
+            raise config_error("profile", script.profile, sources, _one_line(err)) from None
+    validate_config(script, grpo, sources)
     apply_runtime(script)
     return script, grpo
+
+
+def _parser_error(err: ConfigError, sources: Sources) -> ConfigError:
+    """A parser error (``argument --max_steps: invalid int value: 'x'``) with the value's source."""
+    import re
+
+    message = str(err)
+    match = re.match(r"argument --(\w+)(?:/--[\w-]+)*: (.*)", message)
+    if match:
+        name, problem = match.groups()
+        return ConfigError(f"{name} ({sources.of(name)}): {problem}. Fix: ume-rl train --help gives its type")
+    if message.startswith("unrecognized arguments"):
+        return ConfigError(f"{message}: ume-rl train --help lists every field")
+    return ConfigError(message)
+
+
+BATCH_FIELDS = (
+    "per_device_train_batch_size",
+    "num_generations",
+    "steps_per_generation",
+    "generation_batch_size",
+    "gradient_accumulation_steps",
+    "num_generations_eval",
+    "per_device_eval_batch_size",
+)
+
+
+def _settings_error(err: ValueError, sources: Sources) -> ConfigError:
+    """A dataclass's own ``ValueError`` (TRL's settings rules) as one line naming the fields that were set."""
+    message = _one_line(err)
+    if message.startswith("Some specified arguments are not used"):
+        import difflib
+
+        known = sorted({action.dest for action in recipe_parser()._actions})
+        flags = [word.strip("[]',") for word in message.split(":", 1)[1].split()]
+        flags = [flag for flag in flags if flag.startswith("-")]
+        hints = [
+            f"--{close[0]} instead of {flag}"
+            for flag in flags
+            if (close := difflib.get_close_matches(flag.lstrip("-").split("=")[0], known, n=1))
+        ]
+        return ConfigError(
+            f"unknown flag(s) {' '.join(flags)}"
+            + (f": did you mean {', '.join(hints)}?" if hints else "")
+            + " ume-rl train --help lists every field"
+        )
+    involved = (
+        [name for name in BATCH_FIELDS if sources.given(name)]
+        if "batch" in message or "generation" in message
+        else []
+    )
+    given = ", ".join(f"{name} ({sources.of(name)})" for name in involved)
+    return ConfigError(f"invalid GRPO settings: {message}" + (f" [set here: {given}]" if given else ""))
 
 
 def default_output_dir(profile) -> Path:
@@ -210,34 +398,71 @@ def default_output_dir(profile) -> Path:
 
 @dataclass
 class TrainRun:
-    """The steps of a training run, one call each, for :func:`run_train` and notebook 04."""
+    """The steps of a training run, one call each, for :func:`run_train` and notebook 04.
+
+    :meth:`prepare` claims the output directory (its lock is held until :meth:`close`, or the process ends).
+    """
 
     script: TrainScriptArguments
     grpo: UmeGRPOConfig
     profile: Any  # ume_rl.profiles.Profile
     dataset: Any  # datasets.DatasetDict with train / validation / test
     base_policy: str | Path
+    lock: Any = None  # ume_rl.training.rundir.RunLock, held by the main process
 
     @classmethod
     def prepare(cls, script: TrainScriptArguments, grpo: UmeGRPOConfig) -> TrainRun:
-        """Resolve the profile and the output directory; load (or generate) the dataset and the base policy."""
-        from accelerate import PartialState
+        """Claim the output directory (lock it; clear it for ``overwrite_output_dir``; refuse one that holds a
+        run otherwise), then load the dataset and the base policy.
 
-        from ume_rl.data import load_or_generate_dataset
+        ``dataset_dir`` is loaded as it is (never generated, an error when incomplete); without it the
+        profile's dataset is loaded, or generated when missing.
+        """
+        from accelerate import PartialState
+        from accelerate.utils import broadcast_object_list
+
+        from ume_rl.data import load_dataset_dir, load_or_generate_dataset
         from ume_rl.profiles import get_profile
+        from ume_rl.training.rundir import RunDirectoryError, claim_output_dir
 
         profile = get_profile(script.profile)
         if grpo.output_dir in (None, TRANSFORMERS_DEFAULT_OUTPUT_DIR):
             grpo.output_dir = str(default_output_dir(profile))
-        # Rank 0 builds the tiny policy and the dataset once; the other ranks then load them.
-        with PartialState().main_process_first():
-            dataset = load_or_generate_dataset(script.dataset_dir or profile.dataset_dir, progress=False)
-            policy = script.model_path or profile.policy_path()
-        return cls(script, grpo, profile, dataset, policy)
+        state = PartialState()
+        state.wait_for_everyone()  # every rank has checked the directory before the main process changes it
+        lock, error = None, None
+        if state.is_main_process:
+            try:
+                lock = claim_output_dir(
+                    grpo.output_dir, grpo.resume_from_checkpoint, grpo.overwrite_output_dir
+                )
+            except Exception as err:  # every rank raises it, none waits for the main process
+                error = str(err) if isinstance(err, RunDirectoryError) else f"{type(err).__name__}: {err}"
+        if state.num_processes > 1:
+            error = broadcast_object_list([error])[0]
+        if error is not None:
+            raise RunDirectoryError(error)
+        try:
+            # Rank 0 builds the tiny policy and the dataset once; the other ranks then load them.
+            with state.main_process_first():
+                if script.dataset_dir is not None:
+                    dataset = load_dataset_dir(script.dataset_dir)
+                else:
+                    dataset = load_or_generate_dataset(profile.dataset_dir, rebuild=True, progress=False)
+                policy = script.model_path or profile.policy_path()
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        return cls(script, grpo, profile, dataset, policy, lock)
 
     @property
     def output_dir(self) -> Path:
         return Path(self.grpo.output_dir)
+
+    @property
+    def resuming(self) -> bool:
+        return self.grpo.resume_from_checkpoint not in (None, False)
 
     @property
     def held_out(self):
@@ -290,24 +515,39 @@ class TrainRun:
         return build_reward_funcs(self.script.reward_funcs, reward_model, self.script.reward_settings())
 
     def warm_start(self):
-        """SFT of the base policy on the training references (``output_dir/warm_start``); returns the policy."""
+        """SFT of the base policy on the training references (``output_dir/warm_start``); returns the policy.
+
+        A complete warm start already there is reused: with the same settings, or with any when resuming (the
+        resumed policy's weights come from the checkpoint).
+        """
         from ume_rl.training.sft import warm_start
 
         kwargs = self.script.warm_start_kwargs(self.grpo)
-        return warm_start(self.base_policy, self.dataset["train"], self.output_dir / "warm_start", **kwargs)
+        return warm_start(
+            self.base_policy,
+            self.dataset["train"],
+            self.output_dir / "warm_start",
+            reuse="any" if self.resuming else "same",
+            **kwargs,
+        )
 
     def train(self, policy, rewards: list):
         """GRPO from ``policy`` against ``rewards`` (:meth:`build_rewards`); saves the final model in
         ``output_dir`` and this rank's reward statistics in ``output_dir/reward_stats/rank<N>.json``.
         Returns the trainer."""
+        import time
+
         from accelerate import PartialState
 
-        from ume_rl.training.trainer import build_trainer, resume_value
+        from ume_rl.training.rundir import mark_run, resolve_resume
+        from ume_rl.training.trainer import build_trainer
 
         trainer = build_trainer(
             policy, rewards, self.dataset["train"], self.dataset["validation"], args=self.grpo
         )
-        trainer.train(resume_from_checkpoint=resume_value(self.grpo.resume_from_checkpoint))
+        trainer.train(
+            resume_from_checkpoint=resolve_resume(self.output_dir, self.grpo.resume_from_checkpoint)
+        )
         trainer.save_model(self.grpo.output_dir)
         logger.info("saved the trained policy and its tokenizer to %s", self.grpo.output_dir)
         state = PartialState()
@@ -319,14 +559,29 @@ class TrainRun:
             **{f.__name__: f.get_statistics() for f in rewards if hasattr(f, "get_statistics")},
         }
         (stats_dir / f"rank{state.process_index}.json").write_text(json.dumps(stats, indent=1, default=str))
+        if state.is_main_process:
+            mark_run(
+                self.output_dir,
+                status="trained",
+                trained=time.strftime("%Y-%m-%d %H:%M:%S %z"),
+                global_step=trainer.state.global_step,
+            )
         return trainer
 
-    def evaluate(self, policy, reward):
-        """:func:`~ume_rl.training.evaluation.evaluate_policy` of ``policy`` on the held-out prompts, sampled as
-        GRPO's rollouts are (``eval_generations`` completions per prompt, ``max_completion_length``)."""
-        from ume_rl.training.evaluation import evaluate_policy
+    def generate(self, policy, reward):
+        """Completions of ``policy`` on the held-out prompts, scored by ``reward``, one row each
+        (:func:`~ume_rl.training.evaluation.generate_completions`), sampled as GRPO's rollouts are
+        (``eval_generations`` completions per prompt, ``max_completion_length``)."""
+        from ume_rl.training.evaluation import generate_completions
 
-        return evaluate_policy(policy, self.held_out, reward, **self.script.evaluation_kwargs(self.grpo))
+        return generate_completions(policy, self.held_out, reward, **self.script.evaluation_kwargs(self.grpo))
+
+    def evaluate(self, policy, reward):
+        """The per-modality summary (:func:`~ume_rl.training.evaluation.summarize_completions`) of
+        :meth:`generate`."""
+        from ume_rl.training.evaluation import summarize_completions
+
+        return summarize_completions(self.generate(policy, reward))
 
     def save_evaluation(self, table) -> Path:
         """Write an evaluation table to ``output_dir/evaluation.csv``; returns the path."""
@@ -334,6 +589,11 @@ class TrainRun:
         path.parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(path)
         return path
+
+    def close(self) -> None:
+        """Release the output directory's lock (:func:`run_train` does it when the run ends)."""
+        if self.lock is not None:
+            self.lock.release()
 
 
 def run_train(script: TrainScriptArguments, grpo: UmeGRPOConfig):
@@ -344,14 +604,19 @@ def run_train(script: TrainScriptArguments, grpo: UmeGRPOConfig):
 
     state = PartialState()
     run = TrainRun.prepare(script, grpo)
-    rewards = run.build_rewards(run.load_reward_models())
-    trainer = run.train(run.warm_start(), rewards)
-    ume_reward = next((f for f in rewards if isinstance(f, UmeReward)), None)
-    if script.eval_generations > 0 and ume_reward is not None and state.is_main_process:
-        table = run.evaluate(run.output_dir, ume_reward)
-        run.save_evaluation(table)
-        logger.info("held-out evaluation of the trained policy:\n%s", table.to_string(float_format="%.3f"))
-    state.wait_for_everyone()
+    try:
+        rewards = run.build_rewards(run.load_reward_models())
+        trainer = run.train(run.warm_start(), rewards)
+        ume_reward = next((f for f in rewards if isinstance(f, UmeReward)), None)
+        if script.eval_generations > 0 and ume_reward is not None and state.is_main_process:
+            table = run.evaluate(run.output_dir, ume_reward)
+            run.save_evaluation(table)
+            logger.info(
+                "held-out evaluation of the trained policy:\n%s", table.to_string(float_format="%.3f")
+            )
+        state.wait_for_everyone()
+    finally:
+        run.close()
     return trainer
 
 
@@ -366,10 +631,13 @@ def download_models(name_or_path: str | Path, **overrides) -> dict[str, Any]:
     >>> download_models("tiny")["SMILES"]  # doctest: +SKIP
     'tiny'
     """
+    import tempfile
+
     from ume_rl.models import download_reward_model, is_ume_name
     from ume_rl.profiles import get_profile
 
-    script, _ = load_recipe(name_or_path, **overrides)
+    with tempfile.TemporaryDirectory() as unused:  # the recipe is checked, but no run directory is involved
+        script, _ = load_recipe(name_or_path, **{"output_dir": f"{unused}/run", **overrides})
     profile = get_profile(script.profile)
     ume = script.ume_model_path or profile.ume
     found: dict[str, Any] = {"policy": profile.policy_path(download=True)}
