@@ -66,6 +66,16 @@ def warm_policy_path(tiny_qwen_path, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_mlms():
+    """Untrained masked LMs shaped like the public models, per modality: an ESM-2-like ``EsmForMaskedLM``
+    (proteins), a ChemBERTa-like ``RobertaForMaskedLM`` with a SMILES BPE, and a Nucleotide-Transformer-like
+    ``EsmForMaskedLM`` with 6-mer tokens (DNA); tokenizers built here."""
+    from ume_rl.models import build_tiny_masked_lm
+
+    return {m: build_tiny_masked_lm(m) for m in ("amino_acid", "SMILES", "nucleotide")}
+
+
+@pytest.fixture(scope="session")
 def dataset():
     """The default synthetic dataset (300 rows)."""
     from ume_rl.data import generate_synthetic_dataset

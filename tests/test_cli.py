@@ -40,6 +40,73 @@ def test_both_recipes_parse(tmp_path):
     assert full.generation_batch_size % full.num_generations == 0
 
 
+def _cache_snapshot(cache: Path, repo_id: str, write) -> Path:
+    """Lay out a Hugging Face hub cache entry for ``repo_id`` (refs/main -> snapshots/<commit>) and fill it."""
+    commit = "0" * 40
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    snapshot = repo / "snapshots" / commit
+    write(snapshot)
+    return snapshot
+
+
+def test_full_public_recipe_loads_through_the_full_code_path(tmp_path, monkeypatch, tiny_qwen_path):
+    """With its models in the Hugging Face cache (tiny stand-ins under the recipe's hub ids), ``full-public``
+    resolves, downloads (a cache hit) and loads exactly as ``full`` does, with a masked LM per modality."""
+    from ume_rl.data import generate_synthetic_dataset, save_dataset
+    from ume_rl.models import build_tiny_masked_lm
+    from ume_rl.rewards.hf_scoring import MaskedLM
+    from ume_rl.training.run import TrainRun, download_models
+
+    script, _ = load_recipe("full-public", output_dir=tmp_path / "out")
+    assert script.profile == "full" and set(script.reward_models) == {"SMILES", "amino_acid", "nucleotide"}
+    cache = tmp_path / "hub"
+    snapshots = {
+        modality: _cache_snapshot(cache, repo, lambda d, m=modality: build_tiny_masked_lm(m, out_dir=d))
+        for modality, repo in script.reward_models.items()
+    }
+    qwen = _cache_snapshot(cache, "Qwen/Qwen2-0.5B-Instruct", lambda d: shutil.copytree(tiny_qwen_path, d))
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.delenv("UME_RL_QWEN", raising=False)
+    assert download_models("full-public", output_dir=tmp_path / "out") == {"policy": qwen, **snapshots}
+
+    dataset = tmp_path / "data"
+    save_dataset(generate_synthetic_dataset(n_per_modality=3, seed=0, progress=False), dataset)
+    run = TrainRun.prepare(*load_recipe("full-public", output_dir=tmp_path / "out", dataset_dir=str(dataset)))
+    assert run.profile.name == "full" and Path(run.base_policy) == qwen
+    models = run.load_reward_models()
+    assert {m: (type(v).__name__, v.name) for m, v in models.items()} == {
+        m: ("MaskedLM", repo) for m, repo in script.reward_models.items()
+    }
+    assert all(isinstance(v, MaskedLM) and not v.model.training for v in models.values())
+    (reward,) = run.build_rewards(models)
+    rows = reward.details(run.dataset["train"]["completion"], modality=run.dataset["train"]["modality"])
+    assert all(r["reason"] is None and r["score"] < 0 for r in rows)
+    assert reward.get_statistics()["models"] == script.reward_models
+
+
+def test_reward_models_choose_per_modality_and_fall_back_to_the_ume(tmp_path):
+    from ume_rl.profiles import get_profile
+    from ume_rl.training.validation import ConfigError
+
+    esm = tmp_path / "esm"
+    esm.mkdir()
+    flag = json.dumps({"protein": str(esm), "dna": "ume"})
+    script, _ = parse_train_args(
+        ["--config", TINY, "--output_dir", str(tmp_path / "out"), "--reward_models", flag]
+    )
+    assert script.reward_models == {"amino_acid": str(esm), "nucleotide": "ume"}
+    names = script.reward_model_names(get_profile("tiny"))
+    assert names == {"SMILES": "tiny", "amino_acid": str(esm), "nucleotide": "tiny"}
+    with pytest.raises(ConfigError, match="mapping modality -> model"):
+        parse_train_args(["--config", TINY, "--reward_models", "facebook/esm2_t6_8M_UR50D"])
+    with pytest.raises(ConfigError, match="Unknown modality"):
+        load_recipe("tiny", reward_models={"rna": "x"})
+    with pytest.raises(ConfigError, match="reward_models.*/nowhere/esm.*does not exist"):
+        load_recipe("tiny", reward_models={"protein": "/nowhere/esm"}, output_dir=tmp_path / "out2")
+
+
 def test_flags_override_the_recipe():
     script, grpo = parse_train_args(
         ["--config", TINY, "--max_steps", "3", "--reward_temperature", "0.5", "--learning_rate", "1e-4"]
@@ -53,7 +120,11 @@ def test_flags_override_the_recipe():
 
 def test_recipes_ship_inside_the_package(tmp_path, monkeypatch):
     assert RECIPES_DIR.parent == Path(ume_rl.__file__).parent  # package data, found after a plain pip install
-    assert sorted(p.name for p in RECIPES_DIR.glob("*.yaml")) == ["full.yaml", "tiny.yaml"]
+    assert sorted(p.name for p in RECIPES_DIR.glob("*.yaml")) == [
+        "full-public.yaml",
+        "full.yaml",
+        "tiny.yaml",
+    ]
     monkeypatch.chdir(
         tmp_path
     )  # no recipes/ here: the old repository-relative spelling finds the packaged file
@@ -94,7 +165,7 @@ def test_usage_and_unknown_commands(capsys):
     assert "ume-rl train --config" in capsys.readouterr().out
     assert main([]) == 2
     assert main(["fly"]) == 2
-    with pytest.raises(FileNotFoundError, match="full, tiny"):
+    with pytest.raises(FileNotFoundError, match="full, full-public, tiny"):
         load_recipe("nonexistent")
 
 

@@ -237,6 +237,129 @@ def test_grpo_trainer_step_with_tiny_qwen(tiny_ume, tiny_qwen_path, tmp_path):
     assert reward.get_statistics()["completions"] == 4
 
 
+# ------------------------------------------------------------------------------ a reward model per modality
+
+
+@pytest.fixture(scope="module")
+def mixed_models(tiny_ume, tiny_mlms):
+    """ESM-2-like for proteins, ChemBERTa-like for SMILES, the tiny UME for DNA."""
+    return {"protein": tiny_mlms["amino_acid"], "SMILES": tiny_mlms["SMILES"], "nucleotide": tiny_ume}
+
+
+def test_mixed_models_score_each_modality_with_its_own(mixed_models, tiny_ume, tiny_mlms):
+    from ume_rl.rewards.hf_scoring import HFMaskedLMScorer
+    from ume_rl.rewards.scoring import UmeScorer
+
+    reward = UmeReward(mixed_models)
+    assert {m: type(s).__name__ for m, s in reward.scorers.items()} == {
+        "amino_acid": "HFMaskedLMScorer",
+        "SMILES": "HFMaskedLMScorer",
+        "nucleotide": "UmeScorer",
+    }
+    rows = reward.details(VALID)
+    want = [
+        HFMaskedLMScorer(tiny_mlms["SMILES"]).score(["CCO"], ["SMILES"])[0],
+        HFMaskedLMScorer(tiny_mlms["amino_acid"]).score(["MKVLAAGGW"], ["amino_acid"])[0],
+        UmeScorer(tiny_ume).score(["ACGTACGTTTGA"], ["nucleotide"])[0],
+    ]
+    assert [r["score"] for r in rows] == pytest.approx(want, abs=1e-6)
+    assert [r["reward"] for r in rows] == pytest.approx([s / 0.1 for s in want], abs=1e-5)
+    with pytest.raises(ValueError, match="model per modality"):
+        reward.scorer  # noqa: B018
+    assert UmeReward(tiny_ume, mode="unmasked").scorer is not None  # one UME: one scorer for all
+    stats = reward.get_statistics()
+    assert stats["models"]["nucleotide"] == "UME" and stats["models"]["amino_acid"].startswith("tiny-esm")
+
+
+def test_mixed_models_floor_per_vocabulary_and_penalty_below_all(mixed_models, tiny_mlms):
+    reward = UmeReward(mixed_models)
+    vocab = {
+        "amino_acid": 33,
+        "SMILES": tiny_mlms["SMILES"].model.config.vocab_size,
+        "nucleotide": 1280,
+    }
+    assert reward.score_floors == pytest.approx({m: -math.log(v) - 1.0 for m, v in vocab.items()})
+    assert reward.penalty == pytest.approx((min(reward.score_floors.values()) - 1.0) / 0.1)
+    assert reward.penalty < min(f / 0.1 for f in reward.score_floors.values())
+    invalid = [
+        "no tag",
+        "<protein>MKJ</protein>",
+        "<smiles>[Og]</smiles>",
+        "<protein>" + "A" * 1023 + "</protein>",
+    ]
+    rows = reward.details(VALID + invalid)
+    assert [r["reason"] for r in rows[3:]] == ["no_tag", "bad_alphabet", "unknown_token", "too_long"]
+    assert all(r["reward"] == reward.penalty for r in rows[3:])
+    assert min(r["reward"] for r in rows[:3]) > reward.penalty
+
+
+def test_an_adversarial_masked_lm_is_floored_at_its_own_floor(tiny_mlms, tiny_ume):
+    import copy
+
+    from ume_rl.rewards.hf_scoring import MaskedLM
+
+    esm = tiny_mlms["amino_acid"]
+    model = copy.deepcopy(esm.model)
+    with torch.no_grad():
+        model.lm_head.bias[esm.tokenizer.mask_token_id] = 1e4  # predicts <mask> everywhere
+    reward = UmeReward(
+        {"amino_acid": MaskedLM(model, esm.tokenizer, "amino_acid"), "SMILES": tiny_ume, "DNA": tiny_ume}
+    )
+    row = reward.details(["<protein>MKVL</protein>"])[0]
+    assert row["score"] < -1000 and row["floored"]
+    assert row["reward"] == pytest.approx(reward.score_floors["amino_acid"] / 0.1)
+    assert row["reward"] > reward.penalty
+
+
+def test_reward_model_mapping_is_checked(tiny_ume, tiny_mlms):
+    from ume_rl.rewards.scoring import UmeScorer
+
+    with pytest.raises(ValueError, match="no reward model for"):
+        UmeReward({"amino_acid": tiny_mlms["amino_acid"]})
+    with pytest.raises(ValueError, match="scores amino_acid, given for SMILES"):
+        UmeReward({"SMILES": tiny_mlms["amino_acid"], "amino_acid": tiny_ume, "DNA": tiny_ume})
+    with pytest.raises(ValueError, match="mode"):
+        UmeReward({"SMILES": UmeScorer(tiny_ume, mode="unmasked"), "amino_acid": tiny_ume, "DNA": tiny_ume})
+    with pytest.raises(TypeError, match="MaskedLM"):
+        UmeReward({"SMILES": "DeepChem/ChemBERTa-77M-MLM", "amino_acid": tiny_ume, "DNA": tiny_ume})
+    shared = UmeReward({"SMILES": tiny_ume, "amino_acid": tiny_ume, "DNA": tiny_mlms["nucleotide"]})
+    assert shared.scorers["SMILES"] is shared.scorers["amino_acid"]  # one UME, one scorer
+
+
+def test_grpo_trainer_step_with_a_model_per_modality(mixed_models, warm_policy_path, tmp_path, single_thread):
+    """The warm-started tiny policy writes tagged sequences: each modality's completions are scored by its own
+    model inside GRPO, and the step moves the policy."""
+    from trl import GRPOConfig, GRPOTrainer
+
+    from ume_rl.data import generate_synthetic_dataset
+
+    dataset = generate_synthetic_dataset(n_per_modality=3, seed=0, progress=False)["full"]
+    reward = UmeReward(mixed_models, mode="unmasked")
+    args = GRPOConfig(
+        output_dir=str(tmp_path / "grpo"),
+        per_device_train_batch_size=12,
+        num_generations=4,
+        max_completion_length=100,
+        learning_rate=1e-3,
+        max_steps=1,
+        logging_steps=1,
+        report_to="none",
+        bf16=False,
+        use_cpu=True,
+        save_strategy="no",
+        seed=0,
+    )
+    trainer = GRPOTrainer(model=str(warm_policy_path), reward_funcs=reward, args=args, train_dataset=dataset)
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.train()
+    logs = {k: v for entry in trainer.state.log_history for k, v in entry.items()}
+    stats = reward.get_statistics()
+    assert logs["rewards/ume_reward/mean"] == pytest.approx(stats["mean_reward"], abs=1e-4)
+    assert stats["completions"] == 12 and stats["valid"] > 0
+    assert logs["rewards/ume_reward/std"] > 0
+    assert any(not torch.equal(before[n], p) for n, p in trainer.model.named_parameters())
+
+
 # ------------------------------------------------------------------ input contract (issue 12, finding 5)
 
 

@@ -180,7 +180,7 @@ def test_help_documents_config_resume_last_and_overwrite(capsys):
     out = capsys.readouterr().out
     flat = " ".join(out.split())
     assert out.startswith("usage: ume-rl train [--config RECIPE] [--FIELD VALUE ...]")
-    assert "--config RECIPE\n    tiny or full" in out
+    assert "--config RECIPE\n    tiny, full or full-public" in out
     assert "--resume_from_checkpoint last\n    continue the run" in out
     assert "'last' (or 'true') takes its newest complete checkpoint-N" in flat  # the field's own help
     assert "--overwrite_output_dir" in out and "-1: run num_train_epochs passes" in flat

@@ -1,6 +1,6 @@
 """Command line: ``ume-rl train --config tiny`` (flags override the recipe's values).
 
-``--config`` takes a profile name (``tiny``, ``full``: the recipes shipped in ``ume_rl/recipes/``) or the path
+``--config`` takes a recipe name (``tiny``, ``full``, ``full-public``: the recipes shipped in ``ume_rl/recipes/``) or the path
 of your own YAML; any recipe field (:class:`~ume_rl.training.run.TrainScriptArguments` or ``GRPOConfig``)
 can be overridden by a flag. The same command runs unchanged on several GPUs or nodes::
 

@@ -61,12 +61,19 @@ def plan_batches(
 
 
 def batch_arrays(
-    token_ids, seqs: np.ndarray, positions: np.ndarray, layout: str, pad_token_id: int, masked: bool
+    token_ids,
+    seqs: np.ndarray,
+    positions: np.ndarray,
+    layout: str,
+    pad_token_id: int,
+    masked: bool,
+    specials: tuple[int, int] = (1, 1),
 ) -> dict[str, np.ndarray]:
     """Host-side index arrays of one batch; the device expands them into masked copies.
 
     ``seqs`` / ``positions`` are the batch's work rows (sequence index, masked position); ``masked``
-    scores the masked position of each row, otherwise every residue of every row.
+    scores the masked position of each row, otherwise every residue of every row. ``specials`` counts the
+    special tokens before and after the residues of every sequence (CLS … EOS: ``(1, 1)``).
     """
     unique, row_local = np.unique(seqs, return_inverse=True)
     lengths = np.array([len(token_ids[i]) for i in unique])
@@ -79,8 +86,9 @@ def batch_arrays(
         sel_row = np.arange(len(seqs))
         sel_pos = positions
     else:
-        sel_row = np.repeat(np.arange(len(seqs)), row_len - 2)
-        sel_pos = np.concatenate([np.arange(1, length - 1) for length in row_len])
+        first, last = specials
+        sel_row = np.repeat(np.arange(len(seqs)), row_len - first - last)
+        sel_pos = np.concatenate([np.arange(first, length - last) for length in row_len])
     arrays = {
         "base": base,
         "row_local": row_local.astype(np.int64),

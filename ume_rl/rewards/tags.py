@@ -23,6 +23,15 @@ Reading a batch as TRL passes it (strings or chat messages, the ``modality`` col
 >>> [t.reason for t in read_completions(["<dna>ACGT</dna>", [{"role": "assistant", "content": "x"}]], "DNA")]
 [None, 'no_tag']
 
+A bare sequence (no tag pair) is ``no_tag`` unless the caller asks for detection (``untagged="detect"``,
+what the seed guide's bare-SMILES example needs): then the whole text is read as one sequence of the row's
+modality, or of the modality :func:`detect_modality` finds (lobster's rules):
+
+>>> detect_modality("CC(C)CC1=CC=C(C=C1)C(C)C(=O)O"), detect_modality("MKTAYIAKQR"), detect_modality("ACGTAC")
+('SMILES', 'amino_acid', 'nucleotide')
+>>> read_completions(["CCO", "no sequence here"], untagged="detect")[0]
+TaggedSequence(modality='SMILES', sequence='CCO', reason=None)
+
 Validation here is text-only; the exact ``too_long`` (more tokens than UME's ``max_length``) and
 ``unknown_token`` (a token UME's tokenizer maps to ``<unk>``) checks need the UME tokenizer and are made in
 :mod:`ume_rl.rewards.ume`. Reading is linear in the text length (no regex backtracking
@@ -40,7 +49,7 @@ from ume_rl.rewards.modalities import MODALITY_TABLE, TAG_TO_MODALITY, normalize
 
 # Why a completion is invalid, in the order the checks run.
 INVALID_REASONS: tuple[str, ...] = (
-    "no_tag",  # no complete <tag>…</tag> pair (or the completion is not text)
+    "no_tag",  # no complete <tag>…</tag> pair (or not text; untagged="detect": no sequence detected)
     "wrong_modality",  # a tag of another modality than the dataset row asks for
     "empty",  # the tag holds only whitespace
     "bad_alphabet",  # protein outside the 20 standard amino acids, DNA outside ACGT
@@ -52,6 +61,9 @@ INVALID_REASONS: tuple[str, ...] = (
 # Default bound on tagged content before any parsing: UME's max_length (512) times the longest residue token
 # (9 characters, '[195Pt+2]'); longer content cannot fit UME and is ``too_long`` without reaching RDKit.
 DEFAULT_MAX_CHARS = 512 * 9
+
+UNTAGGED = ("invalid", "detect")
+"""What a completion without a tag pair is: ``invalid`` (``no_tag``) or ``detect`` (a bare sequence)."""
 
 _TAG_NAMES = "|".join(TAG_TO_MODALITY)
 _OPEN = re.compile(rf"<({_TAG_NAMES})>", re.IGNORECASE)
@@ -135,7 +147,69 @@ def _smiles_parses(smiles: str) -> bool:
         return Chem.MolFromSmiles(smiles) is not None
 
 
-def extract_tagged_sequence(text, expected_modality=None, max_chars: int | None = None) -> TaggedSequence:
+def detect_modality(text: str) -> str:
+    """The modality of a bare sequence by lobster's rules (``lobster.model.utils._detect_modality``).
+
+    In order, on the stripped text: fewer than 3 characters is an error; only ``ACGT`` (any case) is
+    ``nucleotide``; only the 20 standard amino-acid letters is ``amino_acid``; text RDKit parses is ``SMILES``;
+    anything else is an error. Returns the lobster ``Modality`` value (``"SMILES"`` == ``Modality.SMILES``,
+    a ``StrEnum``).
+
+    Where it differs from lobster's (which upper-cases the text before every check, including RDKit's):
+    SMILES are parsed in their own case, so ``ClCCl``, ``CBr``, ``[Na+]`` or ``c1ccsc1`` are SMILES here, where
+    lobster reads ``CLCCL`` as a protein or rejects the upper-cased text; and mixed-case text (``CCl``) is
+    never DNA or protein. Like lobster's, short all-capital aliphatic SMILES are ambiguous and read as DNA or
+    protein first (``CCC``, ``CNC``): pass the modality when you know it.
+
+    Raises:
+        ValueError: too short, or no modality fits (the message names the text).
+
+    >>> detect_modality("c1ccccc1Cl")
+    'SMILES'
+    """
+    stripped = text.strip() if isinstance(text, str) else ""
+    if len(stripped) < 3:
+        raise ValueError(f"Sequence too short (length {len(stripped)}): at least 3 characters are needed.")
+    upper = stripped.upper()
+    single_case = stripped in (upper, stripped.lower())
+    for modality in ("nucleotide", "amino_acid"):
+        if single_case and set(upper) <= set(MODALITY_TABLE[modality].alphabet):
+            return modality
+    if not any(ch.isspace() for ch in stripped) and _smiles_parses(stripped):
+        return "SMILES"
+    raise ValueError(f"Unable to determine the modality of {stripped[:60]!r}: not DNA, protein or SMILES.")
+
+
+def read_bare_sequence(text, expected_modality=None, max_chars: int | None = None) -> TaggedSequence:
+    """Read a whole completion as one untagged sequence (``untagged="detect"``).
+
+    With ``expected_modality`` (the dataset row's), text valid for it is that modality; otherwise the modality
+    is :func:`detect_modality`'s, and ``wrong_modality`` when it differs from the expected one. Text that is
+    no sequence (whitespace inside, nothing detected) is ``no_tag``; longer than ``max_chars`` is ``too_long``.
+    """
+    content = text.strip() if isinstance(text, str) else ""
+    if not content or any(ch.isspace() for ch in content):
+        return TaggedSequence(None, None, "no_tag")
+    if max_chars is not None and len(content) > max_chars:
+        return TaggedSequence(None, None, "too_long")
+    if expected_modality is not None:
+        expected = normalize_modality(expected_modality)
+        sequence, reason = validate_sequence(content, expected)
+        if reason is None:
+            return TaggedSequence(expected, sequence, None)
+    try:
+        modality = detect_modality(content)
+    except ValueError:
+        return TaggedSequence(None, None, "no_tag")
+    if expected_modality is not None:
+        return TaggedSequence(modality, None, "wrong_modality")
+    sequence, reason = validate_sequence(content, modality)
+    return TaggedSequence(modality, sequence, reason)
+
+
+def extract_tagged_sequence(
+    text, expected_modality=None, max_chars: int | None = None, untagged: str = "invalid"
+) -> TaggedSequence:
     """Read the first tagged sequence of ``text`` and validate it.
 
     Args:
@@ -144,12 +218,15 @@ def extract_tagged_sequence(text, expected_modality=None, max_chars: int | None 
             ``wrong_modality``.
         max_chars: content longer than this is ``too_long`` before any parsing (a cheap bound; the exact
             token-count check is the scorer's).
+        untagged: ``"invalid"`` (no tag pair is ``no_tag``) or ``"detect"`` (:func:`read_bare_sequence`).
 
     Returns:
         :class:`TaggedSequence`; ``reason`` is one of :data:`INVALID_REASONS` or ``None`` when valid.
     """
     first = next(iter_tagged(text), None)
     if first is None:
+        if untagged == "detect":
+            return read_bare_sequence(text, expected_modality, max_chars=max_chars)
         return TaggedSequence(None, None, "no_tag")
     name, raw = first
     modality = TAG_TO_MODALITY[name]
@@ -227,7 +304,9 @@ def check_batch(completions, modality=None) -> tuple[list, list]:
     return completions, expected
 
 
-def read_completions(completions, modality=None, max_chars: int | None = None) -> list[TaggedSequence]:
+def read_completions(
+    completions, modality=None, max_chars: int | None = None, untagged: str = "invalid"
+) -> list[TaggedSequence]:
     """Read a batch of completions as TRL passes them (the one reader of ``UmeReward`` and ``ComplexityReward``).
 
     Args:
@@ -235,14 +314,17 @@ def read_completions(completions, modality=None, max_chars: int | None = None) -
         modality: ``None``, one modality for all completions (a string or lobster ``Modality``; never split
             into characters), or one per completion (TRL's dataset column; ``None`` entries allowed).
         max_chars: content longer than this is ``too_long`` before any parsing.
+        untagged: ``"invalid"`` or ``"detect"`` (see :func:`extract_tagged_sequence`).
 
     Returns:
         One :class:`TaggedSequence` per completion, in order. The batch is checked first
         (:func:`check_batch`): a bare string, ``None``, an unknown modality or a modality list of another
         length than ``completions`` is an error, raised before anything is read.
     """
+    if untagged not in UNTAGGED:
+        raise ValueError(f"untagged must be one of {UNTAGGED}, got {untagged!r}")
     completions, expected = check_batch(completions, modality)
     return [
-        extract_tagged_sequence(completion_text(c), e, max_chars=max_chars)
+        extract_tagged_sequence(completion_text(c), e, max_chars=max_chars, untagged=untagged)
         for c, e in zip(completions, expected, strict=True)
     ]

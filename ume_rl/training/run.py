@@ -4,7 +4,7 @@
 own code with evaluations in between:
 
 >>> run = TrainRun.prepare(*load_recipe("tiny", max_steps=3))  # doctest: +SKIP
->>> ume = run.load_ume(); rewards = run.build_rewards(ume)  # doctest: +SKIP
+>>> rewards = run.build_rewards(run.load_reward_models())  # doctest: +SKIP
 >>> trainer = run.train(run.warm_start(), rewards)  # doctest: +SKIP
 >>> run.save_evaluation(run.evaluate(run.output_dir, rewards[0]))  # doctest: +SKIP
 
@@ -13,6 +13,10 @@ and any ``GRPOConfig`` field (:class:`~ume_rl.training.config.UmeGRPOConfig`); a
 environment variables (TRL's ``TrlParser``). Rewards are named (``reward_funcs: [ume, complexity]``, see
 :mod:`ume_rl.rewards.registry`) and weighted by TRL's ``reward_weights``. Recipes ship in the package
 (``ume_rl/recipes/<profile>.yaml``); :func:`load_recipe` takes a profile name or a YAML path.
+
+Reward models: the profile's UME scores every modality unless ``reward_models`` names another model for a
+modality (a hub id or local directory of a Hugging Face masked LM; ``ume`` for the UME), as the
+``full-public`` recipe does for all three; :func:`download_models` fetches what a recipe needs (notebook 01).
 
 The whole configuration is checked when it is parsed (:mod:`ume_rl.training.validation`): a bad value is a
 one-line :class:`~ume_rl.training.validation.ConfigError` before anything is loaded or written. A run never
@@ -33,6 +37,7 @@ from typing import Any
 
 import yaml
 
+from ume_rl.rewards.modalities import MODALITIES, normalize_modality
 from ume_rl.rewards.registry import build_reward_funcs
 from ume_rl.rewards.scoring import DEFAULT_MODE
 from ume_rl.training.config import UmeGRPOConfig
@@ -48,7 +53,7 @@ USAGE = "ume-rl train [--config RECIPE] [--FIELD VALUE ...]"
 DESCRIPTION = """GRPO training of a policy against the UME reward.
 
 --config RECIPE
-    tiny or full (the recipes shipped with ume_rl) or the path of your own YAML. Default: the active
+    tiny, full or full-public (the recipes shipped with ume_rl) or the path of your own YAML. Default: the active
     profile's recipe ($UME_RL_PROFILE, else full on CUDA, else tiny). Every field below overrides the
     recipe's value.
 --resume_from_checkpoint last
@@ -76,6 +81,13 @@ class TrainScriptArguments:
     ume_model_path: str | None = field(
         default=None,
         metadata={"help": "UME: 'tiny', a registry name or a .ckpt path; default the profile's UME."},
+    )
+    reward_models: dict | str | None = field(
+        default=None,
+        metadata={
+            "help": "Reward model per modality, e.g. {amino_acid: facebook/esm2_t33_650M_UR50D}: a hub id or local "
+            "directory of a masked LM, or 'ume'; modalities not named use the UME. A JSON object on the command line."
+        },
     )
     dataset_dir: str | None = field(
         default=None,
@@ -113,6 +125,29 @@ class TrainScriptArguments:
         default=None,
         metadata={"help": "CPU threads for torch (tiny models run fastest on 1); default torch's."},
     )
+
+    def __post_init__(self):
+        if isinstance(self.reward_models, str):
+            try:
+                self.reward_models = json.loads(self.reward_models)
+            except json.JSONDecodeError as err:
+                raise ValueError(
+                    f"reward_models must be a mapping modality -> model, e.g. "
+                    f'\'{{"amino_acid": "facebook/esm2_t6_8M_UR50D"}}\', got {self.reward_models!r}'
+                ) from err
+        if self.reward_models is not None:
+            if not isinstance(self.reward_models, dict):
+                raise ValueError(
+                    f"reward_models must be a mapping modality -> model, got {self.reward_models!r}"
+                )
+            self.reward_models = {normalize_modality(k): str(v) for k, v in self.reward_models.items()}
+
+    def reward_model_names(self, profile) -> dict[str, str]:
+        """Per modality, the reward model's name: ``reward_models``' entry, else (or ``ume``) the UME
+        (``ume_model_path``, else the profile's)."""
+        ume = self.ume_model_path or profile.ume
+        chosen = self.reward_models or {}
+        return {m: ume if chosen.get(m, "ume") == "ume" else chosen[m] for m in MODALITIES}
 
     def reward_settings(self) -> dict[str, dict]:
         """Keyword arguments per reward name, for :func:`~ume_rl.rewards.registry.build_reward_funcs`."""
@@ -168,7 +203,7 @@ def recipe_parser():
 
 
 def recipe_path(name_or_path: str | Path) -> Path:
-    """The recipe file for a profile name (``tiny``, ``full``: shipped in the package) or a YAML path.
+    """The recipe file for a recipe name (``tiny``, ``full``, ``full-public``: shipped in the package) or a YAML path.
 
     ``recipes/<name>.yaml`` (the repository's old layout) still finds the packaged recipe when no such file exists.
     """
@@ -437,7 +472,7 @@ class TrainRun:
         return concatenate_datasets([self.dataset["validation"], self.dataset["test"]])
 
     def load_ume(self):
-        """The reward model (``ume_model_path``, else the profile's) on this process's device, outside ZeRO-3."""
+        """The UME (``ume_model_path``, else the profile's) on this process's device, outside ZeRO-3."""
         from ume_rl.models import load_ume
         from ume_rl.training.trainer import outside_zero3
 
@@ -446,9 +481,38 @@ class TrainRun:
         with outside_zero3():
             return load_ume(name, device=self.grpo.device, seed=self.profile.seed)
 
-    def build_rewards(self, ume_model) -> list:
-        """The recipe's ``reward_funcs``, built with its reward settings (the UME reward scores on ``ume_model``)."""
-        return build_reward_funcs(self.script.reward_funcs, ume_model, self.script.reward_settings())
+    def load_reward_models(self):
+        """The reward model of each modality on this process's device, outside ZeRO-3: the UME when it scores
+        every modality, else a mapping modality → model (:func:`~ume_rl.models.load_reward_model`), which
+        :class:`~ume_rl.rewards.ume.UmeReward` takes as it is."""
+        from ume_rl.models import is_ume_name, load_reward_model
+
+        names = self.script.reward_model_names(self.profile)
+        ume = self.script.ume_model_path or self.profile.ume
+        if set(names.values()) == {ume}:
+            return self.load_ume()
+        from ume_rl.training.trainer import outside_zero3
+
+        loaded: dict = {}
+        models = {}
+        for modality, name in names.items():
+            is_ume = name == ume or is_ume_name(name)
+            key = name if is_ume else (name, modality)
+            if key not in loaded:
+                logger.info("loading reward model %s for %s on %s", name, modality, self.grpo.device)
+                with outside_zero3():
+                    loaded[key] = (
+                        self.load_ume()
+                        if name == ume
+                        else load_reward_model(name, modality, device=self.grpo.device)
+                    )
+            models[modality] = loaded[key]
+        return models
+
+    def build_rewards(self, reward_model) -> list:
+        """The recipe's ``reward_funcs``, built with its reward settings; the UME reward scores with
+        ``reward_model`` (a UME, or :meth:`load_reward_models`' mapping modality → model)."""
+        return build_reward_funcs(self.script.reward_funcs, reward_model, self.script.reward_settings())
 
     def warm_start(self):
         """SFT of the base policy on the training references (``output_dir/warm_start``); returns the policy.
@@ -541,7 +605,7 @@ def run_train(script: TrainScriptArguments, grpo: UmeGRPOConfig):
     state = PartialState()
     run = TrainRun.prepare(script, grpo)
     try:
-        rewards = run.build_rewards(run.load_ume())
+        rewards = run.build_rewards(run.load_reward_models())
         trainer = run.train(run.warm_start(), rewards)
         ume_reward = next((f for f in rewards if isinstance(f, UmeReward)), None)
         if script.eval_generations > 0 and ume_reward is not None and state.is_main_process:
@@ -554,3 +618,32 @@ def run_train(script: TrainScriptArguments, grpo: UmeGRPOConfig):
     finally:
         run.close()
     return trainer
+
+
+def download_models(name_or_path: str | Path, **overrides) -> dict[str, Any]:
+    """Fetch what a recipe needs, once (notebook 01): its policy and each hub reward model.
+
+    Returns where each model is: ``"policy"`` (full profile: a snapshot in the Hugging Face cache; tiny: built
+    under ``runs/models``) and one entry per modality: the snapshot or directory of its masked LM, or the name
+    of its UME (a UME is loaded when a run starts: ``tiny`` is built, a ``.ckpt`` read, a registry name fetched
+    with Prescient credentials). Offline without a cached model, ``RuntimeError`` names the fix.
+
+    >>> download_models("tiny")["SMILES"]  # doctest: +SKIP
+    'tiny'
+    """
+    import tempfile
+
+    from ume_rl.models import download_reward_model, is_ume_name
+    from ume_rl.profiles import get_profile
+
+    with tempfile.TemporaryDirectory() as unused:  # the recipe is checked, but no run directory is involved
+        script, _ = load_recipe(name_or_path, **{"output_dir": f"{unused}/run", **overrides})
+    profile = get_profile(script.profile)
+    ume = script.ume_model_path or profile.ume
+    found: dict[str, Any] = {"policy": profile.policy_path(download=True)}
+    for modality, name in script.reward_model_names(profile).items():
+        if name == ume or is_ume_name(name) or Path(name).expanduser().exists():
+            found[modality] = name
+        else:
+            found[modality] = download_reward_model(name)
+    return found

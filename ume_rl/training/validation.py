@@ -302,6 +302,16 @@ def _check_paths(script, sources: Sources) -> None:
         _check_existing_path(
             "model_path", script.model_path, sources, "this policy directory", "a model directory or a hub id"
         )
+    for modality, name in (script.reward_models or {}).items():
+        local = name.startswith(("/", "./", "../", "~")) and not name.endswith(".ckpt")  # not a hub id
+        if local and not Path(name).expanduser().is_dir():
+            raise config_error(
+                "reward_models",
+                f"{modality}: {name}",
+                sources,
+                "this masked LM directory does not exist",
+                "a save_pretrained directory, a hub id, or 'ume'",
+            )
     if script.ume_model_path is not None and looks_like_path(script.ume_model_path):
         path = Path(script.ume_model_path).expanduser()
         if not path.is_file():
