@@ -52,7 +52,7 @@ def warm_policy_path(tiny_qwen_path, tmp_path_factory):
     import torch
 
     from ume_rl.data import generate_synthetic_dataset
-    from ume_rl.training.run import load_recipe
+    from ume_rl.training.recipes import load_recipe
     from ume_rl.training.sft import warm_start
 
     threads = torch.get_num_threads()

@@ -14,7 +14,7 @@ import pytest
 
 import ume_rl
 from ume_rl.cli import main, parse_train_args
-from ume_rl.training.run import RECIPES_DIR, load_recipe, recipe_path
+from ume_rl.training.recipes import RECIPES_DIR, load_recipe, recipe_path
 
 TINY = str(RECIPES_DIR / "tiny.yaml")
 FULL = str(RECIPES_DIR / "full.yaml")

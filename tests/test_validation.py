@@ -11,7 +11,7 @@ import pytest
 
 from ume_rl.cli import main, parse_train_args
 from ume_rl.data import generate_synthetic_dataset
-from ume_rl.training.run import RECIPES_DIR, load_recipe
+from ume_rl.training.recipes import RECIPES_DIR, load_recipe
 from ume_rl.training.validation import ConfigError
 
 TINY = str(RECIPES_DIR / "tiny.yaml")
@@ -153,7 +153,7 @@ def test_load_recipe_arguments_are_checked_and_named():
 
 def test_without_config_the_active_profiles_recipe_is_used_and_logged(monkeypatch, caplog):
     monkeypatch.setenv("UME_RL_PROFILE", "tiny")
-    with caplog.at_level(logging.INFO, logger="ume_rl.training.run"):
+    with caplog.at_level(logging.INFO, logger="ume_rl.training.recipes"):
         script, grpo = parse_train_args(["--max_steps", "3"])
     assert f"no --config given: using the tiny profile's recipe {RECIPES_DIR / 'tiny.yaml'}" in caplog.text
     recipe_script, recipe_grpo = load_recipe("tiny")

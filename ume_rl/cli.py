@@ -1,7 +1,7 @@
 """Command line: ``ume-rl train --config tiny`` (flags override the recipe's values).
 
 ``--config`` takes a recipe name (``tiny``, ``full``, ``full-public``: the recipes shipped in ``ume_rl/recipes/``) or the path
-of your own YAML; any recipe field (:class:`~ume_rl.training.run.TrainScriptArguments` or ``GRPOConfig``)
+of your own YAML; any recipe field (:class:`~ume_rl.training.recipes.TrainScriptArguments` or ``GRPOConfig``)
 can be overridden by a flag. The same command runs unchanged on several GPUs or nodes::
 
     ume-rl train --config tiny --max_steps 5
@@ -22,7 +22,8 @@ from __future__ import annotations
 import logging
 import sys
 
-from ume_rl.training.run import DESCRIPTION, USAGE, parse_config, run_train
+from ume_rl.training.recipes import DESCRIPTION, USAGE, parse_config
+from ume_rl.training.run import run_train
 from ume_rl.training.rundir import RunDirectoryError
 from ume_rl.training.validation import ConfigError
 

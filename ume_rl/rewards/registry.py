@@ -1,7 +1,7 @@
 """Reward names → reward callables, so a recipe turns rewards on by name.
 
 A recipe lists ``reward_funcs: [ume, complexity]`` (and TRL's ``reward_weights``); the run workflow
-(:mod:`ume_rl.training.run`) builds them here with each reward's settings:
+(:mod:`ume_rl.training.run`, from a recipe of :mod:`ume_rl.training.recipes`) builds them here with each reward's settings:
 
 >>> [type(f).__name__ for f in build_reward_funcs(["complexity"])]
 ['ComplexityReward']

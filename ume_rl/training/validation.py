@@ -3,7 +3,7 @@
 Every error is one line naming the field, its value, where the value came from (the recipe file, a flag, a
 ``load_recipe`` argument or the default) and the fix:
 
->>> from ume_rl.training.run import load_recipe
+>>> from ume_rl.training.recipes import load_recipe
 >>> load_recipe("tiny", reward_temperature=0.0)  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
@@ -170,7 +170,7 @@ def validate_config(script, grpo, sources: Sources | None = None) -> None:
     """Check every field of a run's configuration that the run uses, before any work.
 
     Args:
-        script: :class:`~ume_rl.training.run.TrainScriptArguments`.
+        script: :class:`~ume_rl.training.recipes.TrainScriptArguments`.
         grpo: :class:`~ume_rl.training.config.UmeGRPOConfig` (``output_dir`` already resolved).
         sources: where each value came from, for the messages.
 
