@@ -85,7 +85,7 @@ def generic_methods(
     (the UME is the reward model of the other modalities, which these completions never reach)."""
     from transformers import EsmConfig, EsmForMaskedLM
 
-    from ume_rl.models import build_tiny_masked_lm
+    from ume_rl.masked_lms import build_tiny_masked_lm
     from ume_rl.rewards.hf_scoring import MaskedLM
 
     tokenizer = build_tiny_masked_lm("amino_acid").tokenizer  # ESM-2's vocabulary

@@ -70,7 +70,7 @@ def tiny_mlms():
     """Untrained masked LMs shaped like the public models, per modality: an ESM-2-like ``EsmForMaskedLM``
     (proteins), a ChemBERTa-like ``RobertaForMaskedLM`` with a SMILES BPE, and a Nucleotide-Transformer-like
     ``EsmForMaskedLM`` with 6-mer tokens (DNA); tokenizers built here."""
-    from ume_rl.models import build_tiny_masked_lm
+    from ume_rl.masked_lms import build_tiny_masked_lm
 
     return {m: build_tiny_masked_lm(m) for m in ("amino_acid", "SMILES", "nucleotide")}
 

@@ -55,7 +55,7 @@ def test_full_public_recipe_loads_through_the_full_code_path(tmp_path, monkeypat
     """With its models in the Hugging Face cache (tiny stand-ins under the recipe's hub ids), ``full-public``
     resolves, downloads (a cache hit) and loads exactly as ``full`` does, with a masked LM per modality."""
     from ume_rl.data import generate_synthetic_dataset, save_dataset
-    from ume_rl.models import build_tiny_masked_lm
+    from ume_rl.masked_lms import build_tiny_masked_lm
     from ume_rl.rewards.hf_scoring import MaskedLM
     from ume_rl.training.run import TrainRun, download_models
 

@@ -173,7 +173,7 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path):
 
 
 def test_masked_lm_round_trips_through_a_local_directory(tmp_path, tiny_mlms):
-    from ume_rl.models import build_tiny_masked_lm, load_reward_model
+    from ume_rl.masked_lms import build_tiny_masked_lm, load_reward_model
     from ume_rl.rewards.hf_scoring import HFMaskedLMScorer, MaskedLM
 
     for modality in ("amino_acid", "SMILES", "nucleotide"):
@@ -196,7 +196,7 @@ def test_masked_lm_round_trips_through_a_local_directory(tmp_path, tiny_mlms):
 
 
 def test_uncached_hub_model_offline_names_the_fix(monkeypatch, tmp_path):
-    from ume_rl.models import load_reward_model
+    from ume_rl.masked_lms import load_reward_model
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty_cache"))

@@ -26,7 +26,7 @@ _EXPORTS: dict[str, str] = {
     "download_qwen": "models",
     "build_tiny_qwen": "models",
     "load_ume": "models",
-    "load_reward_model": "models",
+    "load_reward_model": "masked_lms",
     "generate_synthetic_dataset": "data",
     "save_dataset": "data",
     "load_or_generate_dataset": "data",

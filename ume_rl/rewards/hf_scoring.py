@@ -4,9 +4,9 @@
 (the engine behind :class:`~ume_rl.rewards.scoring.UmeScorer`): same rows, length bucketing, token budget,
 masked copies batched, one device-to-host copy, autocast, ``too_long`` / ``unknown_token`` handling. A
 :class:`MaskedLM` is what it scores with: an ``AutoModelForMaskedLM``, its tokenizer and the modality it
-reads (:func:`ume_rl.models.load_reward_model` returns one).
+reads (:func:`ume_rl.masked_lms.load_reward_model` returns one).
 
->>> from ume_rl.models import build_tiny_masked_lm
+>>> from ume_rl.masked_lms import build_tiny_masked_lm
 >>> scorer = HFMaskedLMScorer(build_tiny_masked_lm("amino_acid"))  # doctest: +SKIP
 >>> scorer.score(["MKVL"], ["amino_acid"])  # doctest: +SKIP
 [-3.52...]

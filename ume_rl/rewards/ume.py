@@ -11,7 +11,7 @@ token ids of its modality's model → score (the engine of :mod:`ume_rl.rewards.
 log-prob) → reward.
 
 Reward models: one UME scores every modality; or a mapping modality → model gives each modality its own
-(:class:`~ume_rl.rewards.hf_scoring.MaskedLM` from :func:`ume_rl.models.load_reward_model`: ESM-2 for
+(:class:`~ume_rl.rewards.hf_scoring.MaskedLM` from :func:`ume_rl.masked_lms.load_reward_model`: ESM-2 for
 proteins, ChemBERTa for SMILES, the Nucleotide Transformer for DNA; a UME; or a ready scorer):
 
 >>> reward = UmeReward({"amino_acid": esm2, "SMILES": chemberta, "nucleotide": ume})  # doctest: +SKIP
@@ -122,7 +122,7 @@ def make_scorer(model, modality, mode: str = DEFAULT_MODE, **scorer_kwargs) -> P
     if hasattr(model, "get_tokenizer") and hasattr(model, "model"):  # a lobster UME
         return UmeScorer(model, mode=mode, **scorer_kwargs)
     raise TypeError(
-        f"reward model for {modality}: expected a lobster UME, a MaskedLM (ume_rl.models.load_reward_model) "
+        f"reward model for {modality}: expected a lobster UME, a MaskedLM (ume_rl.masked_lms.load_reward_model) "
         f"or a PseudoLikelihoodScorer, got {type(model).__name__}"
     )
 
