@@ -33,6 +33,15 @@ Layouts (lobster FlexBERT), all exact:
 Layout detection, padded twins and the last-layer shortcut live in :mod:`ume_rl.rewards.flexbert`; length
 bucketing and batch packing in :mod:`ume_rl.rewards.batching`.
 
+Fresh batches as fast as repeated ones (CUDA): GRPO never scores the same batch twice, so every call would
+bring new (rows, length) shapes. ``pad_shapes`` (default: on for CUDA, off on CPU, where it only adds
+padding) rounds each batch's padded length and row count up to a small fixed ladder
+(:class:`~ume_rl.rewards.batching.ShapeLadder`); :meth:`UmeScorer.warmup` runs every ladder shape once.
+``sdpa`` (default ``"auto"``: no cuDNN attention on CUDA) picks the attention kernels
+(:func:`~ume_rl.rewards.flexbert.sdpa_backends` says why). Identical sequences of a call are scored once and,
+with ``cache_size > 0``, remembered across calls (:mod:`ume_rl.rewards.cache`); ``stats`` counts
+``duplicates`` and ``cache_hits``.
+
 A sequence's score does not depend on what else is in the call (within 1e-5 in fp32) and repeated calls
 are identical. A sequence with more tokens than ``max_length`` (CLS and EOS included) is not truncated:
 its score is NaN, counted in ``stats["too_long"]`` and logged (the reward marks it invalid, "too_long").
@@ -61,13 +70,15 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ume_rl.rewards.batching import HOST_ONLY, batch_arrays, plan_batches, to_device
+from ume_rl.rewards.batching import HOST_ONLY, ShapeLadder, batch_arrays, plan_batches, to_device
+from ume_rl.rewards.cache import ScoreMemo, weights_version
 from ume_rl.rewards.flexbert import (
     encoder_layout,
     hidden_at_positions,
     last_layer_shortcut_applies,
     padded_twin,
     resolve_dtype,
+    sdpa_backends,
 )
 from ume_rl.rewards.modalities import normalize_modality
 
@@ -101,6 +112,11 @@ class UmeScorer:
         dtype: ``None``/``"fp32"`` (the model's own precision) or ``"bf16"``/``"fp16"`` (autocast; the
             log-softmax is always computed in float32).
         max_length: longest tokenized sequence scored (default: the UME's ``max_length``).
+        pad_shapes: round batch shapes up to a fixed ladder (``None``: on CUDA only); exact either way.
+        sdpa: attention kernels, ``"auto"`` (no cuDNN on CUDA), ``None`` (PyTorch's choice) or names
+            (:func:`~ume_rl.rewards.flexbert.sdpa_backends`).
+        dedup: score identical token sequences of a call once (exact).
+        cache_size: scores remembered across calls (LRU, emptied when the weights change); 0: none.
     """
 
     def __init__(
@@ -110,6 +126,10 @@ class UmeScorer:
         token_budget: int | None = None,
         dtype=None,
         max_length=None,
+        pad_shapes: bool | None = None,
+        sdpa="auto",
+        dedup: bool = True,
+        cache_size: int = 0,
     ):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -132,6 +152,9 @@ class UmeScorer:
             raise RuntimeError(f"UME tokenizers disagree on the <unk> id: {sorted(unk_ids)}")
         self.unk_token_id = unk_ids.pop()
         self._twins: dict[tuple[int, bool], torch.nn.Module] = {}
+        self.pad_shapes = pad_shapes
+        self.sdpa = sdpa
+        self.memo = ScoreMemo(dedup=dedup, cache_size=cache_size)
         self.stats = {
             "calls": 0,
             "sequences": 0,
@@ -140,6 +163,9 @@ class UmeScorer:
             "forwards": 0,
             "rows": 0,
             "tokens": 0,
+            "padded_tokens": 0,
+            "duplicates": 0,
+            "cache_hits": 0,
         }
         ume_model.eval()
 
@@ -211,9 +237,52 @@ class UmeScorer:
         skip = set(too_long) | set(unknown)
         keep = [i for i in range(n) if i not in skip]
         if keep:
-            sums, counts = self._log_prob_sums([token_ids[i] for i in keep])
-            out[keep] = sums / counts
+            before = dict(self.memo.stats)
+            version = weights_version(self.ume) if self.memo.cache_size else None
+            mode = (self.mode, str(self.dtype))
+            keys = [(*mode, tuple(token_ids[i])) for i in keep]
+            out[keep] = self.memo(keys, self._score_keys, version)
+            for stat in ("duplicates", "cache_hits"):
+                self.stats[stat] += self.memo.stats[stat] - before[stat]
         return out.tolist()
+
+    @torch.inference_mode()
+    def warmup(self) -> int:
+        """Run every ladder shape once (with and without a key-padding mask); returns the forwards run.
+
+        With ``pad_shapes`` on, every later batch has one of these shapes, so per-shape costs on CUDA (kernel
+        selection, execution plans, allocator growth) are paid here rather than in the first training steps.
+        Scores and ``stats`` are untouched; a no-op returning 0 when ``pad_shapes`` is off.
+        """
+        device = next(self.ume.parameters()).device
+        layout = self._layout()
+        ladder = self._ladder(device, layout)
+        if ladder is None:
+            return 0
+        budget, masked, forwards = self._budget(device), self.mode == "masked", 0
+        cls_id = next(iter(self._cls_ids.values()))
+        with self._autocast(device), sdpa_backends(device, self.sdpa):
+            for width in (w for w in ladder.widths if w > 3):
+                full = [cls_id] + [self.mask_token_id] * (width - 2) + [self.eos_token_id]
+                ids = [full, full[:-2] + full[-1:]]  # the second is one token shorter: a key mask
+                for rows in ladder.rows:
+                    if rows > ladder.max_rows(width, budget):
+                        break
+                    positions = 1 + np.arange(rows) % (width - 3) if masked else np.full(rows, -1)
+                    for seqs in (
+                        np.zeros(rows, dtype=np.int64),
+                        np.r_[np.zeros(rows - 1, dtype=np.int64), 1],
+                    ):
+                        host = batch_arrays(
+                            ids, seqs, positions, layout, self.pad_token_id, masked, width, rows
+                        )
+                        dev = to_device({k: v for k, v in host.items() if k not in HOST_ONLY}, device)
+                        encoder = self._encoder(layout, host["min_len"] < host["max_seqlen"])
+                        self._batch_log_probs(encoder, layout, dev, host)
+                        forwards += 1
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return forwards
 
     def encoder_only(self, token_ids: Sequence[Sequence[int]]):
         """A zero-argument function running the encoder alone over the batches :meth:`score_ids` packs.
@@ -229,7 +298,7 @@ class UmeScorer:
 
         @torch.inference_mode()
         def run() -> list[torch.Tensor]:
-            with autocast:
+            with autocast, sdpa_backends(device, self.sdpa):
                 return [
                     encoder(**self._encoder_kwargs(layout, dev, max_seqlen))
                     for encoder, dev, max_seqlen in prepared
@@ -275,16 +344,43 @@ class UmeScorer:
             return torch.autocast(device_type=device.type, dtype=self.dtype)
         return contextlib.nullcontext()
 
+    def _ladder(self, device: torch.device, layout: str) -> ShapeLadder | None:
+        """The shape ladder when ``pad_shapes`` applies (padded SDPA layouts; ``None`` resolves to CUDA)."""
+        on = device.type == "cuda" if self.pad_shapes is None else self.pad_shapes
+        if not on or layout not in ("padded", "unpadded_sdpa"):  # varlen has no width; padded_fa attends pads
+            return None
+        return ShapeLadder.for_max_length(self.max_length, most_rows=self._budget(device))
+
+    def _score_keys(self, keys) -> np.ndarray:
+        """Mean residue log-probs of memo keys ``(mode, dtype, token ids)`` (the memo's scoring function)."""
+        sums, counts = self._log_prob_sums([key[-1] for key in keys])
+        return sums / counts
+
     def _batches(self, token_ids: Sequence[Sequence[int]]):
         """Yield ``(row lengths, host arrays, device arrays, encoder)`` per planned batch."""
         device = next(self.ume.parameters()).device
         layout = self._layout()
+        ladder = self._ladder(device, layout)
         row_seq, row_pos = self._rows(token_ids)
-        row_len = np.array([len(token_ids[i]) for i in row_seq])
-        batches = plan_batches(row_len.tolist(), self._budget(device), same_length=layout == "padded_fa")
+        row_len = np.array([len(t) for t in token_ids])[row_seq]
+        batches = plan_batches(
+            row_len.tolist(), self._budget(device), same_length=layout == "padded_fa", ladder=ladder
+        )
         for batch in batches:
+            width, rows = (
+                (ladder.width(int(row_len[batch].max())), ladder.row_count(len(batch)))
+                if ladder
+                else (None, None)
+            )
             host = batch_arrays(
-                token_ids, row_seq[batch], row_pos[batch], layout, self.pad_token_id, self.mode == "masked"
+                token_ids,
+                row_seq[batch],
+                row_pos[batch],
+                layout,
+                self.pad_token_id,
+                self.mode == "masked",
+                width,
+                rows,
             )
             dev = to_device({k: v for k, v in host.items() if k not in HOST_ONLY}, device)
             yield row_len[batch], host, dev, self._encoder(layout, host["min_len"] < host["max_seqlen"])
@@ -294,22 +390,27 @@ class UmeScorer:
         """Per-sequence (sum of residue log-probs, residue count)."""
         device = next(self.ume.parameters()).device
         layout = self._layout()
-        decoder = self.ume.model.decoder
         pieces, owners = [], []
-        with self._autocast(device):
+        with self._autocast(device), sdpa_backends(device, self.sdpa):
             for lengths, host, dev, encoder in self._batches(token_ids):
-                selected = self._hidden(encoder, layout, dev, host["max_seqlen"])
+                pieces.append(self._batch_log_probs(encoder, layout, dev, host))
                 self.stats["forwards"] += 1
                 self.stats["rows"] += len(lengths)
                 self.stats["tokens"] += int(lengths.sum())
-                logits = decoder(selected).float()
-                logp = torch.log_softmax(logits, dim=-1).gather(1, dev["targets"][:, None]).squeeze(1)
-                pieces.append(logp)
+                self.stats["padded_tokens"] += host["base"].shape[1] * len(host["row_local"])
                 owners.append(host["owner"])
         values = torch.cat(pieces).to("cpu", dtype=torch.float64).numpy()  # the one device-to-host sync
         counts = np.array([len(t) - 2 for t in token_ids], dtype=np.float64)
         sums = np.bincount(np.concatenate(owners), weights=values, minlength=len(token_ids))
         return sums, counts
+
+    def _batch_log_probs(
+        self, encoder, layout: str, dev: dict[str, torch.Tensor], host: dict
+    ) -> torch.Tensor:
+        """Log-prob of each scored target of one batch (on the device)."""
+        selected = self._hidden(encoder, layout, dev, host["max_seqlen"])
+        logits = self.ume.model.decoder(selected).float()
+        return torch.log_softmax(logits, dim=-1).gather(1, dev["targets"][:, None]).squeeze(1)
 
     def _encoder_kwargs(self, layout: str, dev: dict[str, torch.Tensor], max_seqlen: int) -> dict:
         """The encoder's inputs for one batch: its rows (masked copies in masked mode), packed for varlen."""
@@ -331,7 +432,10 @@ class UmeScorer:
         if layout == "varlen":
             return encoder(**kwargs)[dev["sel_flat"]]
         if self.mode == "masked" and last_layer_shortcut_applies(encoder):
-            return hidden_at_positions(encoder, kwargs["input_ids"], kwargs["attention_mask"], dev["row_pos"])
+            hidden = hidden_at_positions(
+                encoder, kwargs["input_ids"], kwargs["attention_mask"], dev["row_pos"]
+            )
+            return hidden[: dev["targets"].shape[0]]  # padding rows (pad_shapes) come last
         return encoder(**kwargs)[dev["sel_row"], dev["sel_pos"]]
 
     def __getstate__(self):
