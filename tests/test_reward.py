@@ -254,3 +254,18 @@ def test_grpo_trainer_step_with_tiny_qwen(tiny_ume, tiny_qwen_path, tmp_path):
     assert logs["rewards/ume_reward/mean"] == pytest.approx(reward.get_statistics()["mean_reward"], abs=1e-4)
     assert "ume_reward/valid_fraction" in logs  # logged through TRL's log_metric
     assert reward.get_statistics()["completions"] == 4
+
+
+def test_duplicates_and_cache_hits_in_statistics(tiny_ume):
+    group = [VALID[0]] * 4 + [VALID[1]] * 3 + [VALID[2], "no tag"]  # a GRPO group that repeats itself
+    plain = UmeReward(tiny_ume, dedup=False)
+    reward = UmeReward(tiny_ume, cache_size=16)
+    assert reward(group) == pytest.approx(plain(group), abs=1e-4)
+    stats, plain_stats = reward.get_statistics(), plain.get_statistics()
+    assert (stats["duplicates"], stats["cache_hits"], plain_stats["duplicates"]) == (5, 0, 0)
+    assert stats["scored_rows"] < plain_stats["scored_rows"]  # masked: a row per residue, three sequences
+    reward(VALID)
+    stats = reward.get_statistics()
+    assert stats["cache_hits"] == 3 and stats["forwards"] == reward.scorer.stats["forwards"]
+    reward.reset_statistics()
+    assert reward.get_statistics()["cache_hits"] == 0

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Hashable
 from typing import NamedTuple
 
 from ume_rl.rewards.modalities import MODALITY_TABLE, TAG_TO_MODALITY, normalize_modality
@@ -174,7 +175,8 @@ def read_completions(completions, modality=None, max_chars: int | None = None) -
 
     Returns:
         One :class:`TaggedSequence` per completion, in order. Raises ``ValueError`` when a per-completion
-        ``modality`` list has another length than ``completions``.
+        ``modality`` list has another length than ``completions``. A completion repeated in the batch (GRPO
+        groups repeat themselves) is read and validated (RDKit) once.
     """
     completions = list(completions)
     n = len(completions)
@@ -184,7 +186,14 @@ def read_completions(completions, modality=None, max_chars: int | None = None) -
         expected = list(modality)
     if len(expected) != n:
         raise ValueError(f"{n} completions but {len(expected)} modalities")
-    return [
-        extract_tagged_sequence(completion_text(c), e, max_chars=max_chars)
-        for c, e in zip(completions, expected, strict=True)
-    ]
+    read: dict = {}  # (text, expected modality) -> TaggedSequence
+    out = []
+    for completion, modality_ in zip(completions, expected, strict=True):
+        text = completion_text(completion)
+        if not isinstance(modality_, Hashable):  # let extract_tagged_sequence raise its own error
+            out.append(extract_tagged_sequence(text, modality_, max_chars=max_chars))
+            continue
+        if (text, modality_) not in read:
+            read[text, modality_] = extract_tagged_sequence(text, modality_, max_chars=max_chars)
+        out.append(read[text, modality_])
+    return out

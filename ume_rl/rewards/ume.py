@@ -42,6 +42,13 @@ from ume_rl.rewards.tags import INVALID_REASONS, read_completions
 logger = logging.getLogger(__name__)
 
 DEFAULT_MARGIN = 1.0
+# get_statistics key -> UmeScorer.stats key
+_SCORER_STATS = {
+    "duplicates": "duplicates",
+    "cache_hits": "cache_hits",
+    "scored_rows": "rows",
+    "forwards": "forwards",
+}
 
 
 class UmeReward:
@@ -56,7 +63,9 @@ class UmeReward:
         score_floor: lowest score a valid completion is rewarded with; default ``-ln(vocab_size) - margin``.
             ``-math.inf`` disables flooring (then pass an explicit ``penalty``).
         margin: nats between the uniform-model score and the floor, and between the floor and the penalty.
-        token_budget, dtype: passed to :class:`~ume_rl.rewards.scoring.UmeScorer`.
+        token_budget, dtype, pad_shapes, sdpa, dedup, cache_size: passed to
+            :class:`~ume_rl.rewards.scoring.UmeScorer` (identical sequences of a call are scored once; with
+            ``cache_size > 0`` scores are remembered across calls, exact for the frozen UME).
 
     Called as ``reward(completions, prompts=None, completion_ids=None, modality=None, log_metric=None,
     **kwargs) -> list[float]``, the contract of TRL's ``GRPOTrainer``: ``modality`` is the dataset column
@@ -79,12 +88,25 @@ class UmeReward:
         margin: float = DEFAULT_MARGIN,
         token_budget: int | None = None,
         dtype=None,
+        pad_shapes: bool | None = None,
+        sdpa="auto",
+        dedup: bool = True,
+        cache_size: int = 0,
     ):
         if not temperature > 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         if not margin > 0:
             raise ValueError(f"margin must be positive, got {margin}")
-        self.scorer = UmeScorer(ume_model, mode=mode, token_budget=token_budget, dtype=dtype)
+        self.scorer = UmeScorer(
+            ume_model,
+            mode=mode,
+            token_budget=token_budget,
+            dtype=dtype,
+            pad_shapes=pad_shapes,
+            sdpa=sdpa,
+            dedup=dedup,
+            cache_size=cache_size,
+        )
         self.temperature = float(temperature)
         self.margin = float(margin)
         self.score_floor = (
@@ -142,9 +164,10 @@ class UmeReward:
         ]
         valid = [i for i, row in enumerate(rows) if row["reason"] is None]
         if valid:
-            ids = self.scorer.encode(
-                [rows[i]["sequence"] for i in valid], [rows[i]["modality"] for i in valid]
-            )
+            pairs = [(rows[i]["sequence"], rows[i]["modality"]) for i in valid]
+            distinct = list(dict.fromkeys(pairs))  # a repeated sequence is tokenized once
+            encoded = dict(zip(distinct, self.scorer.encode(*zip(*distinct, strict=True)), strict=True))
+            ids = [encoded[pair] for pair in pairs]
             fits = []
             for k, tokens in enumerate(ids):
                 if len(tokens) > self.scorer.max_length:
@@ -167,6 +190,7 @@ class UmeReward:
     # ------------------------------------------------------------------------------------------ statistics
 
     def reset_statistics(self) -> None:
+        self._scorer_base = dict(self.scorer.stats)
         self._stats = {
             "completions": 0,
             "valid": 0,
@@ -202,7 +226,9 @@ class UmeReward:
         Keys: ``completions``, ``valid``, ``invalid``, ``valid_fraction``, ``floored``, ``invalid_reasons``
         (every reason, with 0s), ``per_modality`` (count, mean_score, mean_reward), ``mean_reward``,
         ``min_reward``, ``max_reward`` (over all completions, invalid ones included; 0.0 before any call),
-        ``penalty``, ``temperature``, ``score_floor``, ``mode``.
+        ``penalty``, ``temperature``, ``score_floor``, ``mode``; from the scorer: ``duplicates`` (valid
+        sequences that repeated one of the same call: scored once), ``cache_hits`` (answered from earlier
+        calls), ``scored_rows`` and ``forwards`` (encoder work actually done).
         """
         s = self._stats
         total = s["completions"]
@@ -229,6 +255,10 @@ class UmeReward:
             "mean_reward": s["reward_total"] / total if total else 0.0,
             "min_reward": s["reward_min"] if total else 0.0,
             "max_reward": s["reward_max"] if total else 0.0,
+            **{
+                key: self.scorer.stats[stat] - self._scorer_base.get(stat, 0)
+                for key, stat in _SCORER_STATS.items()
+            },
         }
 
     def _log(self, rows: list[dict], log_metric) -> None:
