@@ -31,7 +31,7 @@ computed within a round (same load for both methods on a shared machine) and the
 is reported; the table shows each method's median time.
 
 **Table 2 (``--variants``, engine options before/after).** Per variant and mode, a new ``UmeReward``: its
-``warmup()`` (when the shape ladder is on), the first call, then ``--variant-rounds`` rounds of one fresh batch
+``warmup()`` (CUDA, when the shape ladder is on), the first call, then ``--variant-rounds`` rounds of one fresh batch
 and the same batch again; each variant draws its own batches (so one variant's shapes are not another's
 cache). Variants: ``before`` (the engine as first landed: no ladder, PyTorch's SDPA choice, no dedup),
 ``ladder`` (shape ladder + warm-up, PyTorch's SDPA choice), ``no-cudnn`` (SDPA without cuDNN, no ladder),
@@ -387,7 +387,8 @@ def one_variant(args, ume, dtype, name: str, mode: str, seed: int) -> dict:
     options = {"token_budget": args.token_budget, "dtype": dtype, **VARIANTS[name]}
     reward = UmeReward(ume, mode=mode, **options)
     batches = [Batch.draw(reward, n, seed + r).completions for r in range(args.variant_rounds + 2)]
-    warmup_s, forwards = timed(reward.scorer.warmup, args.device)
+    # warm-up on CUDA only: a CPU has no per-shape cost to pay ahead (and the ladder's forwards take minutes)
+    warmup_s, forwards = timed(reward.scorer.warmup, args.device) if args.device == "cuda" else (0.0, 0)
     first_s, _ = timed(lambda: reward(batches[0]), args.device)
     fresh, repeated = [], []
     for completions in batches[1:-1]:
