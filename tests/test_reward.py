@@ -12,7 +12,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ume_rl.lobster_compat import UMERewardFunction, create_ume_reward_wrapper
+from ume_rl.lobster_compat import UMERewardFunction
 from ume_rl.rewards.modalities import MODALITIES, TAG_TO_MODALITY
 from ume_rl.rewards.tags import INVALID_REASONS, completion_text
 from ume_rl.rewards.ume import UmeReward
@@ -182,25 +182,6 @@ def test_penalty_at_or_above_the_lowest_valid_reward_warns(tiny_ume, caplog):
     message = record.getMessage()
     assert record.levelno == logging.WARNING
     assert "outscore" in message and "penalty=None" in message and "-91.5" in message
-
-
-def test_lobster_compatible_entry_points(tiny_ume, caplog):
-    with caplog.at_level(logging.WARNING, logger="ume_rl"):
-        legacy = UMERewardFunction(
-            tiny_ume, temperature=0.5, batch_size=8, enable_wandb_logging=True, mode="unmasked"
-        )
-    assert any("report_to" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
-    assert legacy.penalty_for_invalid == pytest.approx((-math.log(1280) - 2.0) / 0.5)
-    out = legacy(VALID + ["none"])
-    assert out[3] == legacy.penalty_for_invalid < min(out[:3])
-    stats = legacy.get_statistics()
-    assert set(stats) >= {"min", "max", "sum", "count", "mean", "modality_counts", "no_tag_count"}
-    assert stats["no_tag_count"] == 1 and stats["modality_counts"] == dict.fromkeys(MODALITIES, 1)
-    assert stats["mean"] == pytest.approx(sum(out) / 4) and stats["count"] == 4
-    assert (stats["min"], stats["max"]) == (min(out), max(out))
-    wrapped = create_ume_reward_wrapper(tiny_ume, penalty_for_invalid=-500.0, mode="unmasked")
-    assert pickle.loads(pickle.dumps(wrapped))(["none"]) == [-500.0]
-    assert wrapped.__name__ == "ume_reward"
 
 
 _tag = st.sampled_from(sorted(TAG_TO_MODALITY) + ["DNA", "Protein", "rna"])

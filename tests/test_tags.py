@@ -6,7 +6,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ume_rl.lobster_compat import extract_tagged_content
 from ume_rl.rewards.modalities import MODALITIES, TAG_TO_MODALITY, normalize_modality
 from ume_rl.rewards.tags import (
     INVALID_REASONS,
@@ -85,15 +84,6 @@ def test_read_completions_formats_and_modality_forms():
         assert extract_tagged_sequence("<dna>ACGT</dna>", expected_modality=expected).reason is None
     with pytest.raises(ValueError, match="Unknown modality"):
         normalize_modality("rna")
-
-
-def test_lobster_compatible_extract_tagged_content():
-    assert extract_tagged_content("<smiles>CCO</smiles>") == ("smiles", "CCO")
-    assert extract_tagged_content("a <dna> acgt </dna> b") == ("dna", "acgt")
-    assert extract_tagged_content("<amino_acid>MK</amino_acid>") == ("protein", "MK")
-    assert extract_tagged_content("<smiles></smiles> then <protein>MKV</protein>") == ("protein", "MKV")
-    assert extract_tagged_content("nothing") == (None, None)
-    assert extract_tagged_content(None) == (None, None)
 
 
 def test_wrap_round_trips_every_modality():

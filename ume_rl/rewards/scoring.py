@@ -82,19 +82,6 @@ from ume_rl.rewards.flexbert import (
 )
 from ume_rl.rewards.modalities import normalize_modality
 
-# plan_batches, to_device (ume_rl.rewards.batching) and the FlexBERT helpers (ume_rl.rewards.flexbert) are re-exported.
-__all__ = [
-    "DEFAULT_MODE",
-    "DEFAULT_TOKEN_BUDGET",
-    "MODES",
-    "UmeScorer",
-    "hidden_at_positions",
-    "last_layer_shortcut_applies",
-    "padded_twin",
-    "plan_batches",
-    "to_device",
-]
-
 logger = logging.getLogger(__name__)
 
 MODES: tuple[str, ...] = ("masked", "unmasked")

@@ -257,12 +257,20 @@ class TrainRun:
         (stats_dir / f"rank{state.process_index}.json").write_text(json.dumps(stats, indent=1, default=str))
         return trainer
 
-    def evaluate(self, policy, reward):
-        """:func:`~ume_rl.training.evaluation.evaluate_policy` of ``policy`` on the held-out prompts, sampled as
-        GRPO's rollouts are (``eval_generations`` completions per prompt, ``max_completion_length``)."""
-        from ume_rl.training.evaluation import evaluate_policy
+    def generate(self, policy, reward):
+        """Completions of ``policy`` on the held-out prompts, scored by ``reward``, one row each
+        (:func:`~ume_rl.training.evaluation.generate_completions`), sampled as GRPO's rollouts are
+        (``eval_generations`` completions per prompt, ``max_completion_length``)."""
+        from ume_rl.training.evaluation import generate_completions
 
-        return evaluate_policy(policy, self.held_out, reward, **self.script.evaluation_kwargs(self.grpo))
+        return generate_completions(policy, self.held_out, reward, **self.script.evaluation_kwargs(self.grpo))
+
+    def evaluate(self, policy, reward):
+        """The per-modality summary (:func:`~ume_rl.training.evaluation.summarize_completions`) of
+        :meth:`generate`."""
+        from ume_rl.training.evaluation import summarize_completions
+
+        return summarize_completions(self.generate(policy, reward))
 
     def save_evaluation(self, table) -> Path:
         """Write an evaluation table to ``output_dir/evaluation.csv``; returns the path."""

@@ -1,0 +1,92 @@
+"""The package's layers: imports point one way, one import path per name, a small public API."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+import ume_rl
+
+PACKAGE = Path(ume_rl.__file__).resolve().parent
+
+# A module may import its own layer and the layers below it; training and inspection never import each other.
+LAYERS = {
+    "rewards": 0,
+    "models": 1,
+    "data": 1,
+    "profiles": 1,
+    "corpus": 1,
+    "small_ume": 1,
+    "training": 2,
+    "inspection": 2,
+    "cli": 3,
+    "lobster_compat": 3,
+    "__init__": 3,
+}
+
+
+def _layer(module_path: str) -> str:
+    """``ume_rl.rewards.ume`` -> ``rewards``; ``ume_rl.cli`` -> ``cli``."""
+    parts = module_path.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def _modules():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE.parent).with_suffix("")
+        name = ".".join(relative.parts)
+        yield name.removesuffix(".__init__") if name.endswith(".__init__") else name, path
+
+
+def _ume_rl_imports(path: Path) -> set[str]:
+    """Every ``ume_rl`` module imported anywhere in the file (function-level imports included)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("ume_rl"):
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("ume_rl"))
+    return found
+
+
+@pytest.mark.parametrize("name,path", list(_modules()), ids=lambda v: v if isinstance(v, str) else "")
+def test_imports_point_down_the_layers(name, path):
+    own = _layer(name) if name != "ume_rl" else "__init__"
+    assert own in LAYERS, f"{name}: add its layer to LAYERS"
+    for imported in _ume_rl_imports(path):
+        other = _layer(imported)
+        assert other in LAYERS, f"{name} imports {imported}, which has no layer"
+        assert LAYERS[other] <= LAYERS[own], f"{name} ({own}) imports {imported} ({other}), a layer above it"
+        if own != other:
+            assert {own, other} != {"training", "inspection"}, f"{name} imports {imported} across layers"
+
+
+def test_each_name_has_one_import_path():
+    """A name importable from two ume_rl modules is a re-export shim (the layers' ``__init__`` hold none)."""
+    for name, path in _modules():
+        if path.name == "__init__.py":
+            continue
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets
+            ):
+                pytest.fail(f"{name} declares __all__ (a re-export list)")
+    for sub in ("rewards", "training", "inspection"):
+        module = importlib.import_module(f"ume_rl.{sub}")
+        public = [
+            n for n, v in vars(module).items() if not n.startswith("_") and not isinstance(v, ModuleType)
+        ]
+        assert public == [], f"ume_rl.{sub} re-exports {public}"
+
+
+def test_public_api_resolves_and_excludes_internals():
+    for name in ume_rl.__all__:
+        assert getattr(ume_rl, name) is not None
+    for internal in ("outside_zero3", "runs_dir", "TrainRun", "plan_batches", "padded_twin"):
+        assert internal not in ume_rl.__all__
+    with pytest.raises(AttributeError):
+        ume_rl.not_a_name  # noqa: B018

@@ -1,0 +1,66 @@
+"""Rewards by name: the registry, and a recipe that turns on the complexity reward with one line."""
+
+from __future__ import annotations
+
+import pytest
+
+from ume_rl.rewards.complexity import ComplexityReward
+from ume_rl.rewards.registry import REWARDS, build_reward_funcs
+from ume_rl.rewards.ume import UmeReward
+
+
+def test_builds_named_rewards_in_order_with_their_settings(tiny_ume):
+    ume, complexity = build_reward_funcs(
+        ["ume", "complexity"],
+        tiny_ume,
+        {"ume": {"temperature": 0.5, "mode": "unmasked"}, "complexity": {"measure": "kmer"}},
+    )
+    assert isinstance(ume, UmeReward) and (ume.temperature, ume.mode) == (0.5, "unmasked")
+    assert isinstance(complexity, ComplexityReward) and complexity.measure == "kmer"
+    assert [f.__name__ for f in build_reward_funcs(["complexity", "ume"], tiny_ume)] == [
+        "complexity_reward",
+        "ume_reward",
+    ]
+
+
+@pytest.mark.parametrize(
+    "names,match",
+    [(["umee"], "unknown reward 'umee'"), (["ume", "ume"], "repeat"), (["ume"], "needs a reward model")],
+)
+def test_bad_names_fail_clearly(names, match):
+    with pytest.raises(ValueError, match=match):
+        build_reward_funcs(names)
+
+
+def test_a_string_is_not_a_list_of_names():
+    with pytest.raises(TypeError, match="list of reward names"):
+        build_reward_funcs("ume")
+
+
+def test_every_entry_has_help():
+    assert all(entry.help for entry in REWARDS.values())
+
+
+def test_recipe_with_complexity_reward_trains_in_the_tiny_profile(tmp_path, single_thread):
+    from ume_rl.training.run import TrainRun, load_recipe
+
+    script, grpo = load_recipe(
+        "tiny",
+        output_dir=tmp_path / "run",
+        reward_funcs=["ume", "complexity"],
+        reward_weights=[1.0, 0.5],
+        warm_start_epochs=0,
+        max_steps=1,
+        max_completion_length=16,
+        per_device_train_batch_size=8,
+        logging_steps=1,
+        save_strategy="no",
+    )
+    run = TrainRun.prepare(script, grpo)
+    rewards = run.build_rewards(run.load_ume())
+    assert [type(f) for f in rewards] == [UmeReward, ComplexityReward]
+    trainer = run.train(run.warm_start(), rewards)
+    assert trainer.args.reward_weights == [1.0, 0.5]
+    logged = {key for row in trainer.state.log_history for key in row}
+    assert {"rewards/ume_reward/mean", "rewards/complexity_reward/mean"} <= logged
+    assert rewards[0].get_statistics()["completions"] == 8
