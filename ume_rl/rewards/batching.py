@@ -77,6 +77,12 @@ class ShapeLadder:
         i = bisect.bisect_right(self.rows, token_budget // max(width, 1))
         return self.rows[i - 1] if i else 1
 
+    def shapes(self, token_budget: int):
+        """Every (width, rows) a batch can take under ``token_budget``: what a warm-up runs."""
+        for width in self.widths:
+            for rows in self.rows[: self.rows.index(self.max_rows(width, token_budget)) + 1]:
+                yield width, rows
+
 
 def plan_batches(
     lengths: Sequence[int],

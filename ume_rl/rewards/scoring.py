@@ -246,27 +246,22 @@ class UmeScorer:
         ladder = self._ladder(device, layout)
         if ladder is None:
             return 0
-        budget, masked, forwards = self._budget(device), self.mode == "masked", 0
+        masked, forwards = self.mode == "masked", 0
         cls_id = next(iter(self._cls_ids.values()))
         with self._autocast(device), sdpa_backends(device, self.sdpa):
-            for width in (w for w in ladder.widths if w > 3):
+            for width, rows in ladder.shapes(self._budget(device)):
+                if width < 4:
+                    continue
                 full = [cls_id] + [self.mask_token_id] * (width - 2) + [self.eos_token_id]
                 ids = [full, full[:-2] + full[-1:]]  # the second is one token shorter: a key mask
-                for rows in ladder.rows:
-                    if rows > ladder.max_rows(width, budget):
-                        break
-                    positions = 1 + np.arange(rows) % (width - 3) if masked else np.full(rows, -1)
-                    for seqs in (
-                        np.zeros(rows, dtype=np.int64),
-                        np.r_[np.zeros(rows - 1, dtype=np.int64), 1],
-                    ):
-                        host = batch_arrays(
-                            ids, seqs, positions, layout, self.pad_token_id, masked, width, rows
-                        )
-                        dev = to_device({k: v for k, v in host.items() if k not in HOST_ONLY}, device)
-                        encoder = self._encoder(layout, host["min_len"] < host["max_seqlen"])
-                        self._batch_log_probs(encoder, layout, dev, host)
-                        forwards += 1
+                positions = 1 + np.arange(rows) % (width - 3) if masked else np.full(rows, -1)
+                for last in (0, 1):  # the last row reads the full or the shorter sequence
+                    seqs = np.r_[np.zeros(rows - 1, dtype=np.int64), last]
+                    host = batch_arrays(ids, seqs, positions, layout, self.pad_token_id, masked, width, rows)
+                    dev = to_device({k: v for k, v in host.items() if k not in HOST_ONLY}, device)
+                    encoder = self._encoder(layout, host["min_len"] < host["max_seqlen"])
+                    self._batch_log_probs(encoder, layout, dev, host)
+                    forwards += 1
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         return forwards
