@@ -41,7 +41,7 @@ class ShapeLadder:
     """The padded lengths (``widths``) and row counts (``rows``) a batch is rounded up to.
 
     Widths: multiples of 16 up to 64, then four steps per doubling (x1.19, rounded up to a multiple of 16),
-    capped by ``max_length``: 16 widths up to 512, at most ~25% padding per row beyond 64 tokens. Rows: powers
+    capped by ``max_length``: 16 widths up to 512, at most ~20% padding per row beyond 64 tokens. Rows: powers
     of two and 1.5 times powers of two (1, 2, 3, 4, 6, 8, 12, ...), at most a third of a batch's rows padding.
     """
 
