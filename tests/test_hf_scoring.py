@@ -142,3 +142,34 @@ def test_bf16_autocast_is_close(tiny_mlms):
         SEQS["SMILES"], ["SMILES"] * 3
     )
     assert bf16 == pytest.approx(fp32, abs=0.05)
+
+
+@pytest.mark.parametrize("mode", ["masked", "unmasked"])
+@pytest.mark.parametrize("modality", ["amino_acid", "SMILES", "nucleotide"])
+def test_shape_ladder_is_exact_for_every_special_token_layout(tiny_mlms, modality, mode, single_thread):
+    """pad_shapes widens and adds rows (never scored) for CLS … EOS and CLS-only tokenizers alike; masked ESM with
+    token_dropout keeps its own widths (the ladder is off there)."""
+    mlm = tiny_mlms[modality]
+    seqs = SEQS[modality] + [SEQS[modality][0] * 2]
+    plain = HFMaskedLMScorer(mlm, mode=mode, pad_shapes=False).score(seqs, [modality] * len(seqs))
+    scorer = HFMaskedLMScorer(mlm, mode=mode, pad_shapes=True)
+    assert scorer.score(seqs, [modality] * len(seqs)) == pytest.approx(plain, abs=1e-5)
+    ladder_on = scorer._ladder(torch.device("cpu"), scorer._layout()) is not None
+    token_dropout = bool(getattr(mlm.model.config, "token_dropout", False))
+    assert ladder_on == (not (mode == "masked" and token_dropout))
+    if ladder_on:
+        assert scorer.stats["padded_tokens"] > scorer.stats["tokens"]
+        assert scorer.warmup() > 0
+
+
+def test_dedup_and_cache_are_per_scorer(tiny_mlms):
+    """Two scorers over the same tokenizer never answer from each other's cache (the key names the model)."""
+    mlm = tiny_mlms["amino_acid"]
+    first = HFMaskedLMScorer(mlm, cache_size=4)
+    token = HFMaskedLMScorer(mlm, cache_size=4, normalize="token")
+    seqs = ["MKVL", "MKVL", "ACDE"]
+    assert first.score(seqs, ["protein"] * 3)[0] == first.score(seqs, ["protein"] * 3)[1]
+    assert (first.stats["duplicates"], first.stats["cache_hits"]) == (2, 2)
+    assert token.score(["MKVL"], ["protein"]) and token.stats["cache_hits"] == 0
+    assert first._memo_tag() != token._memo_tag()
+    assert first._memo_tag() != HFMaskedLMScorer(tiny_mlms["SMILES"])._memo_tag()

@@ -418,3 +418,32 @@ def test_items_that_are_not_text_keep_the_penalty_with_a_reason(reward):
     assert rows[0]["reason"] is None
     assert [r["reason"] for r in rows[1:]] == ["no_tag"] * 4
     assert all(r["reward"] == reward.penalty for r in rows[1:]) and math.isfinite(reward.penalty)
+
+
+def test_duplicates_and_cache_hits_in_statistics(tiny_ume):
+    group = [VALID[0]] * 4 + [VALID[1]] * 3 + [VALID[2], "no tag"]  # a GRPO group that repeats itself
+    plain = UmeReward(tiny_ume, dedup=False)
+    reward = UmeReward(tiny_ume, cache_size=16)
+    assert reward(group) == pytest.approx(plain(group), abs=1e-4)
+    stats, plain_stats = reward.get_statistics(), plain.get_statistics()
+    assert (stats["duplicates"], stats["cache_hits"], plain_stats["duplicates"]) == (5, 0, 0)
+    assert stats["scored_rows"] < plain_stats["scored_rows"]  # masked: a row per residue, three sequences
+    reward(VALID)
+    stats = reward.get_statistics()
+    assert stats["cache_hits"] == 3 and stats["forwards"] == reward.scorer.stats["forwards"]
+    reward.reset_statistics()
+    assert reward.get_statistics()["cache_hits"] == 0
+
+
+def test_a_model_per_modality_dedups_and_caches_per_scorer(mixed_models):
+    """Statistics sum over the reward's scorers; each scorer answers only its own sequences from its cache."""
+    group = [VALID[0]] * 3 + [VALID[1]] * 2 + [VALID[2]] * 2
+    plain = UmeReward(mixed_models, dedup=False)
+    reward = UmeReward(mixed_models, cache_size=8)
+    assert reward(group) == pytest.approx(plain(group), abs=1e-4)
+    stats = reward.get_statistics()
+    assert (stats["duplicates"], stats["cache_hits"]) == (4, 0)
+    assert stats["scored_rows"] < plain.get_statistics()["scored_rows"]
+    reward(VALID)
+    assert reward.get_statistics()["cache_hits"] == 3
+    assert all(len(s.memo) == 1 for s in reward.scorers.values())  # one sequence each, never shared

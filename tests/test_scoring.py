@@ -10,6 +10,7 @@ import copy
 import math
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -211,3 +212,110 @@ def test_plan_batches_buckets_lengths():
         area = len(batch) * max(lengths[i] for i in batch)
         assert area - sum(lengths[i] for i in batch) <= 0.25 * area
     assert [0, 2, 4] in batches and [3, 1] in batches
+
+
+# ---------------------------------------------------------------------------------- shape ladder (pad_shapes)
+
+
+@pytest.mark.parametrize("mode", ["masked", "unmasked"])
+def test_pad_shapes_is_exact_and_uses_ladder_shapes(ume, padded_ume, mode):
+    from ume_rl.rewards.batching import ShapeLadder
+
+    scorer = UmeScorer(ume, mode=mode, token_budget=64, dtype=DTYPE, pad_shapes=True)
+    got = scorer.score(SEQS, MODS)
+    assert got == pytest.approx(naive_scores(padded_ume, SEQS, MODS, masked=mode == "masked"), abs=TOL)
+    plain = UmeScorer(ume, mode=mode, token_budget=64, dtype=DTYPE, pad_shapes=False).score(SEQS, MODS)
+    assert got == pytest.approx(plain, abs=INV_TOL)
+    if scorer._layout() in ("padded", "unpadded_sdpa"):
+        ladder = ShapeLadder.for_max_length(scorer.max_length, most_rows=64)
+        ids = scorer.encode(SEQS, MODS)
+        shapes = {(len(h["row_local"]), h["base"].shape[1]) for _, h, _, _ in scorer._batches(ids)}
+        assert all(rows in ladder.rows and width in ladder.widths for rows, width in shapes)
+        assert scorer.stats["padded_tokens"] > scorer.stats["tokens"]
+
+
+@pytest.mark.parametrize("mode", ["masked", "unmasked"])
+def test_pad_shapes_unpadded_checkpoint_and_batch_invariance(padded_ume, unpadded_ume, mode):
+    scorer = UmeScorer(unpadded_ume, mode=mode, dtype=DTYPE, pad_shapes=True)
+    got = scorer.score(SEQS, MODS)
+    assert got == pytest.approx(naive_scores(padded_ume, SEQS, MODS, masked=mode == "masked"), abs=TOL)
+    alone = [scorer.score([s], [m])[0] for s, m in zip(SEQS, MODS, strict=True)]
+    assert got == pytest.approx(alone, abs=INV_TOL)
+
+
+def test_padding_rows_are_never_scored():
+    from ume_rl.rewards.batching import batch_arrays
+
+    ids = [[0, 5, 6, 2], [0, 7, 8, 9, 2], [0, 5, 2]]
+    seqs, positions = np.array([0, 1, 2]), np.full(3, -1)
+    host = batch_arrays(ids, seqs, positions, "padded", 1, masked=False, width=16, rows=6)
+    assert host["base"].shape == (3, 16) and len(host["row_local"]) == 6
+    assert host["real_rows"] == 3 and host["sel_row"].max() == 2
+    assert host["targets"].tolist() == [5, 6, 7, 8, 9, 5]  # residues of the three real rows only
+    assert host["owner"].tolist() == [0, 0, 1, 1, 1, 2]
+    assert host["attention_mask"].sum(1).tolist() == [4, 5, 3, 4, 4, 4]  # padding rows repeat row 0
+    masked = batch_arrays(ids, np.array([1, 1, 1]), np.array([1, 2, 3]), "padded", 1, True, width=16, rows=4)
+    assert masked["targets"].tolist() == [7, 8, 9] and masked["row_pos"].tolist() == [1, 2, 3, 1]
+    # a tokenizer with CLS only (Nucleotide Transformer): the last token is a residue, padding rows still unscored
+    cls_only = batch_arrays(ids, seqs, positions, "padded", 1, False, (1, 0), width=16, rows=4)
+    assert cls_only["targets"].tolist() == [5, 6, 2, 7, 8, 9, 2, 5, 2]
+    assert cls_only["owner"].tolist() == [0, 0, 0, 1, 1, 1, 1, 2, 2] and cls_only["sel_row"].max() == 2
+
+
+def test_warmup_runs_every_ladder_shape_without_touching_stats(ume):
+    scorer = UmeScorer(ume, mode="masked", token_budget=64, dtype=DTYPE, pad_shapes=True)
+    if scorer._layout() not in ("padded", "unpadded_sdpa"):
+        pytest.skip("the ladder applies to the padded layouts")
+    before = dict(scorer.stats)
+    forwards = scorer.warmup()
+    assert forwards >= 2 * 16  # every width, with and without a key mask
+    assert scorer.stats == before
+    assert UmeScorer(ume, pad_shapes=False).warmup() == 0
+
+
+def test_plan_batches_with_a_ladder_keeps_the_budget():
+    from ume_rl.rewards.batching import ShapeLadder
+
+    ladder = ShapeLadder.for_max_length(512)
+    assert ladder.widths == (16, 32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 368, 432, 512)
+    assert ladder.rows[:10] == (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
+    lengths = [17, 17, 17, 30, 100, 120, 512, 3]
+    for budget in (64, 200, 1000):
+        batches = plan_batches(lengths, token_budget=budget, ladder=ladder)
+        assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+        for batch in batches:
+            width, rows = ladder.width(max(lengths[i] for i in batch)), ladder.row_count(len(batch))
+            assert len(batch) == 1 or rows * width <= budget
+
+
+# ---------------------------------------------------------------------------------- dedup and cache
+
+
+def test_identical_sequences_are_scored_once(ume):
+    seqs = ["CCO", "MKVLAAGGW", "CCO", "CCO", "ACGTACGTTTGA", "MKVLAAGGW"]
+    mods = ["SMILES", "amino_acid", "SMILES", "SMILES", "nucleotide", "amino_acid"]
+    every = UmeScorer(ume, mode="masked", dtype=DTYPE, dedup=False)
+    once = UmeScorer(ume, mode="masked", dtype=DTYPE)
+    assert once.score(seqs, mods) == pytest.approx(every.score(seqs, mods), abs=INV_TOL)
+    assert once.stats["duplicates"] == 3 and every.stats["duplicates"] == 0
+    residues = [len(t) - 2 for t in once.encode(seqs, mods)]
+    assert every.stats["rows"] == sum(residues)  # masked: one row per residue of every sequence
+    assert once.stats["rows"] == residues[0] + residues[1] + residues[4]
+
+
+def test_cache_across_calls_is_bounded_and_follows_the_weights(tiny_ume):
+    ume = copy.deepcopy(tiny_ume).to(DEVICE)
+    scorer = UmeScorer(ume, mode="unmasked", dtype=DTYPE, cache_size=2)
+    first = scorer.score(["CCO", "MKV", "ACGT"], ["SMILES", "amino_acid", "nucleotide"])
+    assert len(scorer.memo) == 2  # bounded: the oldest was evicted
+    forwards = scorer.stats["forwards"]
+    assert scorer.score(["ACGT", "MKV"], ["nucleotide", "amino_acid"]) == [first[2], first[1]]
+    assert scorer.stats["forwards"] == forwards and scorer.stats["cache_hits"] == 2
+    with torch.no_grad():
+        ume.model.decoder[1].weight.mul_(1.5)  # new weights: remembered scores must not be reused
+    changed = scorer.score(["ACGT"], ["nucleotide"])[0]
+    assert scorer.stats["forwards"] == forwards + 1 and scorer.stats["cache_hits"] == 2
+    assert changed == pytest.approx(
+        UmeScorer(ume, mode="unmasked", dtype=DTYPE).score(["ACGT"], ["nucleotide"])[0]
+    )
+    assert abs(changed - first[2]) > 1e-3

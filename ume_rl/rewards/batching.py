@@ -6,57 +6,136 @@ masked (masked scoring), given as (sequence index, masked position or -1).
 - :func:`plan_batches` buckets rows by length under a padded-token budget;
 - :func:`batch_arrays` builds the host-side integer arrays of one batch (padded ids once per sequence,
   which row reads which sequence, which positions are scored, packing for the varlen layout);
-- :func:`to_device` moves those arrays to the device (on CUDA one pinned, non-blocking copy).
+- :func:`to_device` moves those arrays to the device (on CUDA one pinned, non-blocking copy);
+- :class:`ShapeLadder` (optional) rounds each batch's padded length and row count up to a small fixed set,
+  so that successive calls reuse the same (rows, length) shapes: on CUDA anything that is paid once per new
+  shape (an attention execution plan, a new allocator block) is paid during warm-up, not on every call.
+  Padding rows repeat the batch's first row and are never scored; padded positions are masked as usual.
 
 >>> plan_batches([5, 3, 3, 9], token_budget=10)
 [[1, 2], [0], [3]]
+>>> ladder = ShapeLadder.for_max_length(512)
+>>> ladder.widths[:8], ladder.width(17), ladder.row_count(5)
+((16, 32, 48, 64, 80, 96, 112, 128), 32, 6)
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-HOST_ONLY = ("owner", "max_seqlen", "min_len")
+HOST_ONLY = ("owner", "max_seqlen", "min_len", "real_rows")
 """Keys of :func:`batch_arrays` that stay on the host (not passed to :func:`to_device`)."""
 
 
+def _round_up(value: float, step: int) -> int:
+    return int(-(-value // step) * step)
+
+
+@dataclass(frozen=True)
+class ShapeLadder:
+    """The padded lengths (``widths``) and row counts (``rows``) a batch is rounded up to.
+
+    Widths: multiples of 16 up to 64, then four steps per doubling (x1.19, rounded up to a multiple of 16),
+    capped by ``max_length``: 16 widths up to 512, at most ~20% padding per row beyond 64 tokens. Rows: powers
+    of two and 1.5 times powers of two (1, 2, 3, 4, 6, 8, 12, ...), at most a third of a batch's rows padding.
+    """
+
+    widths: tuple[int, ...]
+    rows: tuple[int, ...]
+
+    @classmethod
+    def for_max_length(cls, max_length: int, most_rows: int = 1 << 20) -> ShapeLadder:
+        widths = {w for w in (16, 32, 48, 64) if w < max_length}
+        k = 1
+        while (w := _round_up(64 * 2 ** (k / 4), 16)) < max_length:
+            widths.add(w)
+            k += 1
+        widths.add(int(max_length))
+        rows, p = set(), 1
+        while p <= most_rows:
+            rows.update((p, 3 * p // 2) if p > 1 else (1,))
+            p *= 2
+        return cls(tuple(sorted(widths)), tuple(sorted(rows)))
+
+    def width(self, length: int) -> int:
+        """Smallest ladder width >= ``length`` (``length`` itself beyond the ladder)."""
+        i = bisect.bisect_left(self.widths, length)
+        return self.widths[i] if i < len(self.widths) else int(length)
+
+    def row_count(self, n: int) -> int:
+        """Smallest ladder row count >= ``n``."""
+        i = bisect.bisect_left(self.rows, n)
+        return self.rows[i] if i < len(self.rows) else int(n)
+
+    def max_rows(self, width: int, token_budget: int) -> int:
+        """Largest ladder row count whose ``rows * width`` fits ``token_budget`` (at least 1)."""
+        i = bisect.bisect_right(self.rows, token_budget // max(width, 1))
+        return self.rows[i - 1] if i else 1
+
+    def shapes(self, token_budget: int):
+        """Every (width, rows) a batch can take under ``token_budget``: what a warm-up runs."""
+        for width in self.widths:
+            for rows in self.rows[: self.rows.index(self.max_rows(width, token_budget)) + 1]:
+                yield width, rows
+
+
 def plan_batches(
-    lengths: Sequence[int], token_budget: int, max_padding: float = 0.25, same_length: bool = False
+    lengths: Sequence[int],
+    token_budget: int,
+    max_padding: float = 0.25,
+    same_length: bool = False,
+    ladder: ShapeLadder | None = None,
 ) -> list[list[int]]:
     """Bucket rows (given their token lengths) into batches of at most ``token_budget`` padded tokens.
 
     Rows are taken in ascending length (stable), so each batch is padded to its last row. A row joins the
     current batch only if the batch then stays within the budget and at most ``max_padding`` of its padded
     area is padding (length bucketing: a 20-token SMILES is not padded to a 200-token DNA). A row longer
-    than the budget gets a batch of its own. ``same_length`` never mixes lengths (no padding at all).
+    than the budget gets a batch of its own. ``same_length`` never mixes lengths (no padding at all). With a
+    ``ladder``, the budget holds for the batch's shape rounded up to the ladder (``max_padding`` still compares
+    the true lengths).
 
     >>> plan_batches([5, 3, 3, 9], token_budget=10)
     [[1, 2], [0], [3]]
     >>> plan_batches([20, 200, 22], token_budget=1000)
     [[0, 2], [1]]
     """
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    # Rows of equal length are consecutive in this order; once a row joins, the next rows of its length join
+    # too until the batch is full (they add no padding), so the greedy rule runs per run of equal lengths.
+    lengths = np.asarray(lengths, dtype=np.int64)
+    order = np.argsort(lengths, kind="stable")
+    sorted_len = lengths[order]
+    bounds = [0, *(np.flatnonzero(np.diff(sorted_len)) + 1).tolist(), len(order)] if len(order) else [0]
     batches: list[list[int]] = []
-    current: list[int] = []
-    real = 0
-    for i in order:
-        length = lengths[i]
-        area = (len(current) + 1) * length
-        joins = (
-            area <= token_budget
-            and area - (real + length) <= max_padding * area
-            and not (same_length and current and lengths[current[-1]] != length)
+    current: list[np.ndarray] = []
+    rows = real = last = 0
+    for start, end in zip(bounds[:-1], bounds[1:], strict=True):
+        length = int(sorted_len[start])
+        cap = (
+            token_budget // length if ladder is None else ladder.max_rows(ladder.width(length), token_budget)
         )
-        if current and not joins:
-            batches.append(current)
-            current, real = [], 0
-        current.append(i)
-        real += length
+        cap = max(cap, 1)  # a row longer than the budget gets a batch of its own
+        k = start
+        while k < end:
+            area = (rows + 1) * length
+            joins = (
+                rows + 1 <= cap
+                and area - (real + length) <= max_padding * area
+                and not (same_length and rows and last != length)
+            )
+            if rows and not joins:
+                batches.append(np.concatenate(current).tolist())
+                current, rows, real = [], 0, 0
+            take = min(end - k, cap - rows)
+            current.append(order[k : k + take])
+            rows, real, last, k = rows + take, real + take * length, length, k + take
     if current:
-        batches.append(current)
+        batches.append(np.concatenate(current).tolist())
     return batches
 
 
@@ -68,27 +147,39 @@ def batch_arrays(
     pad_token_id: int,
     masked: bool,
     specials: tuple[int, int] = (1, 1),
+    *,
+    width: int | None = None,
+    rows: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Host-side index arrays of one batch; the device expands them into masked copies.
 
     ``seqs`` / ``positions`` are the batch's work rows (sequence index, masked position); ``masked``
     scores the masked position of each row, otherwise every residue of every row. ``specials`` counts the
-    special tokens before and after the residues of every sequence (CLS … EOS: ``(1, 1)``).
+    special tokens before and after the residues of every sequence (CLS … EOS: ``(1, 1)``). ``width`` /
+    ``rows`` pad the batch to that many positions / rows (padded layouts only): padding rows repeat the
+    first row and are never selected for scoring.
     """
     unique, row_local = np.unique(seqs, return_inverse=True)
     lengths = np.array([len(token_ids[i]) for i in unique])
-    width = int(lengths.max())
+    width = max(int(lengths.max()), width or 0)
     base = np.full((len(unique), width), pad_token_id, dtype=np.int64)
     for j, i in enumerate(unique):
         base[j, : lengths[j]] = token_ids[i]
+    real_rows = len(seqs)
+    if rows is not None and rows > real_rows:
+        extra = rows - real_rows
+        row_local = np.concatenate([row_local, np.full(extra, row_local[0])])
+        positions = np.concatenate([positions, np.full(extra, positions[0])])
     row_len = lengths[row_local]
+    real_len = row_len[:real_rows]
     if masked:
-        sel_row = np.arange(len(seqs))
-        sel_pos = positions
+        sel_row = np.arange(real_rows)
+        sel_pos = positions[:real_rows]
     else:
         first, last = specials
-        sel_row = np.repeat(np.arange(len(seqs)), row_len - first - last)
-        sel_pos = np.concatenate([np.arange(first, length - last) for length in row_len])
+        n_res = real_len - first - last
+        sel_row = np.repeat(np.arange(real_rows), n_res)
+        sel_pos = np.arange(len(sel_row)) - np.repeat(np.cumsum(n_res) - n_res, n_res) + first
     arrays = {
         "base": base,
         "row_local": row_local.astype(np.int64),
@@ -97,8 +188,9 @@ def batch_arrays(
         "sel_pos": sel_pos.astype(np.int64),
         "targets": base[row_local[sel_row], sel_pos],
         "owner": seqs[sel_row],
-        "max_seqlen": int(row_len.max()),
+        "max_seqlen": width,
         "min_len": int(row_len.min()),
+        "real_rows": real_rows,
     }
     if layout == "varlen":
         starts = np.concatenate([[0], np.cumsum(row_len)])

@@ -11,6 +11,16 @@ Nothing here is specific to scoring; :class:`ume_rl.rewards.scoring.UmeScorer` c
   position per row without running the last layer at every position (masked scoring).
 - :func:`resolve_dtype` turns ``None``/``"fp32"``/``"bf16"``/``"fp16"`` (or torch dtypes) into the
   autocast dtype, ``None`` meaning the model's own precision.
+- :func:`sdpa_backends` restricts which kernels PyTorch's ``scaled_dot_product_attention`` may pick
+  (``"auto"``: on CUDA every backend but cuDNN's, see below).
+
+Why ``"auto"`` leaves cuDNN attention out on CUDA (a hypothesis that ``benchmarks/gpu_check.sh`` checks with a
+profiler table): since PyTorch 2.10 (effective in 2.11, whose bundled cuDNN passes the version gate of
+``check_prefer_cudnn_attention``), SDPA prefers the cuDNN backend on Hopper and Blackwell. cuDNN finalises an
+execution plan per new (batch, heads, lengths) shape, reported at 55-400 ms each (flashinfer#5245,
+sglang#4650, torchtune#1652). The scorer's length-bucketed batches have new shapes on every call, which
+matches the 10x gap between fresh and repeated batches measured on an H200 (issue 11). Flash attention (no
+mask) and memory-efficient attention (key-padding mask, fp32) have no per-shape cost.
 
 >>> resolve_dtype("bf16")
 torch.bfloat16
@@ -20,6 +30,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import torch
@@ -124,3 +135,33 @@ def hidden_at_positions(model, input_ids, attention_mask, positions) -> torch.Te
     attn_out = hidden[rows, positions] + attn.out_drop(attn.Wo(out.reshape(batch, dim)))
     out = attn_out + last.mlp(last.mlp_norm(attn_out))
     return model.final_norm(out) if model.final_norm is not None else out
+
+
+_SDPA_NAMES = ("flash", "efficient", "cudnn", "math")
+
+
+def sdpa_backends(device: torch.device, backends="auto"):
+    """A context manager restricting SDPA to ``backends`` on ``device`` (a no-op where nothing is restricted).
+
+    ``backends``: ``"auto"`` (CUDA: flash, efficient, math, i.e. no cuDNN; elsewhere PyTorch's choice),
+    ``None`` (PyTorch's choice everywhere), or names among ``"flash"``, ``"efficient"``, ``"cudnn"``, ``"math"``.
+
+    >>> with sdpa_backends(torch.device("cpu")):
+    ...     pass
+    """
+    if backends == "auto":
+        backends = ("flash", "efficient", "math") if device.type == "cuda" else None
+    if backends is None:
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    unknown = [b for b in backends if b not in _SDPA_NAMES]
+    if unknown or not backends:
+        raise ValueError(f"SDPA backends must be names among {_SDPA_NAMES}, 'auto' or None, got {backends!r}")
+    table = {
+        "flash": SDPBackend.FLASH_ATTENTION,
+        "efficient": SDPBackend.EFFICIENT_ATTENTION,
+        "cudnn": SDPBackend.CUDNN_ATTENTION,
+        "math": SDPBackend.MATH,
+    }
+    return sdpa_kernel([table[b] for b in backends])

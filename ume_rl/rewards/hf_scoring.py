@@ -24,8 +24,9 @@ What the adapter does for any architecture:
   architectures run the whole model and read the logits at those positions (exact, slower);
 - ESM models with ``token_dropout`` (ESM-2, the Nucleotide Transformer v1) rescale embeddings by the
   fraction of masked tokens over the *padded* width in ``transformers`` (4.57 does not pass the attention
-  mask to the embeddings): in masked mode, batches never mix lengths, so each masked copy is scored
-  exactly as alone.
+  mask to the embeddings): in masked mode, batches never mix lengths and are not widened by the shape
+  ladder (``pad_shapes``), so each masked copy is scored exactly as alone;
+- the engine's shape ladder, SDPA backend choice, deduplication and cache apply as for UME.
 
 Normalisation, ``normalize="residue"`` (default): the sum of the scored tokens' log-probs divided by the
 number of residues (characters: amino acids, nucleotides, SMILES characters), not by the number of tokens. A
@@ -122,6 +123,9 @@ class HFMaskedLMScorer(PseudoLikelihoodScorer):
         dtype: ``None``/``"fp32"`` or ``"bf16"``/``"fp16"`` (autocast).
         max_length: longest tokenized sequence scored; default :func:`model_max_length`.
         normalize: ``"residue"`` (default) or ``"token"``; see the module docstring.
+        pad_shapes, sdpa, dedup, cache_size: engine options, see
+            :class:`~ume_rl.rewards.scoring.PseudoLikelihoodScorer` (the shape ladder is off for ESM models
+            with ``token_dropout`` in masked mode, whose batches never mix lengths).
 
     Scores only ``masked_lm.modality``; other modalities are a ``ValueError``.
     """
@@ -134,6 +138,10 @@ class HFMaskedLMScorer(PseudoLikelihoodScorer):
         dtype=None,
         max_length: int | None = None,
         normalize: str = "residue",
+        pad_shapes: bool | None = None,
+        sdpa="auto",
+        dedup: bool = True,
+        cache_size: int = 0,
     ):
         if normalize not in NORMALIZATIONS:
             raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
@@ -154,6 +162,10 @@ class HFMaskedLMScorer(PseudoLikelihoodScorer):
             pad_token_id=tokenizer.pad_token_id,
             unk_token_id=tokenizer.unk_token_id,
             specials=special_token_counts(tokenizer, self.modality),
+            pad_shapes=pad_shapes,
+            sdpa=sdpa,
+            dedup=dedup,
+            cache_size=cache_size,
         )
         self.model, self.tokenizer, self.normalize = model, tokenizer, normalize
         self.label = masked_lm.name or type(model).__name__
@@ -190,6 +202,9 @@ class HFMaskedLMScorer(PseudoLikelihoodScorer):
         first, last = self.specials
         texts = self.tokenizer.batch_decode([t[first : len(t) - last] for t in token_ids])
         return np.array([len("".join(text.split())) for text in texts], dtype=np.float64)
+
+    def _memo_tag(self) -> tuple:
+        return (*super()._memo_tag(), self.normalize)
 
     # ------------------------------------------------------------------------------------------ HF adapter
 

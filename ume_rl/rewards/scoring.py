@@ -35,6 +35,15 @@ UME layouts (lobster FlexBERT), all exact:
 Layout detection, padded twins and the last-layer shortcut live in :mod:`ume_rl.rewards.flexbert`; length
 bucketing and batch packing in :mod:`ume_rl.rewards.batching`.
 
+Fresh batches as fast as repeated ones (CUDA): GRPO never scores the same batch twice, so every call would
+bring new (rows, length) shapes. ``pad_shapes`` (default: on for CUDA, off on CPU, where it only adds
+padding) rounds each batch's padded length and row count up to a small fixed ladder
+(:class:`~ume_rl.rewards.batching.ShapeLadder`); :meth:`UmeScorer.warmup` runs every ladder shape once.
+``sdpa`` (default ``"auto"``: no cuDNN attention on CUDA) picks the attention kernels
+(:func:`~ume_rl.rewards.flexbert.sdpa_backends` says why). Identical sequences of a call are scored once and,
+with ``cache_size > 0``, remembered across calls (:mod:`ume_rl.rewards.cache`); ``stats`` counts
+``duplicates`` and ``cache_hits``.
+
 A sequence's score does not depend on what else is in the call (within 1e-5 in fp32) and repeated calls
 are identical. A sequence with more tokens than ``max_length`` (special tokens included) is not truncated:
 its score is NaN, counted in ``stats["too_long"]`` and logged (the reward marks it invalid, "too_long").
@@ -63,13 +72,15 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ume_rl.rewards.batching import HOST_ONLY, batch_arrays, plan_batches, to_device
+from ume_rl.rewards.batching import HOST_ONLY, ShapeLadder, batch_arrays, plan_batches, to_device
+from ume_rl.rewards.cache import ScoreMemo, weights_version
 from ume_rl.rewards.flexbert import (
     encoder_layout,
     hidden_at_positions,
     last_layer_shortcut_applies,
     padded_twin,
     resolve_dtype,
+    sdpa_backends,
 )
 from ume_rl.rewards.modalities import normalize_modality
 
@@ -85,7 +96,8 @@ class PseudoLikelihoodScorer:
 
     Subclasses adapt a model family: they tokenize (:meth:`encode`), name the model's special ids and length
     limit, and run one batch (``_encoder``, ``_hidden``, ``_decode``); everything else (rows, bucketing,
-    budgets, device copies, autocast, statistics, invalid sequences) is here, shared.
+    shape ladder, budgets, device copies, autocast, SDPA backends, deduplication and cache, statistics,
+    invalid sequences) is here, shared.
 
     Args:
         model: the ``torch.nn.Module`` that runs (its device is where scoring happens; it is put in eval mode).
@@ -97,6 +109,13 @@ class PseudoLikelihoodScorer:
         vocab_size: width of the model's logits.
         mask_token_id, pad_token_id: the tokenizer's ids; ``unk_token_id`` may be ``None`` (no unknown token).
         specials: special tokens before and after the residues of every encoded sequence.
+        pad_shapes: round batch shapes up to a fixed ladder (``None``: on CUDA only); exact either way. Applies
+            to padded layouts whose batches may mix lengths (not flash-attn layouts, not ESM ``token_dropout``
+            in masked mode, see :meth:`_ladder`).
+        sdpa: attention kernels, ``"auto"`` (no cuDNN on CUDA), ``None`` (PyTorch's choice) or names
+            (:func:`~ume_rl.rewards.flexbert.sdpa_backends`).
+        dedup: score identical token sequences of a call once (exact).
+        cache_size: scores remembered across calls (LRU, emptied when the weights change); 0: none.
     """
 
     label = "masked LM"  # how errors and logs name the model
@@ -113,6 +132,10 @@ class PseudoLikelihoodScorer:
         pad_token_id: int,
         unk_token_id: int | None,
         specials: tuple[int, int] = (1, 1),
+        pad_shapes: bool | None = None,
+        sdpa="auto",
+        dedup: bool = True,
+        cache_size: int = 0,
     ):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -127,8 +150,23 @@ class PseudoLikelihoodScorer:
         self.pad_token_id = int(pad_token_id)
         self.unk_token_id = None if unk_token_id is None else int(unk_token_id)
         self.specials = (int(specials[0]), int(specials[1]))
+        self.pad_shapes = pad_shapes
+        self.sdpa = sdpa
+        self.memo = ScoreMemo(dedup=dedup, cache_size=cache_size)
         self.stats = dict.fromkeys(
-            ("calls", "sequences", "too_long", "unknown_token", "forwards", "rows", "tokens"), 0
+            (
+                "calls",
+                "sequences",
+                "too_long",
+                "unknown_token",
+                "forwards",
+                "rows",
+                "tokens",
+                "padded_tokens",
+                "duplicates",
+                "cache_hits",
+            ),
+            0,
         )
         model.eval()
 
@@ -169,6 +207,18 @@ class PseudoLikelihoodScorer:
         first, last = self.specials
         return np.array([len(t) - first - last for t in token_ids], dtype=np.float64)
 
+    def _memo_tag(self) -> tuple:
+        """What a cache key holds besides the token ids: the adapter, the model and everything a score
+        depends on, so that no two scorers (or settings) could ever share an entry."""
+        return (
+            type(self).__name__,
+            self.label,
+            id(self._module()),
+            self.mode,
+            str(self.dtype),
+            self.specials,
+        )
+
     # ------------------------------------------------------------------------------------------ public API
 
     @property
@@ -194,7 +244,11 @@ class PseudoLikelihoodScorer:
         return self.score_ids(self.encode(sequences, modalities))
 
     def score_ids(self, token_ids: Sequence[Sequence[int]]) -> list[float]:
-        """Like :meth:`score`, from token ids as returned by :meth:`encode`."""
+        """Like :meth:`score`, from token ids as returned by :meth:`encode`.
+
+        Identical sequences are scored once (``stats["duplicates"]``) and, with ``cache_size > 0``, scores of
+        earlier calls are reused (``stats["cache_hits"]``); see :mod:`ume_rl.rewards.cache`.
+        """
         n = len(token_ids)
         self.stats["calls"] += 1
         self.stats["sequences"] += n
@@ -213,9 +267,58 @@ class PseudoLikelihoodScorer:
                 logger.warning("%d of %d sequences %s: scored NaN", count, n, what)
         keep = [i for i in range(n) if reasons[i] is None]
         if keep:
-            kept = [token_ids[i] for i in keep]
-            out[keep] = self._log_prob_sums(kept) / self._counts(kept)
+            before = dict(self.memo.stats)
+            version = weights_version(self._module()) if self.memo.cache_size else None
+            tag = self._memo_tag()
+            keys = [(tag, tuple(token_ids[i])) for i in keep]
+            out[keep] = self.memo(keys, self._score_keys, version)
+            for stat in ("duplicates", "cache_hits"):
+                self.stats[stat] += self.memo.stats[stat] - before[stat]
         return out.tolist()
+
+    @torch.inference_mode()
+    def warmup(self) -> int:
+        """Run every ladder shape once (with and without a key-padding mask); returns the forwards run.
+
+        With ``pad_shapes`` on, every later batch has one of these shapes, so per-shape costs on CUDA (kernel
+        selection, execution plans, allocator growth) are paid here rather than in the first training steps.
+        Scores and ``stats`` are untouched; a no-op returning 0 when the ladder does not apply.
+        """
+        device = next(self._module().parameters()).device
+        layout = self._layout()
+        ladder = self._ladder(device, layout)
+        if ladder is None:
+            return 0
+        masked, forwards = self.mode == "masked", 0
+        first, last = self.specials
+        with self._autocast(device), sdpa_backends(device, self.sdpa):
+            for width, rows in ladder.shapes(self._budget(device)):
+                residues = width - 1 - first - last  # of the shorter sequence
+                if residues < 1:
+                    continue
+                full = [self.mask_token_id] * width  # content is irrelevant: only the shapes are warmed
+                ids = [full, full[:-1]]  # the second is one token shorter: a key mask
+                positions = first + np.arange(rows) % residues if masked else np.full(rows, -1)
+                for longer in (0, 1):  # the last row reads the full or the shorter sequence
+                    seqs = np.r_[np.zeros(rows - 1, dtype=np.int64), longer]
+                    host = batch_arrays(
+                        ids,
+                        seqs,
+                        positions,
+                        layout,
+                        self.pad_token_id,
+                        masked,
+                        self.specials,
+                        width=width,
+                        rows=rows,
+                    )
+                    dev = to_device({k: v for k, v in host.items() if k not in HOST_ONLY}, device)
+                    encoder = self._encoder(layout, host["min_len"] < host["max_seqlen"])
+                    self._batch_log_probs(encoder, layout, dev, host)
+                    forwards += 1
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return forwards
 
     def encoder_only(self, token_ids: Sequence[Sequence[int]]):
         """A zero-argument function running the encoder alone over the batches :meth:`score_ids` packs.
@@ -231,7 +334,7 @@ class PseudoLikelihoodScorer:
 
         @torch.inference_mode()
         def run() -> list:
-            with autocast:
+            with autocast, sdpa_backends(device, self.sdpa):
                 return [
                     encoder(**self._encoder_kwargs(layout, dev, max_seqlen))
                     for encoder, dev, max_seqlen in prepared
@@ -258,14 +361,39 @@ class PseudoLikelihoodScorer:
             return torch.autocast(device_type=device.type, dtype=self.dtype)
         return contextlib.nullcontext()
 
+    def _ladder(self, device: torch.device, layout: str) -> ShapeLadder | None:
+        """The shape ladder when ``pad_shapes`` applies (``None`` resolves to CUDA only).
+
+        Only padded SDPA layouts whose batches may mix lengths: varlen has no width, flash-attn with padding
+        attends its pads, and batches that must not mix lengths (:meth:`_same_length`: ESM ``token_dropout``
+        in masked mode, whose embeddings depend on the padded width) must not be widened either.
+        """
+        on = device.type == "cuda" if self.pad_shapes is None else self.pad_shapes
+        if not on or layout not in ("padded", "unpadded_sdpa") or self._same_length(layout):
+            return None
+        return ShapeLadder.for_max_length(self.max_length, most_rows=self._budget(device))
+
+    def _score_keys(self, keys) -> np.ndarray:
+        """Mean residue log-probs of memo keys ``(tag, token ids)`` (the memo's scoring function)."""
+        token_ids = [key[-1] for key in keys]
+        return self._log_prob_sums(token_ids) / self._counts(token_ids)
+
     def _batches(self, token_ids: Sequence[Sequence[int]]):
         """Yield ``(row lengths, host arrays, device arrays, encoder)`` per planned batch."""
         device = next(self._module().parameters()).device
         layout = self._layout()
+        ladder = self._ladder(device, layout)
         row_seq, row_pos = self._rows(token_ids)
-        row_len = np.array([len(token_ids[i]) for i in row_seq])
-        same_length = self._same_length(layout)
-        for batch in plan_batches(row_len.tolist(), self._budget(device), same_length=same_length):
+        row_len = np.array([len(t) for t in token_ids])[row_seq]
+        batches = plan_batches(
+            row_len.tolist(), self._budget(device), same_length=self._same_length(layout), ladder=ladder
+        )
+        for batch in batches:
+            width, rows = (
+                (ladder.width(int(row_len[batch].max())), ladder.row_count(len(batch)))
+                if ladder
+                else (None, None)
+            )
             host = batch_arrays(
                 token_ids,
                 row_seq[batch],
@@ -274,6 +402,8 @@ class PseudoLikelihoodScorer:
                 self.pad_token_id,
                 self.mode == "masked",
                 self.specials,
+                width=width,
+                rows=rows,
             )
             dev = to_device({k: v for k, v in host.items() if k not in HOST_ONLY}, device)
             yield row_len[batch], host, dev, self._encoder(layout, host["min_len"] < host["max_seqlen"])
@@ -284,18 +414,24 @@ class PseudoLikelihoodScorer:
         device = next(self._module().parameters()).device
         layout = self._layout()
         pieces, owners = [], []
-        with self._autocast(device):
+        with self._autocast(device), sdpa_backends(device, self.sdpa):
             for lengths, host, dev, encoder in self._batches(token_ids):
-                selected = self._hidden(encoder, layout, dev, host["max_seqlen"])
+                pieces.append(self._batch_log_probs(encoder, layout, dev, host))
                 self.stats["forwards"] += 1
                 self.stats["rows"] += len(lengths)
                 self.stats["tokens"] += int(lengths.sum())
-                logits = self._decode(selected).float()
-                logp = torch.log_softmax(logits, dim=-1).gather(1, dev["targets"][:, None]).squeeze(1)
-                pieces.append(logp)
+                self.stats["padded_tokens"] += host["base"].shape[1] * len(host["row_local"])
                 owners.append(host["owner"])
         values = torch.cat(pieces).to("cpu", dtype=torch.float64).numpy()  # the one device-to-host sync
         return np.bincount(np.concatenate(owners), weights=values, minlength=len(token_ids))
+
+    def _batch_log_probs(
+        self, encoder, layout: str, dev: dict[str, torch.Tensor], host: dict
+    ) -> torch.Tensor:
+        """Log-prob of each scored target of one batch (on the device)."""
+        selected = self._hidden(encoder, layout, dev, host["max_seqlen"])
+        logits = self._decode(selected).float()
+        return torch.log_softmax(logits, dim=-1).gather(1, dev["targets"][:, None]).squeeze(1)
 
     def _device_rows(self, dev: dict[str, torch.Tensor]) -> torch.Tensor:
         """The batch's rows on the device: each sequence once per row, masked at its position in masked mode."""
@@ -319,6 +455,7 @@ class UmeScorer(PseudoLikelihoodScorer):
         dtype: ``None``/``"fp32"`` (the model's own precision) or ``"bf16"``/``"fp16"`` (autocast; the
             log-softmax is always computed in float32).
         max_length: longest tokenized sequence scored (default: the UME's ``max_length``).
+        pad_shapes, sdpa, dedup, cache_size: engine options, see :class:`PseudoLikelihoodScorer`.
 
     UME's protein and DNA tokens are single residues and its SMILES tokens atoms, bonds, branches and ring
     closures, so the mean per token is the mean per residue.
@@ -333,6 +470,10 @@ class UmeScorer(PseudoLikelihoodScorer):
         token_budget: int | None = None,
         dtype=None,
         max_length=None,
+        pad_shapes: bool | None = None,
+        sdpa="auto",
+        dedup: bool = True,
+        cache_size: int = 0,
     ):
         flex = ume_model.model
         self._tokenizers = {m: ume_model.get_tokenizer(m) for m in ("SMILES", "amino_acid", "nucleotide")}
@@ -349,6 +490,10 @@ class UmeScorer(PseudoLikelihoodScorer):
             mask_token_id=flex.mask_token_id,
             pad_token_id=flex.pad_token_id,
             unk_token_id=unk_ids.pop(),
+            pad_shapes=pad_shapes,
+            sdpa=sdpa,
+            dedup=dedup,
+            cache_size=cache_size,
         )
         self.ume = ume_model
         self.eos_token_id = int(flex.eos_token_id)
@@ -424,7 +569,10 @@ class UmeScorer(PseudoLikelihoodScorer):
         if layout == "varlen":
             return encoder(**kwargs)[dev["sel_flat"]]
         if self.mode == "masked" and last_layer_shortcut_applies(encoder):
-            return hidden_at_positions(encoder, kwargs["input_ids"], kwargs["attention_mask"], dev["row_pos"])
+            hidden = hidden_at_positions(
+                encoder, kwargs["input_ids"], kwargs["attention_mask"], dev["row_pos"]
+            )
+            return hidden[: dev["targets"].shape[0]]  # padding rows (pad_shapes) come last
         return encoder(**kwargs)[dev["sel_row"], dev["sel_pos"]]
 
     def __getstate__(self):

@@ -319,12 +319,20 @@ def read_completions(
     Returns:
         One :class:`TaggedSequence` per completion, in order. The batch is checked first
         (:func:`check_batch`): a bare string, ``None``, an unknown modality or a modality list of another
-        length than ``completions`` is an error, raised before anything is read.
+        length than ``completions`` is an error, raised before anything is read. A completion repeated in
+        the batch (GRPO groups repeat themselves) is read and validated (RDKit) once.
     """
     if untagged not in UNTAGGED:
         raise ValueError(f"untagged must be one of {UNTAGGED}, got {untagged!r}")
     completions, expected = check_batch(completions, modality)
-    return [
-        extract_tagged_sequence(completion_text(c), e, max_chars=max_chars, untagged=untagged)
-        for c, e in zip(completions, expected, strict=True)
-    ]
+    read: dict = {}  # (text, expected modality) -> TaggedSequence (immutable, so shared)
+    out = []
+    for completion, expected_modality in zip(completions, expected, strict=True):
+        text = completion_text(completion)
+        key = (text, expected_modality)  # check_batch normalised the modality: a str or None
+        if key not in read:
+            read[key] = extract_tagged_sequence(
+                text, expected_modality, max_chars=max_chars, untagged=untagged
+            )
+        out.append(read[key])
+    return out

@@ -56,6 +56,13 @@ from ume_rl.rewards.tags import INVALID_REASONS, UNTAGGED, read_completions
 logger = logging.getLogger(__name__)
 
 DEFAULT_MARGIN = 1.0
+# get_statistics key -> PseudoLikelihoodScorer.stats key
+_SCORER_STATS = {
+    "duplicates": "duplicates",
+    "cache_hits": "cache_hits",
+    "scored_rows": "rows",
+    "forwards": "forwards",
+}
 
 
 # ------------------------------------------------------------------------------------------ parameter checks
@@ -165,7 +172,10 @@ class UmeReward:
             modality, ``-ln(vocab_size) - margin`` of its model. ``-math.inf`` disables flooring (then pass an
             explicit ``penalty``).
         margin: nats between the uniform-model score and the floor, and between the floor and the penalty.
-        token_budget, dtype: passed to the scorers.
+        token_budget, dtype, pad_shapes, sdpa, dedup, cache_size: passed to the scorers the reward builds
+            (:class:`~ume_rl.rewards.scoring.PseudoLikelihoodScorer`; identical sequences of a call are scored
+            once; with ``cache_size > 0`` scores are remembered across calls, exact for a frozen model; each
+            scorer has its own cache). Ready scorers in a mapping keep their own settings.
         untagged: ``"invalid"`` (default: no tag pair is ``no_tag``) or ``"detect"`` (a bare sequence is read,
             its modality detected by lobster's rules when the row gives none).
 
@@ -191,11 +201,24 @@ class UmeReward:
         token_budget: int | None = None,
         dtype=None,
         untagged: str = "invalid",
+        pad_shapes: bool | None = None,
+        sdpa="auto",
+        dedup: bool = True,
+        cache_size: int = 0,
     ):
         _check_reward_params(temperature=temperature, penalty=penalty, score_floor=score_floor, margin=margin)
         if untagged not in UNTAGGED:
             raise ValueError(f"untagged must be one of {UNTAGGED}, got {untagged!r}")
-        self._scorers = build_scorers(ume_model, mode=mode, token_budget=token_budget, dtype=dtype)
+        self._scorers = build_scorers(
+            ume_model,
+            mode=mode,
+            token_budget=token_budget,
+            dtype=dtype,
+            pad_shapes=pad_shapes,
+            sdpa=sdpa,
+            dedup=dedup,
+            cache_size=cache_size,
+        )
         self._mode = mode
         self.untagged = untagged
         self.temperature = float(temperature)
@@ -284,7 +307,10 @@ class UmeReward:
 
     def _score_group(self, scorer: PseudoLikelihoodScorer, rows: list[dict]) -> None:
         """Score valid rows that share ``scorer``, in place (``too_long`` / ``unknown_token`` become invalid)."""
-        ids = scorer.encode([r["sequence"] for r in rows], [r["modality"] for r in rows])
+        pairs = [(r["sequence"], r["modality"]) for r in rows]
+        distinct = list(dict.fromkeys(pairs))  # a repeated sequence is tokenized once
+        encoded = dict(zip(distinct, scorer.encode(*zip(*distinct, strict=True)), strict=True))
+        ids = [encoded[pair] for pair in pairs]
         fits = []
         for row, tokens in zip(rows, ids, strict=True):
             reason = scorer.invalid_reason(tokens)
@@ -302,6 +328,7 @@ class UmeReward:
     # ------------------------------------------------------------------------------------------ statistics
 
     def reset_statistics(self) -> None:
+        self._scorer_base = {id(s): dict(s.stats) for s in self._distinct_scorers()}
         self._stats = {
             "completions": 0,
             "valid": 0,
@@ -338,7 +365,9 @@ class UmeReward:
         (every reason, with 0s), ``per_modality`` (count, mean_score, mean_reward), ``mean_reward``,
         ``min_reward``, ``max_reward`` (over all completions, invalid ones included; 0.0 before any call),
         ``penalty``, ``temperature``, ``score_floor`` (the lowest), ``score_floors`` (per modality), ``mode``,
-        ``models`` (per modality, the scorer's label).
+        ``models`` (per modality, the scorer's label); summed over the reward's scorers: ``duplicates``
+        (valid sequences that repeated one of the same call: scored once), ``cache_hits`` (answered from
+        earlier calls), ``scored_rows`` and ``forwards`` (encoder work actually done).
         """
         s = self._stats
         total = s["completions"]
@@ -367,6 +396,12 @@ class UmeReward:
             "mean_reward": s["reward_total"] / total if total else 0.0,
             "min_reward": s["reward_min"] if total else 0.0,
             "max_reward": s["reward_max"] if total else 0.0,
+            **{
+                key: sum(
+                    s.stats[stat] - self._scorer_base[id(s)].get(stat, 0) for s in self._distinct_scorers()
+                )
+                for key, stat in _SCORER_STATS.items()
+            },
         }
 
     def _log(self, rows: list[dict], log_metric) -> None:
