@@ -26,6 +26,8 @@ the scored sequences, CLS/EOS included):
   completions, scored through the generic Hugging Face path (:class:`ume_rl.rewards.hf_scoring.HFMaskedLMScorer`)
   by an untrained ``EsmForMaskedLM`` shaped like ``facebook/esm2_t6_8M_UR50D`` (6 layers, hidden 320, ESM-2's
   vocabulary): the generic path is held to the same overhead target as UME's.
+- ``ume_rl unmasked / masked, pad_shapes on`` (CPU; ``off`` on CUDA): the same reward with the shape ladder in
+  the other state than the device's default, so what the ladder costs or saves is a ratio within each round.
 - ``ume_rl masked, N% unique, dedup off / on``: masked reward on a batch where only ``--unique-fraction`` of
   the completions are distinct (GRPO groups repeat themselves; notebook 04 measured 0.40 late in training).
 
@@ -40,8 +42,8 @@ and the same batch again; each variant draws its own batches (so one variant's s
 cache). Variants: ``before`` (the engine as first landed: no ladder, PyTorch's SDPA choice, no dedup),
 ``ladder`` (shape ladder + warm-up, PyTorch's SDPA choice), ``no-cudnn`` (SDPA without cuDNN, no ladder),
 ``after`` (this engine's defaults for the device). ``before`` runs first: process-wide caches (cuDNN plans)
-start cold for it. ``--profile-dir`` writes a ``torch.profiler`` table of one more fresh call per variant and
-mode (not timed).
+start cold for it. The speedup against ``before`` is per token (each variant's batches differ in length).
+``--profile-dir`` writes a ``torch.profiler`` table of one more fresh call per variant and mode (not timed).
 
 Prints markdown tables and the ratios; writes JSON (default ``benchmarks/results/reward_throughput_<device>.json``;
 use ``--out`` for small trial runs, e.g. ``--n 16 --masked-n 3 --rounds 1 --variants "" --out /tmp/rt.json``).
@@ -278,6 +280,7 @@ def round_methods(ume, rewards: dict, batch: Batch, dup: Batch, upstream_name: s
     sub = slice(0, args.masked_n)
     n, tok, tok_sub = len(batch.completions), batch.tokens(), batch.tokens(sub)
     unique = f"{args.unique_fraction:.0%} unique"
+    flipped = f"pad_shapes {'off' if args.device == 'cuda' else 'on'}"  # the other state than the default
     if upstream_name.startswith("upstream UMERewardFunction"):
         upstream = lambda: upstream_own(ume, batch.completions)  # noqa: E731
     else:
@@ -285,12 +288,18 @@ def round_methods(ume, rewards: dict, batch: Batch, dup: Batch, upstream_name: s
     rows = {
         "ume_rl unmasked": (lambda: rewards["unmasked"](batch.completions), n, tok),
         "ume_rl unmasked (repeated)": (lambda: rewards["unmasked"](batch.completions), n, tok),
+        f"ume_rl unmasked, {flipped}": (lambda: rewards["unmasked_flipped"](batch.completions), n, tok),
         "bare forward": (rewards["unmasked"].scorer.encoder_only(batch.token_ids), n, tok),
         "host side": (lambda: host_side(rewards["unmasked"], batch.completions), n, tok),
         upstream_name: (upstream, n, tok),
         "ume_rl masked": (lambda: rewards["masked"](batch.completions[sub]), args.masked_n, tok_sub),
         "ume_rl masked (repeated)": (
             lambda: rewards["masked"](batch.completions[sub]),
+            args.masked_n,
+            tok_sub,
+        ),
+        f"ume_rl masked, {flipped}": (
+            lambda: rewards["masked_flipped"](batch.completions[sub]),
             args.masked_n,
             tok_sub,
         ),
@@ -322,6 +331,8 @@ def fresh_rounds(args, ume, dtype) -> dict:
         "masked": UmeReward(ume, mode="masked", **options),
         "masked_every": UmeReward(ume, mode="masked", dedup=False, **options),
     }
+    for mode in ("unmasked", "masked"):  # the shape ladder in the other state than the device's default
+        rewards[f"{mode}_flipped"] = UmeReward(ume, mode=mode, pad_shapes=args.device != "cuda", **options)
     # warm-up (allocators, kernels, twins) on a few completions of the seed's own batch
     warm = Batch.draw(rewards["unmasked"], 6, args.seed)
     rewards["unmasked"](warm.completions)
@@ -331,6 +342,8 @@ def fresh_rounds(args, ume, dtype) -> dict:
     rewards["generic"](
         [c for c, m in zip(warm.completions, warm.modalities, strict=True) if m == "amino_acid"]
     )
+    rewards["unmasked_flipped"](warm.completions)
+    rewards["masked_flipped"](warm.completions[:3])
     upstream_recipe(ume, warm.completions[:3], dtype)
     naive_masked(ume, warm.sequences[:1], warm.modalities[:1], dtype)
 
@@ -388,6 +401,15 @@ def fresh_rounds(args, ume, dtype) -> dict:
         "unmasked_fresh_over_repeated": t["ume_rl unmasked"] / t["ume_rl unmasked (repeated)"],
         "masked_fresh_over_repeated": t["ume_rl masked"] / t["ume_rl masked (repeated)"],
         "dedup_saving": t[dedup_on.replace("dedup on", "dedup off")] / t[dedup_on],
+        **{
+            f"pad_shapes_on_over_off_{mode}": (
+                t[flip] / t[plain] if args.device != "cuda" else t[plain] / t[flip]
+            )
+            for mode, plain, flip in (
+                (m, f"ume_rl {m}", next(k for k in t if k.startswith(f"ume_rl {m}, pad_shapes")))
+                for m in ("unmasked", "masked")
+            )
+        },
         "overhead_ms_per_completion": 1e3 * (t["ume_rl unmasked"] - t["bare forward"]) / args.n,
         "host_ms_per_completion": 1e3 * t["host side"] / args.n,
         "generic_unmasked_over_bare_wall": t["generic unmasked (ESM-2 8M shape)"] / t["generic bare forward"],
@@ -450,7 +472,8 @@ def one_variant(args, ume, dtype, name: str, mode: str, seed: int) -> dict:
     n = args.variant_n if mode == "unmasked" else args.variant_masked_n
     options = {"token_budget": args.token_budget, "dtype": dtype, **VARIANTS[name]}
     reward = UmeReward(ume, mode=mode, **options)
-    batches = [Batch.draw(reward, n, seed + r).completions for r in range(args.variant_rounds + 2)]
+    drawn = [Batch.draw(reward, n, seed + r) for r in range(args.variant_rounds + 2)]
+    batches, tokens = [b.completions for b in drawn], [b.tokens() for b in drawn]
     # warm-up on CUDA only: a CPU has no per-shape cost to pay ahead (and the ladder's forwards take minutes)
     warmup_s, forwards = timed(reward.scorer.warmup, args.device) if args.device == "cuda" else (0.0, 0)
     first_s, _ = timed(lambda: reward(batches[0]), args.device)
@@ -471,6 +494,8 @@ def one_variant(args, ume, dtype, name: str, mode: str, seed: int) -> dict:
         "fresh_median_s": float(np.median(fresh)),
         "repeated_median_s": float(np.median(repeated)),
         "fresh_over_repeated": float(np.median(np.array(fresh) / np.array(repeated))),
+        "fresh_tokens": tokens[1:-1],
+        "fresh_ms_per_1k_tokens": float(np.median(1e6 * np.array(fresh) / np.array(tokens[1:-1]))),
         "padded_over_true_tokens": stats["padded_tokens"] / max(stats["tokens"], 1),
     }
     print(
@@ -496,22 +521,26 @@ def variant_rounds(args, ume, dtype, names: list[str]) -> dict:
     print(
         "\nTable 2: engine options, fresh batches vs the same batch again\n"
         "| variant | mode | completions | warm-up s | first call s | fresh s (median) | repeated s (median) "
-        "| fresh / repeated | padded / true tokens |\n|---|---|---:|---:|---:|---:|---:|---:|---:|"
+        "| fresh / repeated | fresh ms / 1k tokens | padded / true tokens |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
     for name, modes in out.items():
         for mode, r in modes.items():
             print(
                 f"| {name} | {mode} | {r['completions']} | {r['warmup_s']:.2f} | {r['first_s']:.3f} | "
                 f"{r['fresh_median_s']:.3f} | {r['repeated_median_s']:.3f} | {r['fresh_over_repeated']:.2f} | "
-                f"{r['padded_over_true_tokens']:.2f} |"
+                f"{r['fresh_ms_per_1k_tokens']:.1f} | {r['padded_over_true_tokens']:.2f} |"
             )
     if "before" in out:
         for name in out:
             for mode in out[name]:
-                speedup = out["before"][mode]["fresh_median_s"] / out[name][mode]["fresh_median_s"]
+                # per token: each variant draws its own batches, whose lengths differ
+                speedup = (
+                    out["before"][mode]["fresh_ms_per_1k_tokens"] / out[name][mode]["fresh_ms_per_1k_tokens"]
+                )
                 out[name][mode]["fresh_speedup_vs_before"] = speedup
                 if name != "before":
-                    print(f"{name} vs before, {mode}, fresh batches: {speedup:.2f}x")
+                    print(f"{name} vs before, {mode}, fresh batches, time per token: {speedup:.2f}x")
     return out
 
 
