@@ -52,7 +52,9 @@ def test_every_pin_has_a_reason():
     assert {"torch", "torchvision", "lbster", "transformers", "huggingface-hub", "datasets", "trl"} <= names
 
 
-@pytest.mark.parametrize("name", ["torch", "transformers", "trl", "lbster", "datasets", "accelerate"])
+@pytest.mark.parametrize(
+    "name", ["torch", "transformers", "trl", "lbster", "datasets", "accelerate", "datamol", "pyhmmer"]
+)
 def test_runtime_dependency_declared(name):
     deps = " ".join(_pyproject()["project"]["dependencies"])
     assert re.search(rf"\b{name}\b", deps)
@@ -90,4 +92,8 @@ def test_every_public_name_resolves():
 def test_recipes_ship_as_package_data():
     data = _pyproject()["tool"]["setuptools"]["package-data"]["ume_rl"]
     assert "recipes/*.yaml" in data
-    assert {p.name for p in (ROOT / "ume_rl" / "recipes").glob("*.yaml")} == {"tiny.yaml", "full.yaml"}
+    assert {p.name for p in (ROOT / "ume_rl" / "recipes").glob("*.yaml")} == {
+        "tiny.yaml",
+        "demo.yaml",
+        "full.yaml",
+    }

@@ -196,7 +196,9 @@ class TrainRun:
             grpo.output_dir = str(default_output_dir(profile))
         # Rank 0 builds the tiny policy and the dataset once; the other ranks then load them.
         with PartialState().main_process_first():
-            dataset = load_or_generate_dataset(script.dataset_dir or profile.dataset_dir, progress=False)
+            dataset = load_or_generate_dataset(
+                script.dataset_dir or profile.dataset_dir, progress=False, references=profile.references
+            )
             policy = script.model_path or profile.policy_path()
         return cls(script, grpo, profile, dataset, policy)
 
@@ -216,7 +218,7 @@ class TrainRun:
         from ume_rl.models import load_ume
         from ume_rl.training.trainer import outside_zero3
 
-        name = self.script.ume_model_path or self.profile.ume
+        name = self.script.ume_model_path or self.profile.ume_path()
         logger.info("loading UME %s on %s", name, self.grpo.device)
         with outside_zero3():
             return load_ume(name, device=self.grpo.device, seed=self.profile.seed)
