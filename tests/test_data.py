@@ -216,3 +216,47 @@ def test_save_is_atomic_and_never_overwrites_other_files(tmp_path):
     replaced = save_dataset(generate_synthetic_dataset(n_per_modality=4, seed=1, progress=False), out)
     assert len(load_dataset_dir(replaced)["full"]) == 12
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "ds.json", "notes"]  # no staging left behind
+
+
+@pytest.fixture(scope="module")
+def real_dataset(real_corpus):
+    return generate_synthetic_dataset(n_per_modality=60, seed=7, progress=False, references="real")
+
+
+def test_real_references_come_from_the_train_split(real_dataset, real_corpus):
+    assert {k: len(v) for k, v in real_dataset.items()} == {
+        "train": 162,
+        "validation": 9,
+        "test": 9,
+        "full": 180,
+    }
+    for row in real_dataset["full"]:
+        modality, sequence = row["modality"], row["sequence"]
+        lo, hi = MODALITY_TABLE[modality].length_range
+        assert lo <= len(sequence) == row["length"] <= hi
+        assert row["tag"] == MODALITY_TABLE[modality].tag
+        assert row["completion"] == f"<{row['tag']}>{sequence}</{row['tag']}>"
+        if modality == "SMILES":
+            assert sequence in real_corpus.train["SMILES"] and sequence not in real_corpus.heldout["SMILES"]
+        else:  # a fragment / sub-window of a train sequence, of none held out
+            assert any(sequence in s for s in real_corpus.train[modality])
+            assert not any(sequence in s for s in real_corpus.heldout[modality])
+
+
+def test_real_references_are_seeded_and_distinct(real_dataset, real_corpus):
+    again = generate_synthetic_dataset(n_per_modality=60, seed=7, progress=False, references="real")
+    assert again["full"]["sequence"] == real_dataset["full"]["sequence"]
+    other = generate_synthetic_dataset(n_per_modality=60, seed=8, progress=False, references="real")
+    assert other["full"]["sequence"] != real_dataset["full"]["sequence"]
+    sequences = real_dataset["full"]["sequence"]
+    assert len(set(sequences)) == len(sequences)
+
+
+def test_unknown_references_kind_is_an_error():
+    with pytest.raises(ValueError, match="references"):
+        generate_synthetic_dataset(n_per_modality=3, progress=False, references="made-up")
+
+
+def test_a_fractional_row_count_is_a_type_error():
+    with pytest.raises(TypeError, match="n_per_modality must be an integer"):
+        generate_synthetic_dataset(n_per_modality=3.5, progress=False)

@@ -52,7 +52,9 @@ def test_every_pin_has_a_reason():
     assert {"torch", "torchvision", "lbster", "transformers", "huggingface-hub", "datasets", "trl"} <= names
 
 
-@pytest.mark.parametrize("name", ["torch", "transformers", "trl", "lbster", "datasets", "accelerate"])
+@pytest.mark.parametrize(
+    "name", ["torch", "transformers", "trl", "lbster", "datasets", "accelerate", "datamol", "pyhmmer"]
+)
 def test_runtime_dependency_declared(name):
     deps = " ".join(_pyproject()["project"]["dependencies"])
     assert re.search(rf"\b{name}\b", deps)
@@ -94,4 +96,5 @@ def test_recipes_ship_as_package_data():
         "tiny.yaml",
         "full.yaml",
         "full-public.yaml",
+        "demo.yaml",
     }

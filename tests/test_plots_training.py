@@ -65,3 +65,23 @@ def test_kl_gets_its_own_axis_when_logged():
     fig = plot_training_curves(log_history(kl=True))
     assert len(fig.axes) == 5
     assert fig.axes[-1].get_ylabel().startswith("KL")
+
+
+def test_ume_loss_curve_has_one_line_per_modality(tmp_path):
+    from ume_rl.inspection.plots import plot_ume_loss_curve
+
+    nan = float("nan")
+    curve = {
+        "loss": [7.0, 5.0, 4.0, 3.0],
+        "loss/SMILES": [7.1, nan, 3.9, 2.5],
+        "loss/amino_acid": [7.0, 5.1, nan, 3.0],
+        "loss/nucleotide": [6.9, 5.0, 4.1, nan],
+    }
+    fig = plot_ume_loss_curve(curve, window=2, baselines={"nucleotide": 1.38})
+    (ax,) = fig.axes
+    labels = [line.get_label() for line in ax.get_lines() if not line.get_label().startswith("_")]
+    assert labels == ["all tokens", "SMILES", "protein", "DNA"]
+    assert any(line.get_linestyle() == ":" for line in ax.get_lines())  # the baseline
+    assert save_figure(fig, tmp_path / "loss.png").stat().st_size > 0
+    with pytest.raises(ValueError, match="read_loss_curve"):
+        plot_ume_loss_curve({"loss": []})

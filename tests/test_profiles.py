@@ -1,4 +1,4 @@
-"""Profiles: the package decides tiny vs full; full never falls back silently."""
+"""Profiles: the package decides tiny / demo / full; full never falls back silently."""
 
 from pathlib import Path
 
@@ -23,7 +23,7 @@ def test_explicit_name_beats_env(monkeypatch):
 def test_default_follows_cuda(monkeypatch):
     monkeypatch.delenv("UME_RL_PROFILE", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert resolve_profile_name() == "tiny"
+    assert resolve_profile_name() == "demo"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert resolve_profile_name() == "full"
 
@@ -78,3 +78,17 @@ def test_tiny_policy_path_is_built_once(tmp_path):
     stamp = (path / "config.json").stat().st_mtime_ns
     assert profile.policy_path() == path
     assert (path / "config.json").stat().st_mtime_ns == stamp
+
+
+def test_demo_profile_uses_the_small_ume_and_real_references(monkeypatch, tmp_path):
+    profile = get_profile("demo")
+    assert (profile.name, profile.qwen, profile.ume, profile.references) == ("demo", "tiny", "demo", "real")
+    assert profile.dataset_dir != get_profile("tiny").dataset_dir
+    import ume_rl.small_ume
+
+    asked = []
+    monkeypatch.setattr(
+        ume_rl.small_ume, "demo_ume_checkpoint", lambda runs: asked.append(runs) or tmp_path / "x.ckpt"
+    )
+    assert profile.ume_path() == str(tmp_path / "x.ckpt") and asked == [profile.runs]
+    assert get_profile("tiny").ume_path() == "tiny"

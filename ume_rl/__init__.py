@@ -2,8 +2,8 @@
 
 The layers, each a folder: :mod:`ume_rl.rewards` (tags, the modality table, the scoring engine, the rewards),
 :mod:`ume_rl.training` (GRPO config, warm start, trainer builder, the run workflow, evaluation) and
-:mod:`ume_rl.inspection` (probes, plots, widgets); at the root the profiles, models, dataset, command line
-and the lobster-compatible names. What a user calls is exported here; submodules load lazily, so
+:mod:`ume_rl.inspection` (probes, plots, widgets); at the root the profiles, models, dataset, the real corpus,
+the small UME trained here, command line and the lobster-compatible names. What a user calls is exported here; submodules load lazily, so
 ``import ume_rl`` is cheap and lobster (slow to import) loads only when a UME is needed.
 
 >>> import ume_rl
@@ -30,6 +30,9 @@ _EXPORTS: dict[str, str] = {
     "generate_synthetic_dataset": "data",
     "save_dataset": "data",
     "load_or_generate_dataset": "data",
+    "load_real_corpus": "corpus",
+    "train_small_ume": "small_ume",
+    "demo_ume_checkpoint": "small_ume",
     # rewards
     "MODALITY_TABLE": "rewards.modalities",
     "wrap": "rewards.tags",
@@ -52,6 +55,7 @@ _EXPORTS: dict[str, str] = {
     "make_probes": "inspection.probes",
     "score_rows": "inspection.probes",
     "scoring_panel": "inspection.widgets",
+    "reward_quality": "inspection.quality",
     # lobster-compatible names
     "UMERewardFunction": "lobster_compat",
     "UmeRewardFunction": "lobster_compat",

@@ -12,6 +12,11 @@ a valid reference answer (SMILES parsed by RDKit, 20 standard amino acids, ACGT 
 Columns: ``prompt`` (chat messages, so an Instruct model's chat template applies), ``prompt_text``
 (the same request as a plain string), ``completion`` (the tagged reference), ``sequence``,
 ``modality`` (lobster ``Modality`` value), ``tag`` and ``length``.
+
+References: ``references="random"`` builds them with the seeded generators below (fragment-built SMILES,
+uniform random residues); ``references="real"`` (the ``demo`` profile) draws them from the **train** split of
+:func:`ume_rl.corpus.load_real_corpus` within the same length ranges (ChEMBL-like molecules whole, protein
+fragments and DNA sub-windows cut to fit), so a warm start teaches the policy real sequences.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from ume_rl.rewards.tags import wrap
 logger = logging.getLogger(__name__)
 
 SPLIT_FRACTIONS = {"train": 0.90, "validation": 0.05, "test": 0.05}
+REFERENCES: tuple[str, ...] = ("random", "real")
 
 # Building blocks for random, RDKit-valid SMILES.
 _ATOMS = ("C", "C", "C", "C", "N", "O", "S", "F", "Cl")
@@ -97,8 +103,31 @@ def _split_counts(n: int) -> dict[str, int]:
     return {"train": n - n_val - n_test, "validation": n_val, "test": n_test}
 
 
+def real_references(modality: str, n: int, seed: int, corpus=None) -> list[str]:
+    """``n`` distinct sequences of ``modality`` from the real corpus's train split, within the table's
+    ``length_range`` (see :meth:`ume_rl.corpus.RealCorpus.sample`)."""
+    from ume_rl.corpus import load_real_corpus
+
+    corpus = corpus if corpus is not None else load_real_corpus(progress=False)
+    length_range = MODALITY_TABLE[modality].length_range
+    unique: list[str] = []
+    for attempt in range(5):
+        drawn = corpus.sample(modality, 2 * n, "train", length_range, seed=f"{seed}:{attempt}")
+        unique = list(dict.fromkeys([*unique, *drawn]))
+        if len(unique) >= n:
+            return unique[:n]
+    raise ValueError(
+        f"the corpus's train split has only {len(unique)} distinct {modality} references in {length_range}; "
+        f"ask for fewer than {n}"
+    )
+
+
 def generate_synthetic_dataset(
-    n_per_modality: int = 100, seed: int = 42, progress: bool = True
+    n_per_modality: int = 100,
+    seed: int = 42,
+    progress: bool = True,
+    references: str = "random",
+    corpus=None,
 ) -> DatasetDict:
     """Generate the dataset: ``n_per_modality`` rows per modality, split 90/5/5 within each modality.
 
@@ -106,21 +135,31 @@ def generate_synthetic_dataset(
         n_per_modality: rows per modality, at least 3 (100 gives splits 270/15/15 and ``full`` = 300).
         seed: the same seed gives an identical dataset.
         progress: show a tqdm progress bar.
+        references: ``"random"`` (the seeded generators) or ``"real"`` (the real corpus's train split).
+        corpus: with ``"real"``: a :class:`~ume_rl.corpus.RealCorpus` (default ``load_real_corpus()``).
 
     Returns:
         ``DatasetDict`` with splits ``train``, ``validation``, ``test`` and ``full`` (all rows).
     """
+    if isinstance(n_per_modality, bool) or not isinstance(n_per_modality, int):
+        raise TypeError(
+            f"n_per_modality must be an integer (rows per modality), got {type(n_per_modality).__name__} "
+            f"{n_per_modality!r}"
+        )
     if n_per_modality < 3:
         raise ValueError(
             f"n_per_modality must be >= 3 (one row per modality in each split), got {n_per_modality}"
         )
+    if references not in REFERENCES:
+        raise ValueError(f"references must be one of {REFERENCES}, got {references!r}")
     rng = random.Random(seed)
     splits: dict[str, list[dict]] = {"train": [], "validation": [], "test": []}
     bar = tqdm(total=n_per_modality * len(MODALITIES), desc="synthetic dataset", disable=not progress)
     for modality in MODALITIES:
         rows, seen = [], set()
+        real = real_references(modality, n_per_modality, seed, corpus) if references == "real" else []
         while len(rows) < n_per_modality:  # unique references, so splits never share an answer
-            sequence = random_sequence(modality, rng)
+            sequence = real[len(rows)] if real else random_sequence(modality, rng)
             if sequence in seen:
                 continue
             seen.add(sequence)
@@ -358,11 +397,17 @@ def load_or_generate_dataset(out_dir: str | Path, rebuild: bool = False, **kwarg
     return dataset
 
 
-def tokenizer_corpus(seed: int = 0, n_per_modality: int = 100) -> list[str]:
-    """Text a tiny policy tokenizer is trained on: prompts, tagged answers, raw sequences."""
-    rows = generate_synthetic_dataset(n_per_modality=n_per_modality, seed=seed, progress=False)["full"]
+def tokenizer_corpus(seed: int = 0, n_per_modality: int = 100, references: str = "random") -> list[str]:
+    """Text a tiny policy tokenizer is trained on: prompts, tagged answers, raw sequences (``references``:
+    as in :func:`generate_synthetic_dataset`; ``"real"`` adds real sequences, ``"random"`` generated ones)."""
+    rows = generate_synthetic_dataset(
+        n_per_modality=n_per_modality, seed=seed, progress=False, references=references
+    )["full"]
     rng = random.Random(seed)
-    extra = [random_sequence(m, rng) for m in MODALITIES for _ in range(n_per_modality)]
+    if references == "real":
+        extra = [s for m in MODALITIES for s in real_references(m, 2 * n_per_modality, seed + 1)]
+    else:
+        extra = [random_sequence(m, rng) for m in MODALITIES for _ in range(n_per_modality)]
     return [
         *rows["prompt_text"],
         *rows["completion"],

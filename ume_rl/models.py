@@ -200,10 +200,35 @@ def lobster_ume_class():
     return UME
 
 
-def _register_tiny_arch() -> None:
+def register_flexbert_arch(name: str, config: dict[str, int]) -> None:
+    """Add ``name`` to lobster's FlexBERT architectures (``FLEXBERT_CONFIG_ARGS``, beside ``UME_mini`` …).
+
+    Registering a name again with the same configuration is a no-op; with another one it is an error.
+    """
     from lobster.model.modern_bert._modern_bert_configuration import FLEXBERT_CONFIG_ARGS
 
-    FLEXBERT_CONFIG_ARGS.setdefault(TINY_UME_ARCH, dict(TINY_UME_CONFIG))
+    known = FLEXBERT_CONFIG_ARGS.setdefault(name, dict(config))
+    if known != dict(config):
+        raise ValueError(f"FlexBERT architecture {name!r} is already registered as {known}, not {config}")
+
+
+def _register_tiny_arch() -> None:
+    register_flexbert_arch(TINY_UME_ARCH, TINY_UME_CONFIG)
+
+
+def _register_checkpoint_arch(path: Path) -> None:
+    """Register the architecture a checkpoint trained by ``ume_rl.small_ume`` names (it stores its FlexBERT
+    configuration under ``"ume_rl"``); real UME checkpoints name lobster's own architectures."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception as err:
+        raise RuntimeError(
+            f"UME checkpoint {path} cannot be read ({type(err).__name__}: {err}); it is truncated or corrupt. "
+            "Fix: train or copy it again (the demo profile's checkpoint is rebuilt automatically)."
+        ) from err
+    extra = checkpoint.get("ume_rl") if isinstance(checkpoint, dict) else None
+    if extra:
+        register_flexbert_arch(extra["arch"], extra["flexbert_config"])
 
 
 def build_tiny_ume(
@@ -350,6 +375,7 @@ def load_ume(
             )
         check_checkpoint_file(path)
         _register_tiny_arch()  # a checkpoint of the tiny stand-in names the UME_tiny architecture
+        _register_checkpoint_arch(path)  # a checkpoint of ume_rl.small_ume names its own architecture
         try:
             ume = UME.load_from_checkpoint(str(path), device=device.type, use_flash_attn=flash)
         except Exception as err:

@@ -304,3 +304,49 @@ def plot_training_curves(log_history: list[dict], penalty: float | None = None) 
     for ax in (ax_reward, ax_invalid, ax_length, ax_entropy):
         ax.legend(loc="best", fontsize="small")
     return fig
+
+
+# ------------------------------------------------------------------------------ small UME training (02/03)
+
+
+def plot_ume_loss_curve(
+    curve: dict[str, list[float]], window: int = 20, baselines: dict | None = None
+) -> Figure:
+    """The masked-LM training loss of a small UME per step: all tokens, and per modality (running means).
+
+    Args:
+        curve: ``ume_rl.small_ume.read_loss_curve(ckpt)``: ``loss`` and ``loss/<modality>`` per step (NaN
+            where a step had no sequence of that modality).
+        window: running-mean window in steps (the raw total loss is drawn faintly).
+        baselines: optional ``{modality: loss}`` reference lines, e.g. the unigram's held-out cross-entropy
+            (``-reward_quality(...).pll["unigram"]``).
+    """
+    import pandas as pd
+
+    if not curve.get("loss"):
+        raise ValueError("empty loss curve: read it with ume_rl.small_ume.read_loss_curve(ckpt)")
+    frame = pd.DataFrame(curve)
+    steps = np.arange(1, len(frame) + 1)
+    fig = Figure(figsize=(7.5, 4.2), layout="constrained")
+    ax = fig.subplots()
+    ax.plot(steps, frame["loss"], color="black", alpha=0.15, linewidth=0.8)
+    smooth = lambda column: frame[column].rolling(window, min_periods=1).mean()  # noqa: E731
+    ax.plot(steps, smooth("loss"), color="black", label="all tokens")
+    for modality, spec in MODALITY_TABLE.items():
+        column = f"loss/{modality}"
+        if column in frame:
+            ax.plot(
+                steps,
+                frame[column].interpolate(limit_area="inside").rolling(window, min_periods=1).mean(),
+                color=spec.color,
+                label=spec.label,
+            )
+            if baselines and modality in baselines:
+                ax.axhline(baselines[modality], color=spec.color, linestyle=":", linewidth=1)
+    ax.set(
+        title="Small UME: masked-LM loss on the train split",
+        xlabel="optimizer step",
+        ylabel="cross-entropy at masked tokens (nats)",
+    )
+    ax.legend(loc="upper right", fontsize="small")
+    return fig

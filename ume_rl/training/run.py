@@ -91,7 +91,9 @@ class TrainRun:
                 if script.dataset_dir is not None:
                     dataset = load_dataset_dir(script.dataset_dir)
                 else:
-                    dataset = load_or_generate_dataset(profile.dataset_dir, rebuild=True, progress=False)
+                    dataset = load_or_generate_dataset(
+                        profile.dataset_dir, rebuild=True, progress=False, references=profile.references
+                    )
                 policy = script.model_path or profile.policy_path()
         except BaseException:
             if lock is not None:
@@ -119,7 +121,7 @@ class TrainRun:
         from ume_rl.models import load_ume
         from ume_rl.training.trainer import outside_zero3
 
-        name = self.script.ume_model_path or self.profile.ume
+        name = self.script.ume_model_path or self.profile.ume_path()
         logger.info("loading UME %s on %s", name, self.grpo.device)
         with outside_zero3():
             return load_ume(name, device=self.grpo.device, seed=self.profile.seed)

@@ -1,0 +1,147 @@
+"""Reward quality: decoys, baselines and the held-out evaluation, on a UME trained for seconds."""
+
+import math
+import random
+
+import pytest
+from rdkit import Chem
+
+from ume_rl.inspection.quality import (
+    ATOM_CLASSES,
+    DECOYS,
+    ContextBaseline,
+    auroc,
+    make_decoys,
+    mutate_smiles,
+    reward_quality,
+)
+from ume_rl.models import load_ume
+
+
+def _atoms(smiles):
+    mol = Chem.MolFromSmiles(smiles)
+    return sorted((a.GetIsAromatic(), a.GetSymbol() in "CNOS") for a in mol.GetAtoms())
+
+
+def test_mutated_smiles_parse_and_swap_within_class():
+    rng = random.Random(0)
+    for smiles in ("CC(=O)Oc1ccccc1C(=O)O", "CN1CCC[C@H]1c1cccnc1", "OCCNCCS"):
+        mutant = mutate_smiles(smiles, 0.2, rng)
+        assert mutant is not None and mutant != smiles
+        mol = Chem.MolFromSmiles(mutant)
+        assert mol is not None and Chem.MolToSmiles(mol) == mutant
+        assert mol.GetNumAtoms() == Chem.MolFromSmiles(smiles).GetNumAtoms()
+        # aromatic atoms stay aromatic c/n, aliphatic ones stay among C/N/O/S
+        assert _atoms(mutant) == _atoms(smiles)
+    assert mutate_smiles("[Na+]", 0.2, rng) is None  # no bare atom to swap
+    assert set().union(*ATOM_CLASSES) == {"C", "N", "O", "S", "c", "n"}
+
+
+def test_decoys_keep_composition_or_length():
+    real = ["MKVLAAGIVGLLLAAGCSSE", "ACDEFGHIKLMNPQRSTVWY"]
+    decoys = make_decoys(real, "amino_acid", seed=0)
+    assert set(decoys) == set(DECOYS["amino_acid"])
+    for r, s, m in zip(real, decoys["shuffled"], decoys["mutated_10pct"], strict=True):
+        assert sorted(s) == sorted(r) and s != r
+        assert len(m) == len(r) and sum(a != b for a, b in zip(m, r, strict=True)) == 2
+    real_smiles = ["CC(=O)Oc1ccccc1C(=O)O", "CCN(CC)CCOC(=O)c1ccc(N)cc1"]
+    smiles = make_decoys(real_smiles, "SMILES", seed=0)
+    for r, synthetic in zip(real_smiles, smiles["synthetic"], strict=True):
+        assert synthetic is None or abs(len(synthetic) - len(r)) <= 3
+
+
+def test_auroc():
+    assert auroc([2, 3], [0, 1]) == 1.0
+    assert auroc([0, 1], [2, 3]) == 0.0
+    assert auroc([1, 1], [1, 1]) == 0.5
+    assert auroc([1, float("nan")], [0]) == 1.0
+
+
+def _reference_score(train, ids, alpha):
+    """The baseline written out by hand: count, then back off ±2 -> ±1 -> unigram (add-one)."""
+    from collections import Counter
+
+    def contexts(s, i):
+        out = lambda j: s[j] if 0 <= j < len(s) else None  # noqa: E731
+        return (s[i - 1], s[i + 1]), (out(i - 2), s[i - 1], s[i + 1], out(i + 2))
+
+    unigram, near, far = Counter(), Counter(), Counter()
+    for s in train:
+        for i in range(1, len(s) - 1):
+            n, f = contexts(s, i)
+            unigram[s[i]] += 1
+            near[n, s[i]] += 1
+            far[f, s[i]] += 1
+    near_total = Counter({k: sum(v for (c, _), v in near.items() if c == k) for k, _ in near})
+    far_total = Counter({k: sum(v for (c, _), v in far.items() if c == k) for k, _ in far})
+    logs = []
+    for i in range(1, len(ids) - 1):
+        n, f = contexts(ids, i)
+        p = (unigram[ids[i]] + 1) / (sum(unigram.values()) + len(unigram) + 1)
+        p = (near[n, ids[i]] + alpha * p) / (near_total[n] + alpha) if near_total[n] else p
+        p = (far[f, ids[i]] + alpha * p) / (far_total[f] + alpha) if far_total[f] else p
+        logs.append(math.log(p))
+    return sum(logs) / len(logs)
+
+
+def test_context_baseline_matches_its_definition():
+    rng = random.Random(0)
+    train = [[0, *rng.choices([5, 6, 7, 8], k=rng.randint(1, 12)), 2] for _ in range(40)]
+    base = ContextBaseline(alpha=2.0).fit(train, alphas=())
+    for ids in ([0, 5, 6, 7, 2], [0, 8, 2], [0, 6, 6, 5, 7, 8, 5, 2], train[3]):
+        assert base.score(ids) == pytest.approx(_reference_score(train, ids, 2.0), abs=1e-12)
+
+
+def test_context_baseline_learns_local_order():
+    train = [[0, *([5, 6, 7] * 10), 2] for _ in range(30)]
+    base = ContextBaseline().fit(train)
+    assert base.score([0, 5, 6, 7, 5, 6, 7, 2]) > base.score([0, 7, 6, 5, 7, 6, 5, 2])
+    assert base.score([0, 5, 6, 7, 2], order=0) == base.score(
+        [0, 7, 6, 5, 2], order=0
+    )  # unigram: order-blind
+
+
+@pytest.fixture(scope="module")
+def qualities(trained_small_ume, real_corpus, fast_small_ume_config):
+    """reward_quality of the UME trained for seconds and of the same architecture untrained."""
+    from ume_rl.small_ume import cpu_mlm_ume_class
+
+    ckpt, _ = trained_small_ume
+    config = fast_small_ume_config
+    untrained = cpu_mlm_ume_class()(
+        model_name=config.arch, max_length=config.max_length, use_flash_attn=False
+    )
+    n = {"SMILES": 16, "amino_acid": 12, "nucleotide": 6}
+    kwargs = {"n": n, "progress": False, "probes_per_kind": 1}
+    return (
+        reward_quality(load_ume(ckpt, device="cpu"), real_corpus, **kwargs),
+        reward_quality(untrained.eval(), real_corpus, **kwargs),
+    )
+
+
+def test_quality_tables_cover_every_modality_and_decoy(qualities):
+    trained, _ = qualities
+    assert list(trained.pll["modality"]) == ["SMILES", "amino_acid", "nucleotide"]
+    pairs = {(r.modality, r.decoy) for r in trained.auroc.itertuples()}
+    assert pairs == {(m, d) for m, decoys in DECOYS.items() for d in decoys}
+    assert (trained.auroc["n_pairs"] > 0).all()
+    assert set(trained.probes["probe"]) == {"homopolymer", "tandem_repeat", "low_entropy"}
+    assert trained.targets()["met"].dtype == bool and len(trained.targets()) == 3 + 7 + 3
+
+
+def test_quality_uses_held_out_sequences_only(qualities, real_corpus):
+    trained, _ = qualities
+    real = trained.scores[trained.scores["set"] == "real"]
+    for row in real.itertuples():
+        held = real_corpus.heldout[row.modality]
+        assert any(row.sequence in h for h in held) if row.modality != "SMILES" else row.sequence in held
+
+
+def test_training_raises_the_held_out_likelihood(qualities):
+    """Direction only: seconds of training move the held-out PLL from the untrained level towards the data."""
+    trained, untrained = qualities
+    assert (trained.pll["ume"] > untrained.pll["ume"] + 1.0).all()
+    # the baselines do not depend on the UME
+    assert trained.pll["unigram"].tolist() == untrained.pll["unigram"].tolist()
+    dna = trained.auroc.set_index(["modality", "decoy"]).loc[("nucleotide", "shuffled")]
+    assert dna["unigram"] == pytest.approx(0.5, abs=0.2) and dna["context"] > 0.7

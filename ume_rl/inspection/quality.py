@@ -1,0 +1,387 @@
+"""Does the reward carry signal? Held-out real sequences against decoys, the UME against count baselines.
+
+>>> quality = reward_quality(ume, corpus)  # doctest: +SKIP
+>>> quality.pll        # per modality: mean masked PLL per token, UME vs unigram vs context baseline
+>>> quality.auroc      # per modality and decoy: AUROC of score(real) vs score(decoy), UME vs baselines
+>>> quality.probes     # hacking probes (homopolymers, repeats): scores vs held-out real sequences
+
+Everything is measured on the corpus's **held-out** split only (the baselines are fitted on its train split):
+
+- real sequences: ``corpus.sample(modality, n, "heldout", length_range)`` with the reward's length ranges
+  (SMILES whole molecules of 10-50 characters, protein fragments of 20-100, DNA sub-windows of 50-200);
+- decoys of each real sequence: proteins and DNA ``shuffled`` (same composition: only context separates
+  them); SMILES ``mutated_20pct`` (about 20% of the bare atoms swapped within their class, aliphatic C/N/O/S
+  or aromatic c/n, kept only if RDKit parses it, canonical) and ``synthetic`` (``ume_rl.data.random_smiles``,
+  the synthetic generator, within ±3 characters of the real one); every modality ``mutated_10pct`` (10% of
+  the positions substituted; SMILES: atoms swapped within class as above);
+- scores: the UME's exact masked pseudo-log-likelihood per token (:class:`~ume_rl.rewards.scoring.UmeScorer`,
+  ``mode="masked"``), a unigram model (train-split token frequencies) and a :class:`ContextBaseline` (a
+  token given its ±2 neighbours, backed off to ±1 and the unigram);
+- AUROC: the probability that a real sequence scores above a decoy (ties count half); 0.5 is chance.
+  The unigram's AUROC on shuffled decoys is 0.5 by construction.
+
+Hacking probes (``ume_rl.inspection.probes.make_probes``: homopolymers, tandem repeats, 90% one residue) are
+not decoys: a likelihood model is expected to like them. ``probes`` reports each one's score and the
+fraction of held-out real sequences it outscores; the complexity reward is the counterweight.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ume_rl.rewards.modalities import MODALITIES, MODALITY_TABLE
+
+logger = logging.getLogger(__name__)
+
+DECOYS: dict[str, tuple[str, ...]] = {
+    "SMILES": ("mutated_20pct", "synthetic", "mutated_10pct"),
+    "amino_acid": ("shuffled", "mutated_10pct"),
+    "nucleotide": ("shuffled", "mutated_10pct"),
+}
+DEFAULT_N = {"SMILES": 200, "amino_acid": 150, "nucleotide": 60}
+
+# bracket atoms, two-letter elements outside brackets, ring-bond numbers %nn, then single characters
+_SMILES_TOKEN = re.compile(r"\[[^\]]+\]|Br|Cl|%\d\d|.")
+ATOM_CLASSES: tuple[frozenset[str], ...] = (frozenset("CNOS"), frozenset("cn"))
+
+
+# ---------------------------------------------------------------------------------------------- decoys
+
+
+def mutate_smiles(smiles: str, rate: float, rng: random.Random, tries: int = 20) -> str | None:
+    """``smiles`` with ``max(1, round(rate * n))`` of its ``n`` bare atoms swapped within their class
+    (aliphatic C/N/O/S, aromatic c/n), as canonical SMILES; ``None`` if no try parses in RDKit."""
+    from rdkit import Chem, rdBase
+
+    tokens = _SMILES_TOKEN.findall(smiles)
+    sites = [i for i, t in enumerate(tokens) if any(t in c for c in ATOM_CLASSES)]
+    if not sites:
+        return None
+    k = max(1, round(rate * len(sites)))
+    for _ in range(tries):
+        out = list(tokens)
+        for i in rng.sample(sites, k):
+            atom_class = next(c for c in ATOM_CLASSES if tokens[i] in c)
+            out[i] = rng.choice(sorted(atom_class - {tokens[i]}))
+        with rdBase.BlockLogs():
+            mol = Chem.MolFromSmiles("".join(out))
+        if mol is not None and (canonical := Chem.MolToSmiles(mol)) != smiles:
+            return canonical
+    return None
+
+
+def make_decoys(real: Sequence[str], modality: str, seed: int = 0) -> dict[str, list[str | None]]:
+    """Decoys of each real sequence, aligned with ``real`` (``None`` where none could be made)."""
+    from ume_rl.data import random_smiles
+    from ume_rl.inspection.probes import point_mutations, shuffle_sequence
+
+    out: dict[str, list[str | None]] = {}
+    for kind in DECOYS[modality]:
+        rng = random.Random(f"{seed}:{modality}:{kind}")
+        if kind == "shuffled":
+            out[kind] = [shuffle_sequence(s, rng) for s in real]
+        elif kind == "synthetic":
+            synthetic: list[str | None] = []
+            for s in real:
+                try:
+                    synthetic.append(random_smiles(rng, max(10, len(s) - 3), len(s) + 3, max_tries=3000))
+                except RuntimeError:
+                    synthetic.append(None)
+            out[kind] = synthetic
+        else:
+            rate = 0.2 if kind == "mutated_20pct" else 0.1
+            if modality == "SMILES":
+                out[kind] = [mutate_smiles(s, rate, rng) for s in real]
+            else:
+                out[kind] = [point_mutations(s, modality, max(1, round(rate * len(s))), rng) for s in real]
+    return out
+
+
+def auroc(positive: Sequence[float], negative: Sequence[float]) -> float:
+    """P(a positive scores above a negative), ties counted half (Mann-Whitney U / n_pos n_neg); NaNs dropped."""
+    from scipy.stats import rankdata
+
+    pos = np.asarray([x for x in positive if not math.isnan(x)], dtype=float)
+    neg = np.asarray([x for x in negative if not math.isnan(x)], dtype=float)
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    ranks = rankdata(np.concatenate([pos, neg]))
+    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+# -------------------------------------------------------------------------------------------- baselines
+
+
+class ContextBaseline:
+    """The simplest masked model: counts of a token given its ±2 neighbours, smoothed towards its ±1
+    neighbours, smoothed towards the unigram (hierarchical Dirichlet smoothing, concentration ``alpha``).
+
+    Works on UME token ids (CLS … EOS): every token between CLS and EOS is scored; CLS and EOS are context,
+    positions outside the sequence a token of their own. ``fit`` picks ``alpha`` from ``alphas`` by
+    likelihood on 10% of the training sequences, then counts all of them. Counting and scoring are vectorised
+    (numpy), about a second for the whole corpus.
+
+    >>> base = ContextBaseline().fit([[0, 5, 6, 7, 5, 6, 7, 2]] * 30)
+    >>> bool(base.score([0, 5, 6, 7, 5, 6, 7, 2]) > base.score([0, 7, 6, 5, 7, 6, 5, 2]))
+    True
+    """
+
+    _BASE = 1 << 11  # token ids + 1 (0: outside) are below 2048
+
+    def __init__(self, alpha: float = 1.0):
+        self.alpha = alpha
+
+    @classmethod
+    def _features(cls, token_ids: Sequence[Sequence[int]]):
+        """Per scored token: (sequence index, token, ±1 context key, ±2 context key)."""
+        lengths = np.array([len(ids) for ids in token_ids])
+        if len(lengths) == 0 or lengths.min() < 3:
+            raise ValueError("every sequence needs CLS, at least one residue token and EOS")
+        flat = np.concatenate([np.pad(np.asarray(ids, dtype=np.int64) + 1, 2) for ids in token_ids])
+        if flat.max() >= cls._BASE:
+            raise ValueError(f"token ids must be below {cls._BASE - 1}")
+        starts = np.concatenate([[0], np.cumsum(lengths + 4)[:-1]])
+        seq = np.repeat(np.arange(len(lengths)), lengths - 2)
+        pos = np.concatenate([start + np.arange(3, n + 1) for start, n in zip(starts, lengths, strict=True)])
+        b = cls._BASE
+        near = flat[pos - 1] * b + flat[pos + 1]
+        far = ((flat[pos - 2] * b + flat[pos - 1]) * b + flat[pos + 1]) * b + flat[pos + 2]
+        return seq, flat[pos], near, far
+
+    def fit(self, token_ids: Sequence[Sequence[int]], alphas=(0.5, 2.0, 8.0, 32.0), seed: int = 0):
+        """Count ``token_ids`` (one list of ids per training sequence); returns ``self``."""
+        token_ids = list(token_ids)
+        if alphas and len(token_ids) >= 20:
+            order = random.Random(seed).sample(range(len(token_ids)), len(token_ids))
+            cut = len(order) // 10
+            self._count([token_ids[i] for i in order[cut:]])
+            valid = [token_ids[i] for i in order[:cut]]
+            likelihood = {}
+            for alpha in alphas:
+                self.alpha = alpha
+                likelihood[alpha] = float(np.mean(self.scores(valid)))
+            self.alpha = max(likelihood, key=likelihood.get)
+        self._count(token_ids)
+        return self
+
+    def _count(self, token_ids) -> None:
+        _, x, near, far = self._features(token_ids)
+        b = self._BASE
+        self.unigram = np.bincount(x, minlength=b).astype(float)
+        self.vocab = int((self.unigram > 0).sum()) + 1  # one slot for tokens never seen
+        self.tables = {}
+        for name, key in (("near", near), ("far", far)):
+            pairs, pair_counts = np.unique(key * b + x, return_counts=True)
+            contexts, context_counts = np.unique(key, return_counts=True)
+            self.tables[name] = (pairs, pair_counts, contexts, context_counts)
+
+    @staticmethod
+    def _lookup(keys: np.ndarray, counts: np.ndarray, query: np.ndarray) -> np.ndarray:
+        index = np.clip(np.searchsorted(keys, query), 0, len(keys) - 1)
+        return np.where(keys[index] == query, counts[index], 0).astype(float)
+
+    def scores(self, token_ids: Sequence[Sequence[int]], order: int = 2) -> np.ndarray:
+        """Mean log-probability of the residue tokens of each sequence (order 0: unigram; 1: ±1; 2: ±2)."""
+        seq, x, near, far = self._features(token_ids)
+        p = (self.unigram[x] + 1) / (self.unigram.sum() + self.vocab)
+        b = self._BASE
+        for name, key in (("near", near), ("far", far))[:order]:
+            pairs, pair_counts, contexts, context_counts = self.tables[name]
+            total = self._lookup(contexts, context_counts, key)
+            p = (self._lookup(pairs, pair_counts, key * b + x) + self.alpha * p) / (total + self.alpha)
+        sums = np.bincount(seq, weights=np.log(p), minlength=len(token_ids))
+        return sums / np.bincount(seq, minlength=len(token_ids))
+
+    def score(self, ids: Sequence[int], order: int = 2) -> float:
+        """:meth:`scores` of one sequence."""
+        return float(self.scores([ids], order)[0])
+
+
+# ----------------------------------------------------------------------------------------------- result
+
+
+_BASELINES: dict[tuple[int, str], tuple[object, ContextBaseline]] = {}
+
+
+def context_baseline(corpus, modality: str, tokenizer) -> ContextBaseline:
+    """The :class:`ContextBaseline` of ``corpus``'s train split for ``modality`` (UME tokens), fitted once per
+    corpus and modality in a process (UME tokenizers are lobster's, the same for every UME)."""
+    key = (id(corpus), modality)
+    if key not in _BASELINES or _BASELINES[key][0] is not corpus:
+        train_ids = tokenizer(list(corpus.sequences(modality, "train")))["input_ids"]
+        _BASELINES[key] = (corpus, ContextBaseline().fit(train_ids))
+    return _BASELINES[key][1]
+
+
+@dataclass(frozen=True)
+class RewardQuality:
+    """What :func:`reward_quality` measured. Every attribute but ``seconds`` is a pandas DataFrame.
+
+    - ``pll``: per modality, ``n`` held-out sequences and their mean per-token log-probability under the UME
+      (masked PLL), the unigram and the context baseline; ``ume_minus_unigram`` > 0 means the UME beats it.
+    - ``auroc``: per modality and decoy, ``n_pairs`` and the AUROC of real vs decoy for the UME, the context
+      baseline and the unigram.
+    - ``probes``: per hacking probe, its UME score, the held-out real mean and the fraction of held-out real
+      sequences it outscores.
+    - ``scores``: every scored sequence (``modality``, ``set``, ``sequence``, ``ume``, ``context``,
+      ``unigram``).
+    """
+
+    pll: object
+    auroc: object
+    probes: object
+    scores: object
+    seconds: float
+
+    def targets(
+        self, smiles_mutated: float = 0.85, dna_shuffled: float = 0.75, protein_shuffled: float = 0.65
+    ):
+        """The issue's targets, one row each, with the measured value and whether it is met."""
+        import pandas as pd
+
+        rows = []
+        for row in self.pll.itertuples():
+            rows.append((f"{row.modality}: PLL above unigram", row.ume_minus_unigram, 0.0))
+        for row in self.auroc.itertuples():
+            rows.append((f"{row.modality} vs {row.decoy}: AUROC above context", row.ume - row.context, 0.0))
+        pick = self.auroc.set_index(["modality", "decoy"])["ume"]
+        rows += [
+            ("SMILES vs mutated_20pct: AUROC", pick["SMILES", "mutated_20pct"], smiles_mutated),
+            ("DNA vs shuffled: AUROC", pick["nucleotide", "shuffled"], dna_shuffled),
+            ("protein vs shuffled: AUROC", pick["amino_acid", "shuffled"], protein_shuffled),
+        ]
+        frame = pd.DataFrame(rows, columns=["target", "value", "threshold"])
+        frame["met"] = frame["value"] > frame["threshold"]
+        return frame
+
+
+def reward_quality(
+    ume,
+    corpus,
+    n: int | dict[str, int] | None = None,
+    seed: int = 0,
+    probes_per_kind: int = 3,
+    progress: bool = True,
+) -> RewardQuality:
+    """Measure whether ``ume``'s masked pseudo-log-likelihood separates held-out real sequences from decoys.
+
+    Args:
+        ume: a lobster UME (e.g. ``load_ume(path)``); scored with ``UmeScorer(ume, mode="masked")``.
+        corpus: a :class:`~ume_rl.corpus.RealCorpus`; baselines fit its train split, sequences come from its
+            held-out split.
+        n: held-out sequences per modality (an int for all, or a dict); default :data:`DEFAULT_N`, sized so the
+            exact masked PLL of ~2,000 sequences takes about a minute on 2 CPU cores for the demo UME
+            (its cost grows with the square of the length: DNA is the dearest).
+        seed: decides the held-out sample and every decoy.
+        probes_per_kind: hacking probes per (modality, kind).
+        progress: a tqdm bar over the modalities.
+
+    Returns:
+        A :class:`RewardQuality`.
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from ume_rl.inspection.probes import make_probes
+    from ume_rl.rewards.scoring import UmeScorer
+
+    start = time.perf_counter()
+    sizes = dict(DEFAULT_N) if n is None else ({m: n for m in MODALITIES} if isinstance(n, int) else dict(n))
+    scorer = UmeScorer(ume, mode="masked")
+    probe_rows = make_probes(MODALITIES, n_per_kind=probes_per_kind, seed=seed)
+    scored, pll_rows, auroc_rows = [], [], []
+    for modality in tqdm(MODALITIES, desc="reward quality", disable=not progress):
+        tokenizer = ume.get_tokenizer(modality)
+        baseline = context_baseline(corpus, modality, tokenizer)
+        real = corpus.sample(
+            modality, sizes[modality], "heldout", MODALITY_TABLE[modality].length_range, seed
+        )
+        if modality == "SMILES":
+            real = list(dict.fromkeys(real))  # whole molecules: a small pool repeats
+        decoys = make_decoys(real, modality, seed)
+        sets = {"real": real, **decoys}
+        sets.update({f"probe:{r['kind']}": [] for r in probe_rows if r["modality"] == modality})
+        for r in probe_rows:
+            if r["modality"] == modality:
+                sets[f"probe:{r['kind']}"].append(r["sequence"])
+        flat = [(name, i, s) for name, seqs in sets.items() for i, s in enumerate(seqs) if s is not None]
+        sequences = [s for _, _, s in flat]
+        ume_scores = scorer.score(sequences, [modality] * len(sequences))
+        ids = tokenizer(sequences)["input_ids"]
+        context, unigram = baseline.scores(ids), baseline.scores(ids, order=0)
+        for (name, i, s), u, c, g in zip(flat, ume_scores, context, unigram, strict=True):
+            scored.append(
+                {
+                    "modality": modality,
+                    "set": name,
+                    "index": i,
+                    "sequence": s,
+                    "length": len(s),
+                    "ume": u,
+                    "context": float(c),
+                    "unigram": float(g),
+                }
+            )
+        frame = pd.DataFrame([row for row in scored if row["modality"] == modality])
+        real_rows = frame[frame["set"] == "real"]
+        pll_rows.append(
+            {
+                "modality": modality,
+                "n": len(real_rows),
+                "ume": real_rows["ume"].mean(),
+                "unigram": real_rows["unigram"].mean(),
+                "context": real_rows["context"].mean(),
+                "ume_minus_unigram": real_rows["ume"].mean() - real_rows["unigram"].mean(),
+                "context_alpha": baseline.alpha,
+            }
+        )
+        for decoy in DECOYS[modality]:
+            pairs = frame[frame["set"] == decoy]["index"]
+            paired_real = real_rows[real_rows["index"].isin(pairs)]
+            decoy_rows = frame[frame["set"] == decoy]
+            auroc_rows.append(
+                {
+                    "modality": modality,
+                    "decoy": decoy,
+                    "n_pairs": len(decoy_rows),
+                    **{
+                        model: auroc(paired_real[model], decoy_rows[model])
+                        for model in ("ume", "context", "unigram")
+                    },
+                }
+            )
+    scores = pd.DataFrame(scored)
+    probe_table = []
+    for (modality, name), group in scores[scores["set"].str.startswith("probe:")].groupby(
+        ["modality", "set"]
+    ):
+        real = scores[(scores["modality"] == modality) & (scores["set"] == "real")]["ume"].to_numpy()
+        for row in group.itertuples():
+            probe_table.append(
+                {
+                    "modality": modality,
+                    "probe": name.removeprefix("probe:"),
+                    "sequence": row.sequence,
+                    "ume": row.ume,
+                    "real_mean": float(np.nanmean(real)),
+                    "outscores_real": float(np.mean(real < row.ume)),
+                    "context": row.context,
+                }
+            )
+    seconds = time.perf_counter() - start
+    logger.info("reward quality: %d sequences scored in %.0f s", len(scores), seconds)
+    return RewardQuality(
+        pll=pd.DataFrame(pll_rows),
+        auroc=pd.DataFrame(auroc_rows),
+        probes=pd.DataFrame(probe_table),
+        scores=scores,
+        seconds=seconds,
+    )
