@@ -117,5 +117,5 @@ def test_truncated_checkpoint_is_a_clear_error_in_load_ume(tmp_path, trained_sma
     ckpt, _ = trained_small_ume
     broken = tmp_path / "broken.ckpt"
     broken.write_bytes(ckpt.read_bytes()[:1000])
-    with pytest.raises(RuntimeError, match="truncated or corrupt"):
+    with pytest.raises(ValueError, match="truncated or corrupt"):
         load_ume(broken, device="cpu")
