@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The main job: execute notebooks 01 -> 04 headless and keep the executed copies and figures under runs/.
-#   bash scripts/main.sh                       # tiny profile (offline), the default here
+#   bash scripts/main.sh                       # demo profile (offline: tiny Qwen + a UME trained here), the default
 #   UME_RL_PROFILE=full bash scripts/main.sh   # real Qwen + real UME (GPU box)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/env.sh"
 cd "$ROOT"
-export UME_RL_PROFILE="${UME_RL_PROFILE:-tiny}"
+export UME_RL_PROFILE="${UME_RL_PROFILE:-demo}"
 export UME_RL_RUNS_DIR="${UME_RL_RUNS_DIR:-$ROOT/runs}"
 mkdir -p "$UME_RL_RUNS_DIR/notebooks"
 for nb in notebooks/0*.ipynb; do
