@@ -28,8 +28,8 @@ UME layouts (lobster FlexBERT), all exact:
   without a mask (a twin module sharing the weights);
 - unpadded + flash-attn (CUDA): rows are concatenated with no pad token and ``cu_seqlens`` come from
   the true lengths (upstream counted the padding as tokens);
-- unpadded without flash-attn: lobster's SDPA path attends across all sequences of a forward (measured
-  max |delta| 0.13), so the scorer runs a padded twin of the encoder sharing the same weight tensors;
+- unpadded without flash-attn: lobster's SDPA path attends across all sequences of a forward, so the scorer
+  runs a padded twin of the encoder sharing the same weight tensors;
 - padded + flash-attn (pads are attended): batches never mix lengths.
 
 Layout detection, padded twins and the last-layer shortcut live in :mod:`ume_rl.rewards.flexbert`; length
@@ -54,12 +54,10 @@ and logged (the reward marks it invalid, "unknown_token").
 Why ``masked`` is the default: lobster trains UME with the MLM loss on masked positions only (labels are
 -100 elsewhere), so ``unmasked`` reads predictions at positions the model was never trained on; the
 masked pseudo-log-likelihood is what the model was trained to predict. Cost: one encoder row per residue,
-about mean-length times the compute (measured on this 2-core CPU: 300 dataset sequences on the tiny UME
-in 37.5 s masked vs 2.7 s unmasked; UME_mini, dataset length mix: 89x per completion, see
-``benchmarks/reward_throughput.py``).
-The two are not interchangeable: Spearman(masked, unmasked) was 0.42 on the tiny UME (300 sequences;
-0.76 / 0.37 / 0.77 within SMILES / protein / DNA) and 0.62 on untrained UME_mini (60 sequences; -0.33 /
-0.82 / 0.44). ``unmasked`` remains for quick CPU runs where throughput matters more than fidelity.
+about mean-length times the compute of ``unmasked`` (``python benchmarks/reward_throughput.py`` prints the
+ratio for your machine; the README quotes measured figures). The two modes rank sequences differently
+(notebook 03's ``masked_vs_unmasked`` figure shows the Spearman correlation for your UME); ``unmasked`` remains
+for quick CPU runs where throughput matters more than fidelity.
 """
 
 from __future__ import annotations
