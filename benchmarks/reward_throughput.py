@@ -22,6 +22,10 @@ the scored sequences, CLS/EOS included):
 - ``naive masked loop``: one forward per (sequence, position), batch of one, decoder on every position.
 - ``bare forward``: the encoder alone over exactly the batches ``ume_rl unmasked`` packs
   (:meth:`ume_rl.rewards.scoring.UmeScorer.encoder_only`, inputs prepared beforehand).
+- ``generic unmasked (ESM-2 8M shape)`` / ``generic bare forward``: the same two on the round's protein
+  completions, scored through the generic Hugging Face path (:class:`ume_rl.rewards.hf_scoring.HFMaskedLMScorer`)
+  by an untrained ``EsmForMaskedLM`` shaped like ``facebook/esm2_t6_8M_UR50D`` (6 layers, hidden 320, ESM-2's
+  vocabulary): the generic path is held to the same overhead target as UME's.
 - ``ume_rl unmasked / masked, pad_shapes on`` (CPU; ``off`` on CUDA): the same reward with the shape ladder in
   the other state than the device's default, so what the ladder costs or saves is a ratio within each round.
 - ``ume_rl masked, N% unique, dedup off / on``: masked reward on a batch where only ``--unique-fraction`` of
@@ -64,7 +68,12 @@ from ume_rl.rewards.modalities import MODALITIES, MODALITY_TABLE
 from ume_rl.rewards.tags import read_completions, wrap
 from ume_rl.rewards.ume import UmeReward
 
-TARGETS = {"unmasked_vs_upstream": 4.0, "unmasked_over_bare_wall": 1.25, "masked_vs_naive": 3.0}
+TARGETS = {
+    "unmasked_vs_upstream": 4.0,
+    "unmasked_over_bare_wall": 1.25,
+    "masked_vs_naive": 3.0,
+    "generic_unmasked_over_bare_wall": 1.25,
+}
 VARIANTS = {
     "before": {"pad_shapes": False, "sdpa": None, "dedup": False},
     "ladder": {"pad_shapes": True, "sdpa": None},
@@ -135,6 +144,52 @@ def host_side(reward: UmeReward, completions: list[str]) -> None:
     token_ids = reward.scorer.encode([t.sequence for t in parsed], [t.modality for t in parsed])
     for _ in reward.scorer._batches(token_ids):
         pass
+
+
+def build_generic_reward(ume, device: str, dtype, token_budget, seed: int = 0) -> UmeReward:
+    """An unmasked reward whose protein model is an untrained ESM-2-8M-shaped ``EsmForMaskedLM`` (the generic
+    masked-LM path); the UME scores the other modalities, which the generic rows never send it."""
+    from transformers import EsmConfig, EsmForMaskedLM
+
+    from ume_rl.masked_lms import build_tiny_masked_lm
+    from ume_rl.rewards.hf_scoring import MaskedLM
+
+    tokenizer = build_tiny_masked_lm("amino_acid").tokenizer  # ESM-2's vocabulary
+    config = EsmConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=320,
+        num_hidden_layers=6,
+        num_attention_heads=20,
+        intermediate_size=1280,
+        max_position_embeddings=1026,
+        position_embedding_type="rotary",
+        token_dropout=True,
+        emb_layer_norm_before=False,
+        mask_token_id=tokenizer.mask_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        esm = EsmForMaskedLM(config).eval().requires_grad_(False).to(device)
+    models = {
+        "amino_acid": MaskedLM(esm, tokenizer, "amino_acid", "ESM-2 8M shape"),
+        "SMILES": ume,
+        "DNA": ume,
+    }
+    return UmeReward(models, mode="unmasked", token_budget=token_budget, dtype=dtype)
+
+
+def generic_rows(reward: UmeReward, batch: Batch) -> dict:
+    """Table 1's generic masked-LM rows on ``batch``'s protein completions."""
+    proteins = [i for i, m in enumerate(batch.modalities) if m == "amino_acid"]
+    completions = [batch.completions[i] for i in proteins]
+    scorer = reward.scorers["amino_acid"]
+    token_ids = scorer.encode([batch.sequences[i] for i in proteins], ["amino_acid"] * len(proteins))
+    n, n_tok = len(proteins), sum(len(t) for t in token_ids)
+    return {
+        "generic unmasked (ESM-2 8M shape)": (lambda: reward(completions), n, n_tok),
+        "generic bare forward": (scorer.encoder_only(token_ids), n, n_tok),
+    }
 
 
 def _sync(device: str) -> None:
@@ -230,7 +285,7 @@ def round_methods(ume, rewards: dict, batch: Batch, dup: Batch, upstream_name: s
         upstream = lambda: upstream_own(ume, batch.completions)  # noqa: E731
     else:
         upstream = lambda: upstream_recipe(ume, batch.completions, dtype)  # noqa: E731
-    return {
+    rows = {
         "ume_rl unmasked": (lambda: rewards["unmasked"](batch.completions), n, tok),
         "ume_rl unmasked (repeated)": (lambda: rewards["unmasked"](batch.completions), n, tok),
         f"ume_rl unmasked, {flipped}": (lambda: rewards["unmasked_flipped"](batch.completions), n, tok),
@@ -264,6 +319,8 @@ def round_methods(ume, rewards: dict, batch: Batch, dup: Batch, upstream_name: s
             dup.tokens(),
         ),
     }
+    rows.update(generic_rows(rewards["generic"], batch))
+    return rows
 
 
 def fresh_rounds(args, ume, dtype) -> dict:
@@ -281,6 +338,10 @@ def fresh_rounds(args, ume, dtype) -> dict:
     rewards["unmasked"](warm.completions)
     rewards["masked"](warm.completions[:3])
     rewards["masked_every"](warm.completions[:3])
+    rewards["generic"] = build_generic_reward(ume, args.device, dtype, args.token_budget, args.seed)
+    rewards["generic"](
+        [c for c, m in zip(warm.completions, warm.modalities, strict=True) if m == "amino_acid"]
+    )
     rewards["unmasked_flipped"](warm.completions)
     rewards["masked_flipped"](warm.completions[:3])
     upstream_recipe(ume, warm.completions[:3], dtype)
@@ -351,6 +412,7 @@ def fresh_rounds(args, ume, dtype) -> dict:
         },
         "overhead_ms_per_completion": 1e3 * (t["ume_rl unmasked"] - t["bare forward"]) / args.n,
         "host_ms_per_completion": 1e3 * t["host side"] / args.n,
+        "generic_unmasked_over_bare_wall": t["generic unmasked (ESM-2 8M shape)"] / t["generic bare forward"],
     }
     ratios = {key: float(np.median(values)) for key, values in ratios_per_round.items()}
     checks = {
@@ -384,7 +446,9 @@ def fresh_rounds(args, ume, dtype) -> dict:
         "ratios": ratios,
         "ratios_per_round": {key: values.tolist() for key, values in ratios_per_round.items()},
         "checks": checks,
-        "scorer_stats": {name: dict(r.scorer.stats) for name, r in rewards.items()},
+        "scorer_stats": {
+            name: {m: dict(s.stats) for m, s in r.scorers.items()} for name, r in rewards.items()
+        },
     }
 
 

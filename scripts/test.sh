@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test job: lint, unit tests (slow ones included), then every notebook under nbmake on the tiny profile.
+# The test job: lint, unit tests (slow ones included, and tests/browser: notebooks 02 and 03 in JupyterLab in
+# headless Chromium, skipped when no Chromium is installed), then every notebook under nbmake on the tiny profile.
 #   bash scripts/test.sh            # everything CI runs
 #   bash scripts/test.sh -m "not slow"  # extra pytest arguments go to the unit-test run
 set -euo pipefail

@@ -52,7 +52,7 @@ def warm_policy_path(tiny_qwen_path, tmp_path_factory):
     import torch
 
     from ume_rl.data import generate_synthetic_dataset
-    from ume_rl.training.run import load_recipe
+    from ume_rl.training.recipes import load_recipe
     from ume_rl.training.sft import warm_start
 
     threads = torch.get_num_threads()
@@ -63,6 +63,16 @@ def warm_policy_path(tiny_qwen_path, tmp_path_factory):
         return warm_start(tiny_qwen_path, train, out, disable_tqdm=True, **script.warm_start_kwargs(grpo))
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_mlms():
+    """Untrained masked LMs shaped like the public models, per modality: an ESM-2-like ``EsmForMaskedLM``
+    (proteins), a ChemBERTa-like ``RobertaForMaskedLM`` with a SMILES BPE, and a Nucleotide-Transformer-like
+    ``EsmForMaskedLM`` with 6-mer tokens (DNA); tokenizers built here."""
+    from ume_rl.masked_lms import build_tiny_masked_lm
+
+    return {m: build_tiny_masked_lm(m) for m in ("amino_acid", "SMILES", "nucleotide")}
 
 
 @pytest.fixture(scope="session")

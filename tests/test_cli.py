@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 
 import ume_rl
 from ume_rl.cli import main, parse_train_args
-from ume_rl.training.run import RECIPES_DIR, load_recipe, recipe_path
+from ume_rl.training.recipes import RECIPES_DIR, load_recipe, recipe_path
 
 TINY = str(RECIPES_DIR / "tiny.yaml")
 FULL = str(RECIPES_DIR / "full.yaml")
@@ -39,6 +40,73 @@ def test_both_recipes_parse(tmp_path):
     assert full.generation_batch_size % full.num_generations == 0
 
 
+def _cache_snapshot(cache: Path, repo_id: str, write) -> Path:
+    """Lay out a Hugging Face hub cache entry for ``repo_id`` (refs/main -> snapshots/<commit>) and fill it."""
+    commit = "0" * 40
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    snapshot = repo / "snapshots" / commit
+    write(snapshot)
+    return snapshot
+
+
+def test_full_public_recipe_loads_through_the_full_code_path(tmp_path, monkeypatch, tiny_qwen_path):
+    """With its models in the Hugging Face cache (tiny stand-ins under the recipe's hub ids), ``full-public``
+    resolves, downloads (a cache hit) and loads exactly as ``full`` does, with a masked LM per modality."""
+    from ume_rl.data import generate_synthetic_dataset, save_dataset
+    from ume_rl.masked_lms import build_tiny_masked_lm
+    from ume_rl.rewards.hf_scoring import MaskedLM
+    from ume_rl.training.run import TrainRun, download_models
+
+    script, _ = load_recipe("full-public", output_dir=tmp_path / "out")
+    assert script.profile == "full" and set(script.reward_models) == {"SMILES", "amino_acid", "nucleotide"}
+    cache = tmp_path / "hub"
+    snapshots = {
+        modality: _cache_snapshot(cache, repo, lambda d, m=modality: build_tiny_masked_lm(m, out_dir=d))
+        for modality, repo in script.reward_models.items()
+    }
+    qwen = _cache_snapshot(cache, "Qwen/Qwen2-0.5B-Instruct", lambda d: shutil.copytree(tiny_qwen_path, d))
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.delenv("UME_RL_QWEN", raising=False)
+    assert download_models("full-public", output_dir=tmp_path / "out") == {"policy": qwen, **snapshots}
+
+    dataset = tmp_path / "data"
+    save_dataset(generate_synthetic_dataset(n_per_modality=3, seed=0, progress=False), dataset)
+    run = TrainRun.prepare(*load_recipe("full-public", output_dir=tmp_path / "out", dataset_dir=str(dataset)))
+    assert run.profile.name == "full" and Path(run.base_policy) == qwen
+    models = run.load_reward_models()
+    assert {m: (type(v).__name__, v.name) for m, v in models.items()} == {
+        m: ("MaskedLM", repo) for m, repo in script.reward_models.items()
+    }
+    assert all(isinstance(v, MaskedLM) and not v.model.training for v in models.values())
+    (reward,) = run.build_rewards(models)
+    rows = reward.details(run.dataset["train"]["completion"], modality=run.dataset["train"]["modality"])
+    assert all(r["reason"] is None and r["score"] < 0 for r in rows)
+    assert reward.get_statistics()["models"] == script.reward_models
+
+
+def test_reward_models_choose_per_modality_and_fall_back_to_the_ume(tmp_path):
+    from ume_rl.profiles import get_profile
+    from ume_rl.training.validation import ConfigError
+
+    esm = tmp_path / "esm"
+    esm.mkdir()
+    flag = json.dumps({"protein": str(esm), "dna": "ume"})
+    script, _ = parse_train_args(
+        ["--config", TINY, "--output_dir", str(tmp_path / "out"), "--reward_models", flag]
+    )
+    assert script.reward_models == {"amino_acid": str(esm), "nucleotide": "ume"}
+    names = script.reward_model_names(get_profile("tiny"))
+    assert names == {"SMILES": "tiny", "amino_acid": str(esm), "nucleotide": "tiny"}
+    with pytest.raises(ConfigError, match="mapping modality -> model"):
+        parse_train_args(["--config", TINY, "--reward_models", "facebook/esm2_t6_8M_UR50D"])
+    with pytest.raises(ConfigError, match="Unknown modality"):
+        load_recipe("tiny", reward_models={"rna": "x"})
+    with pytest.raises(ConfigError, match="reward_models.*/nowhere/esm.*does not exist"):
+        load_recipe("tiny", reward_models={"protein": "/nowhere/esm"}, output_dir=tmp_path / "out2")
+
+
 def test_flags_override_the_recipe():
     script, grpo = parse_train_args(
         ["--config", TINY, "--max_steps", "3", "--reward_temperature", "0.5", "--learning_rate", "1e-4"]
@@ -52,7 +120,11 @@ def test_flags_override_the_recipe():
 
 def test_recipes_ship_inside_the_package(tmp_path, monkeypatch):
     assert RECIPES_DIR.parent == Path(ume_rl.__file__).parent  # package data, found after a plain pip install
-    assert sorted(p.name for p in RECIPES_DIR.glob("*.yaml")) == ["full.yaml", "tiny.yaml"]
+    assert sorted(p.name for p in RECIPES_DIR.glob("*.yaml")) == [
+        "full-public.yaml",
+        "full.yaml",
+        "tiny.yaml",
+    ]
     monkeypatch.chdir(
         tmp_path
     )  # no recipes/ here: the old repository-relative spelling finds the packaged file
@@ -93,7 +165,7 @@ def test_usage_and_unknown_commands(capsys):
     assert "ume-rl train --config" in capsys.readouterr().out
     assert main([]) == 2
     assert main(["fly"]) == 2
-    with pytest.raises(FileNotFoundError, match="full, tiny"):
+    with pytest.raises(FileNotFoundError, match="full, full-public, tiny"):
         load_recipe("nonexistent")
 
 
@@ -154,3 +226,159 @@ def test_two_processes_score_their_own_completions(tmp_path):
     log = result.stdout + result.stderr
     assert log.count("held-out evaluation of the trained policy") == 1  # rank 0 only
     assert (out / "evaluation.csv").is_file()
+
+
+# ------------------------------------------- runs are never lost (issue 12): refusal, lock, resume, overwrite
+
+
+def _tree(path):
+    """Every file under ``path`` with its content digest."""
+    import hashlib
+
+    return {
+        str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in path.rglob("*")
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def run_args(tmp_path_factory, tiny_qwen_path):
+    """Tiny, fast settings of ``ume-rl train`` on a small saved dataset (the output dir is added per test)."""
+    from ume_rl.data import load_or_generate_dataset
+
+    dataset = tmp_path_factory.mktemp("data") / "ds"
+    load_or_generate_dataset(dataset, n_per_modality=10, seed=0, progress=False)
+    # 1 prompt x 8 completions per step; a warm start of one SFT step
+    return [
+        "train",
+        "--config",
+        "tiny",
+        "--model_path",
+        str(tiny_qwen_path),
+        "--dataset_dir",
+        str(dataset),
+    ] + [
+        *("--save_steps", "1", "--warm_start_epochs", "0.05", "--eval_generations", "0"),
+        *("--max_completion_length", "16", "--per_device_train_batch_size", "8"),
+    ]
+
+
+@pytest.fixture(scope="module")
+def finished_run(run_args, tmp_path_factory):
+    """A finished two-step run (checkpoints 1 and 2, a warm start, the final model); tests copy it."""
+    import torch
+
+    out = tmp_path_factory.mktemp("finished") / "run"
+    threads = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("UME_RL_RUNS_DIR", str(out.parent / "runs"))
+        assert main([*run_args, "--max_steps", "2", "--output_dir", str(out)]) == 0
+    torch.set_num_threads(threads)
+    return out
+
+
+def _copy(run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    return copy
+
+
+def test_rerunning_into_a_finished_run_is_refused_and_changes_nothing(
+    finished_run, run_args, tmp_path, capsys
+):
+    run = _copy(finished_run, tmp_path)
+    before = _tree(run)
+    capsys.readouterr()
+    assert main([*run_args, "--max_steps", "2", "--output_dir", str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        len(err) == 1
+        and "holds a finished run (checkpoint-1, checkpoint-2, a warm start, a final model)" in err[0]
+    )
+    assert (
+        "--resume_from_checkpoint last" in err[0] and "--overwrite_output_dir (deletes everything" in err[0]
+    )
+    assert _tree(run) == before  # every file byte-identical, none added
+
+
+def test_an_interrupted_run_keeps_its_checkpoints(finished_run, run_args, tmp_path, capsys):
+    run = _copy(finished_run, tmp_path)
+    (run / "model.safetensors").unlink()  # killed before the final save
+    (run / "ume_rl_run.json").write_text(json.dumps({"status": "running"}))
+    before = _tree(run)
+    capsys.readouterr()
+    assert main([*run_args, "--max_steps", "4", "--save_steps", "2", "--output_dir", str(run)]) == 2
+    assert "holds an interrupted run (checkpoint-1, checkpoint-2, a warm start)" in capsys.readouterr().err
+    assert _tree(run) == before
+
+
+def test_resume_continues_and_reuses_the_complete_warm_start(finished_run, run_args, tmp_path, caplog):
+    run = _copy(finished_run, tmp_path)
+    warm = {k: v for k, v in _tree(run).items() if k.startswith("warm_start/")}
+    with caplog.at_level(logging.INFO):
+        assert (
+            main(
+                [*run_args, "--max_steps", "3", "--output_dir", str(run), "--resume_from_checkpoint", "last"]
+            )
+            == 0
+        )
+    assert f"warm start: reusing the complete warm start in {run / 'warm_start'}" in caplog.text
+    assert {k: v for k, v in _tree(run).items() if k.startswith("warm_start/")} == warm  # not trained again
+    assert json.loads((run / "checkpoint-3" / "trainer_state.json").read_text())["global_step"] == 3
+    marker = json.loads((run / "ume_rl_run.json").read_text())
+    assert marker["status"] == "trained" and marker["global_step"] == 3 and marker["resumed"]
+
+
+def test_overwrite_clears_the_earlier_run_whole(finished_run, run_args, tmp_path):
+    run = _copy(finished_run, tmp_path)
+    (run / "checkpoint-115").mkdir()
+    (run / "completions" / "completions_00115.parquet").write_bytes(b"stale")
+    assert (
+        main([*run_args, "--max_steps", "1", "--output_dir", str(run), "--overwrite_output_dir", "true"]) == 0
+    )
+    assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-1"]
+    assert sorted(p.name for p in (run / "completions").iterdir()) == ["completions_00001.parquet"]
+    assert json.loads((run / "checkpoint-1" / "trainer_state.json").read_text())["global_step"] == 1
+
+
+def test_a_second_run_on_a_directory_in_use_fails_at_once(run_args, tmp_path, capsys):
+    """The first run is simulated: this process holds the directory's lock, as a running ume-rl train would."""
+    import socket
+
+    from filelock import FileLock
+
+    from ume_rl.training.run import TrainRun
+    from ume_rl.training.rundir import HOLDER_FILE, LOCK_FILE, RunDirectoryError
+
+    run = tmp_path / "run"
+    run.mkdir()
+    holder = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": "2024-05-01 10:00:00",
+        "command": ["x"],
+    }
+    lock = FileLock(str(run / LOCK_FILE), timeout=0)
+    lock.acquire()
+    try:
+        (run / HOLDER_FILE).write_text(json.dumps(holder))
+        before = _tree(run)
+        capsys.readouterr()
+        assert main([*run_args, "--max_steps", "1", "--output_dir", str(run)]) == 2
+        message = capsys.readouterr().err
+        assert (
+            f"in use by another run: PID {os.getpid()} on {socket.gethostname()}, started 2024-05-01 10:00:00"
+            in message
+        )
+        assert _tree(run) == before
+    finally:
+        lock.release()
+    # the lock taken between the checks and the start (a race) is caught when the run claims the directory
+    script, grpo = parse_train_args([*run_args[1:], "--max_steps", "1", "--output_dir", str(run)])
+    lock.acquire()
+    try:
+        with pytest.raises(RunDirectoryError, match=f"in use by another run: PID {os.getpid()}"):
+            TrainRun.prepare(script, grpo)
+    finally:
+        lock.release()

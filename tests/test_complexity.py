@@ -184,3 +184,22 @@ def test_composes_with_ume_reward_in_a_grpo_step(tiny_ume, warm_policy_path, tmp
     assert complexity is not None and math.isfinite(complexity) and 0.0 < complexity <= 1.0
     changed = [name for name, p in trainer.model.named_parameters() if not torch.equal(before[name], p)]
     assert changed, "the combined advantage moved no parameter"
+
+
+def test_input_contract_and_parameters_are_checked():
+    reward = ComplexityReward()
+    with pytest.raises(TypeError, match="got one str"):
+        reward("<dna>ACGTACGT</dna>")
+    with pytest.raises(TypeError, match="got None"):
+        reward(None)
+    with pytest.raises(TypeError, match="modality must be None"):
+        reward(["no tag"], modality=3)
+    with pytest.raises(ValueError, match="Unknown modality 'protien'"):
+        reward(["no tag"], modality="protien")
+    assert reward(["<dna>ACGT</dna>", None, 7], modality="dna")[1:] == [None, None]  # not text: unscored
+    with pytest.raises(ValueError, match="penalty must be finite"):
+        ComplexityReward(penalty=math.nan)
+    with pytest.raises(TypeError, match="penalty must be a real number"):
+        ComplexityReward(penalty="0")
+    with pytest.raises(ValueError, match="max_chars must be a positive integer"):
+        ComplexityReward(max_chars=0)

@@ -1,13 +1,18 @@
 """Synthetic dataset: sizes, splits, lengths, tags, validity, determinism, persistence."""
 
+import hashlib
 import json
+import logging
+import shutil
 from collections import Counter
 
 import pytest
 from rdkit import Chem
 
 from ume_rl.data import (
+    GENERATED_MARKER,
     generate_synthetic_dataset,
+    load_dataset_dir,
     load_or_generate_dataset,
     save_dataset,
 )
@@ -92,3 +97,122 @@ def test_load_or_generate_creates_missing(tmp_path):
     ds = load_or_generate_dataset(tmp_path / "new", n_per_modality=3, seed=3, progress=False)
     assert (tmp_path / "new" / "dataset_dict.json").is_file()
     assert len(ds["full"]) == 9
+
+
+# ------------------------------------------------------- saved datasets are never regenerated over (issue 12)
+
+
+def _tree(path):
+    return {
+        str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in path.rglob("*")
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """A small dataset saved by load_or_generate_dataset (so it carries the generation marker)."""
+    out = tmp_path_factory.mktemp("saved") / "ds"
+    load_or_generate_dataset(out, n_per_modality=3, seed=0, progress=False)
+    return out
+
+
+def test_a_missing_explicit_directory_names_the_generating_command(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"does not exist.*load_or_generate_dataset\('.*typo'\)"):
+        load_dataset_dir(tmp_path / "typo")
+    assert not (tmp_path / "typo").exists()
+
+
+def test_a_single_saved_dataset_is_refused_and_left_untouched(tmp_path):
+    single = tmp_path / "single"
+    generate_synthetic_dataset(n_per_modality=3, seed=0, progress=False)["train"].save_to_disk(str(single))
+    before = _tree(single)
+    with pytest.raises(ValueError, match=f"dataset {single} is not usable: it holds a single saved Dataset"):
+        load_or_generate_dataset(single)
+    assert _tree(single) == before  # no synthetic splits written into the user's directory
+
+
+def test_a_deleted_dataset_dict_json_is_an_error_not_a_regeneration(saved, tmp_path):
+    user = tmp_path / "mine"
+    shutil.copytree(saved, user)
+    (user / GENERATED_MARKER).unlink()  # the user's own data
+    (user / "dataset_dict.json").unlink()
+    before = _tree(user)
+    with pytest.raises(ValueError, match="no dataset_dict.json, so it is not a saved DatasetDict"):
+        load_or_generate_dataset(user, rebuild=True)
+    assert _tree(user) == before
+
+
+def test_missing_splits_and_partial_saves_are_named(saved, tmp_path):
+    partial = tmp_path / "partial"
+    shutil.copytree(saved, partial)
+    (partial / "dataset_dict.json").write_text(json.dumps({"splits": ["train", "full"]}))
+    (partial / "train" / "data-00000-of-00001.arrow").unlink()
+    with pytest.raises(ValueError) as err:
+        load_dataset_dir(partial)
+    message = str(err.value)
+    assert "split(s) validation, test missing" in message
+    assert "split train: data file(s) data-00000-of-00001.arrow missing or empty" in message
+
+
+def test_a_truncated_arrow_file_names_the_path_and_the_regenerate_command(saved, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(saved, broken)
+    arrow = broken / "train" / "data-00000-of-00001.arrow"
+    arrow.write_bytes(arrow.read_bytes()[: arrow.stat().st_size // 2])
+    with pytest.raises(
+        ValueError, match=rf"dataset {broken} has a corrupt data file.*load_or_generate_dataset"
+    ):
+        load_or_generate_dataset(broken)
+    assert arrow.stat().st_size > 0  # left as it was
+
+
+def test_a_broken_cache_this_package_generated_is_rebuilt_only_when_asked(saved, tmp_path, caplog):
+    cache = tmp_path / "cache"
+    shutil.copytree(saved, cache)
+    arrow = cache / "train" / "data-00000-of-00001.arrow"
+    arrow.write_bytes(b"")
+    with pytest.raises(ValueError, match="missing or empty"):
+        load_or_generate_dataset(cache)
+    with caplog.at_level(logging.WARNING, logger="ume_rl.data"):
+        rebuilt = load_or_generate_dataset(cache, rebuild=True, n_per_modality=3, seed=0, progress=False)
+    assert "is broken" in caplog.text and len(rebuilt["full"]) == 9
+
+
+def test_loader_arguments_that_disagree_with_the_saved_dataset_raise(saved, tmp_path, caplog):
+    assert len(load_or_generate_dataset(saved, n_per_modality=3, seed=0)["full"]) == 9  # agrees
+    with pytest.raises(ValueError, match=r"has n_per_modality=3, not n_per_modality=5"):
+        load_or_generate_dataset(saved, n_per_modality=5)
+    with pytest.raises(ValueError, match=r"has seed=0, not seed=1"):
+        load_or_generate_dataset(saved, seed=1)
+    unmarked = tmp_path / "unmarked"  # saved by someone else: the row counts still tell n_per_modality
+    shutil.copytree(saved, unmarked)
+    (unmarked / GENERATED_MARKER).unlink()
+    with pytest.raises(ValueError, match=r"has n_per_modality=3, not n_per_modality=100"):
+        load_or_generate_dataset(unmarked, n_per_modality=100)
+    with caplog.at_level(logging.WARNING, logger="ume_rl.data"):
+        load_or_generate_dataset(unmarked, seed=7)
+    assert "['seed'] cannot be checked" in caplog.text
+
+
+def test_bad_generation_arguments_fail_before_anything_is_written(tmp_path):
+    with pytest.raises(TypeError, match="n_per_modality must be an integer"):
+        load_or_generate_dataset(tmp_path / "ds", n_per_modality=3.5)
+    with pytest.raises(TypeError, match="unknown dataset argument"):
+        load_or_generate_dataset(tmp_path / "ds", n_per_modaliti=3)
+    assert not (tmp_path / "ds").exists()
+
+
+def test_save_is_atomic_and_never_overwrites_other_files(tmp_path):
+    ds = generate_synthetic_dataset(n_per_modality=3, seed=1, progress=False)
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "a.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not a saved dataset"):
+        save_dataset(ds, other)
+    assert [p.name for p in other.iterdir()] == ["a.txt"]
+    out = save_dataset(ds, tmp_path / "ds")
+    replaced = save_dataset(generate_synthetic_dataset(n_per_modality=4, seed=1, progress=False), out)
+    assert len(load_dataset_dir(replaced)["full"]) == 12
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "ds.json", "notes"]  # no staging left behind

@@ -17,6 +17,7 @@ PACKAGE = Path(ume_rl.__file__).resolve().parent
 LAYERS = {
     "rewards": 0,
     "models": 1,
+    "masked_lms": 1,
     "data": 1,
     "profiles": 1,
     "corpus": 1,

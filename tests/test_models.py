@@ -114,3 +114,131 @@ def test_unloadable_ume_names_the_fix(tmp_path):
         build_tiny_ume(layout="padded", use_flash_attn=True)
     with pytest.raises(RuntimeError, match="UME_RL_PROFILE=tiny"):
         load_ume("ume-mini-base-12M", device="cpu")
+
+
+# ------------------------------------------------------------------------------ real checkpoints, any masked LM
+
+
+def _save_lightning_checkpoint(ume, path, like_flash_training: bool):
+    """Write ``ume`` as Lightning does (``Trainer.save_checkpoint``: state_dict, hyper_parameters, versions)."""
+    import lightning
+
+    if (
+        like_flash_training
+    ):  # a checkpoint trained with flash-attn: no ckpt_path, use_flash_attn in its hparams
+        ume.hparams["use_flash_attn"], ume.hparams["ckpt_path"] = True, None
+    trainer = lightning.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.strategy.connect(ume)
+    trainer.save_checkpoint(path)
+    return path
+
+
+@pytest.mark.parametrize("like_flash_training", [True, False])
+def test_unpadded_lightning_checkpoint_scores_like_the_padded_model(tmp_path, like_flash_training):
+    """Real UME checkpoints are trained with flash-attn (unpadded layout); on CPU they load and score exactly."""
+    from ume_rl.rewards.scoring import UmeScorer
+
+    trained = build_tiny_ume(layout="unpadded")
+    with torch.no_grad():  # weights no seed reproduces: the checkpoint must be read
+        generator = torch.Generator().manual_seed(1)
+        for param in trained.parameters():
+            param.add_(0.05 * torch.randn(param.shape, generator=generator))
+    path = _save_lightning_checkpoint(trained, tmp_path / "ume.ckpt", like_flash_training)
+    loaded = load_ume(path, device="cpu")
+    assert not any(p.requires_grad for p in loaded.parameters()) and not loaded.training
+    padded = build_tiny_ume(layout="padded")
+    padded.model.load_state_dict(trained.model.state_dict())
+    padded.eval()
+    sequences = ["CCO", "MKVLAAGGW", "ACGTACGTTTGA", "c1ccccc1O", "MK"]
+    modalities = ["SMILES", "amino_acid", "nucleotide", "SMILES", "amino_acid"]
+    for mode in ("masked", "unmasked"):
+        got = UmeScorer(loaded, mode=mode).score(sequences, modalities)
+        assert got == pytest.approx(UmeScorer(padded, mode=mode).score(sequences, modalities), abs=1e-5)
+    untrained = UmeScorer(build_tiny_ume(layout="padded")).score(sequences, modalities)
+    assert max(abs(a - b) for a, b in zip(got, untrained, strict=True)) > 1e-3
+
+
+def test_truncated_checkpoint_is_a_clear_error(tmp_path):
+    path = _save_lightning_checkpoint(build_tiny_ume(layout="unpadded"), tmp_path / "ume.ckpt", True)
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ValueError, match="truncated or corrupt.*copy or download it again"):
+        load_ume(truncated, device="cpu")
+
+
+def test_masked_lm_round_trips_through_a_local_directory(tmp_path, tiny_mlms):
+    from ume_rl.masked_lms import build_tiny_masked_lm, load_reward_model
+    from ume_rl.rewards.hf_scoring import HFMaskedLMScorer, MaskedLM
+
+    for modality in ("amino_acid", "SMILES", "nucleotide"):
+        saved = build_tiny_masked_lm(modality, out_dir=tmp_path / modality)
+        loaded = load_reward_model(tmp_path / modality, modality, device="cpu")
+        assert isinstance(loaded, MaskedLM) and loaded.modality == modality
+        assert not loaded.model.training and not any(p.requires_grad for p in loaded.model.parameters())
+        sequence = {"amino_acid": "MKVLAAG", "SMILES": "CC(=O)Oc1ccccc1", "nucleotide": "ACGTACGTTA"}[
+            modality
+        ]
+        want = HFMaskedLMScorer(tiny_mlms[modality]).score([sequence], [modality])
+        assert HFMaskedLMScorer(saved).score([sequence], [modality]) == pytest.approx(want, abs=1e-6)
+        assert HFMaskedLMScorer(loaded).score([sequence], [modality]) == pytest.approx(want, abs=1e-6)
+    assert (
+        load_reward_model("tiny", "SMILES", device="cpu").model.config.padding == "padded"
+    )  # UME names: load_ume
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no complete masked LM"):
+        load_reward_model(tmp_path / "empty", "protein", device="cpu")
+
+
+def test_uncached_hub_model_offline_names_the_fix(monkeypatch, tmp_path):
+    from ume_rl.masked_lms import load_reward_model
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty_cache"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    with pytest.raises(RuntimeError, match="facebook/esm2_t6_8M_UR50D.*Fix: download it once.*notebook 01"):
+        load_reward_model("facebook/esm2_t6_8M_UR50D", "protein", device="cpu")
+
+
+def test_unknown_ume_name_lists_the_valid_names():
+    with pytest.raises(ValueError, match=r"Unknown UME 'does-not-exist'.*ume-mini-base-12M.*'tiny'") as err:
+        load_ume("does-not-exist", device="cpu")
+    assert "network" not in str(err.value) and "credentials" not in str(err.value)
+    # names are matched case-insensitively: this one reaches the registry (offline here) under lobster's spelling
+    with pytest.raises(RuntimeError, match="Could not load UME 'ume-mini-base-12M'"):
+        load_ume("UME-Mini-Base-12M", device="cpu")
+    assert load_ume("TINY", device="cpu").model.config.hidden_size == 64
+
+
+def _truncated_torch_file(path):
+    torch.save({"state_dict": {"w": torch.zeros(1000)}}, path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.write_bytes(b""), "is empty"),
+        (lambda p: p.write_text("not a checkpoint at all"), "is not a PyTorch checkpoint"),
+        (_truncated_torch_file, "truncated or corrupt"),
+        (
+            lambda p: torch.save({"weights": torch.zeros(2)}, p),
+            "could not be loaded by UME.load_from_checkpoint",
+        ),
+    ],
+    ids=["empty", "garbage", "truncated", "not-lightning"],
+)
+def test_a_file_that_is_not_a_lightning_checkpoint_says_so(tmp_path, make, message):
+    path = tmp_path / "x.ckpt"
+    make(path)
+    with pytest.raises((ValueError, RuntimeError), match=message) as err:
+        load_ume(path, device="cpu")
+    assert "'state_dict', 'hyper_parameters'" in str(err.value)  # what a checkpoint looks like
+    assert str(path) in str(err.value)

@@ -90,4 +90,8 @@ def test_every_public_name_resolves():
 def test_recipes_ship_as_package_data():
     data = _pyproject()["tool"]["setuptools"]["package-data"]["ume_rl"]
     assert "recipes/*.yaml" in data
-    assert {p.name for p in (ROOT / "ume_rl" / "recipes").glob("*.yaml")} == {"tiny.yaml", "full.yaml"}
+    assert {p.name for p in (ROOT / "ume_rl" / "recipes").glob("*.yaml")} == {
+        "tiny.yaml",
+        "full.yaml",
+        "full-public.yaml",
+    }

@@ -42,7 +42,8 @@ def test_every_entry_has_help():
 
 
 def test_recipe_with_complexity_reward_trains_in_the_tiny_profile(tmp_path, single_thread):
-    from ume_rl.training.run import TrainRun, load_recipe
+    from ume_rl.training.recipes import load_recipe
+    from ume_rl.training.run import TrainRun
 
     script, grpo = load_recipe(
         "tiny",

@@ -237,6 +237,189 @@ def test_grpo_trainer_step_with_tiny_qwen(tiny_ume, tiny_qwen_path, tmp_path):
     assert reward.get_statistics()["completions"] == 4
 
 
+# ------------------------------------------------------------------------------ a reward model per modality
+
+
+@pytest.fixture(scope="module")
+def mixed_models(tiny_ume, tiny_mlms):
+    """ESM-2-like for proteins, ChemBERTa-like for SMILES, the tiny UME for DNA."""
+    return {"protein": tiny_mlms["amino_acid"], "SMILES": tiny_mlms["SMILES"], "nucleotide": tiny_ume}
+
+
+def test_mixed_models_score_each_modality_with_its_own(mixed_models, tiny_ume, tiny_mlms):
+    from ume_rl.rewards.hf_scoring import HFMaskedLMScorer
+    from ume_rl.rewards.scoring import UmeScorer
+
+    reward = UmeReward(mixed_models)
+    assert {m: type(s).__name__ for m, s in reward.scorers.items()} == {
+        "amino_acid": "HFMaskedLMScorer",
+        "SMILES": "HFMaskedLMScorer",
+        "nucleotide": "UmeScorer",
+    }
+    rows = reward.details(VALID)
+    want = [
+        HFMaskedLMScorer(tiny_mlms["SMILES"]).score(["CCO"], ["SMILES"])[0],
+        HFMaskedLMScorer(tiny_mlms["amino_acid"]).score(["MKVLAAGGW"], ["amino_acid"])[0],
+        UmeScorer(tiny_ume).score(["ACGTACGTTTGA"], ["nucleotide"])[0],
+    ]
+    assert [r["score"] for r in rows] == pytest.approx(want, abs=1e-6)
+    assert [r["reward"] for r in rows] == pytest.approx([s / 0.1 for s in want], abs=1e-5)
+    with pytest.raises(ValueError, match="model per modality"):
+        reward.scorer  # noqa: B018
+    assert UmeReward(tiny_ume, mode="unmasked").scorer is not None  # one UME: one scorer for all
+    stats = reward.get_statistics()
+    assert stats["models"]["nucleotide"] == "UME" and stats["models"]["amino_acid"].startswith("tiny-esm")
+
+
+def test_mixed_models_floor_per_vocabulary_and_penalty_below_all(mixed_models, tiny_mlms):
+    reward = UmeReward(mixed_models)
+    vocab = {
+        "amino_acid": 33,
+        "SMILES": tiny_mlms["SMILES"].model.config.vocab_size,
+        "nucleotide": 1280,
+    }
+    assert reward.score_floors == pytest.approx({m: -math.log(v) - 1.0 for m, v in vocab.items()})
+    assert reward.penalty == pytest.approx((min(reward.score_floors.values()) - 1.0) / 0.1)
+    assert reward.penalty < min(f / 0.1 for f in reward.score_floors.values())
+    invalid = [
+        "no tag",
+        "<protein>MKJ</protein>",
+        "<smiles>[Og]</smiles>",
+        "<protein>" + "A" * 1023 + "</protein>",
+    ]
+    rows = reward.details(VALID + invalid)
+    assert [r["reason"] for r in rows[3:]] == ["no_tag", "bad_alphabet", "unknown_token", "too_long"]
+    assert all(r["reward"] == reward.penalty for r in rows[3:])
+    assert min(r["reward"] for r in rows[:3]) > reward.penalty
+
+
+def test_an_adversarial_masked_lm_is_floored_at_its_own_floor(tiny_mlms, tiny_ume):
+    import copy
+
+    from ume_rl.rewards.hf_scoring import MaskedLM
+
+    esm = tiny_mlms["amino_acid"]
+    model = copy.deepcopy(esm.model)
+    with torch.no_grad():
+        model.lm_head.bias[esm.tokenizer.mask_token_id] = 1e4  # predicts <mask> everywhere
+    reward = UmeReward(
+        {"amino_acid": MaskedLM(model, esm.tokenizer, "amino_acid"), "SMILES": tiny_ume, "DNA": tiny_ume}
+    )
+    row = reward.details(["<protein>MKVL</protein>"])[0]
+    assert row["score"] < -1000 and row["floored"]
+    assert row["reward"] == pytest.approx(reward.score_floors["amino_acid"] / 0.1)
+    assert row["reward"] > reward.penalty
+
+
+def test_reward_model_mapping_is_checked(tiny_ume, tiny_mlms):
+    from ume_rl.rewards.scoring import UmeScorer
+
+    with pytest.raises(ValueError, match="no reward model for"):
+        UmeReward({"amino_acid": tiny_mlms["amino_acid"]})
+    with pytest.raises(ValueError, match="scores amino_acid, given for SMILES"):
+        UmeReward({"SMILES": tiny_mlms["amino_acid"], "amino_acid": tiny_ume, "DNA": tiny_ume})
+    with pytest.raises(ValueError, match="mode"):
+        UmeReward({"SMILES": UmeScorer(tiny_ume, mode="unmasked"), "amino_acid": tiny_ume, "DNA": tiny_ume})
+    with pytest.raises(TypeError, match="MaskedLM"):
+        UmeReward({"SMILES": "DeepChem/ChemBERTa-77M-MLM", "amino_acid": tiny_ume, "DNA": tiny_ume})
+    shared = UmeReward({"SMILES": tiny_ume, "amino_acid": tiny_ume, "DNA": tiny_mlms["nucleotide"]})
+    assert shared.scorers["SMILES"] is shared.scorers["amino_acid"]  # one UME, one scorer
+
+
+def test_grpo_trainer_step_with_a_model_per_modality(mixed_models, warm_policy_path, tmp_path, single_thread):
+    """The warm-started tiny policy writes tagged sequences: each modality's completions are scored by its own
+    model inside GRPO, and the step moves the policy."""
+    from trl import GRPOConfig, GRPOTrainer
+
+    from ume_rl.data import generate_synthetic_dataset
+
+    dataset = generate_synthetic_dataset(n_per_modality=3, seed=0, progress=False)["full"]
+    reward = UmeReward(mixed_models, mode="unmasked")
+    args = GRPOConfig(
+        output_dir=str(tmp_path / "grpo"),
+        per_device_train_batch_size=12,
+        num_generations=4,
+        max_completion_length=100,
+        learning_rate=1e-3,
+        max_steps=1,
+        logging_steps=1,
+        report_to="none",
+        bf16=False,
+        use_cpu=True,
+        save_strategy="no",
+        seed=0,
+    )
+    trainer = GRPOTrainer(model=str(warm_policy_path), reward_funcs=reward, args=args, train_dataset=dataset)
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.train()
+    logs = {k: v for entry in trainer.state.log_history for k, v in entry.items()}
+    stats = reward.get_statistics()
+    assert logs["rewards/ume_reward/mean"] == pytest.approx(stats["mean_reward"], abs=1e-4)
+    assert stats["completions"] == 12 and stats["valid"] > 0
+    assert logs["rewards/ume_reward/std"] > 0
+    assert any(not torch.equal(before[n], p) for n, p in trainer.model.named_parameters())
+
+
+# ------------------------------------------------------------------ input contract (issue 12, finding 5)
+
+
+def test_a_bare_string_or_none_is_a_type_error_not_one_completion_per_character(reward):
+    before = reward.get_statistics()["completions"]
+    with pytest.raises(TypeError, match=r"got one str of 19 characters: pass \[completion\]"):
+        reward("<dna>ACGTACGT</dna>")
+    with pytest.raises(TypeError, match="got None"):
+        reward(None)
+    with pytest.raises(TypeError, match="list of completions"):
+        reward.details(iter(VALID))
+    assert reward.get_statistics()["completions"] == before  # nothing was scored or counted
+    assert len(reward(tuple(VALID))) == 3  # a tuple is a list of completions too
+
+
+@pytest.mark.parametrize(
+    ("modality", "error", "message"),
+    [
+        (3, TypeError, "modality must be None, one modality"),
+        ("protien", ValueError, "Unknown modality 'protien'"),
+        (["dna", "DNA"], ValueError, "3 completions but 2 modalities"),
+        (["dna", "smiles", "rna"], ValueError, r"modality\[2\]: Unknown modality 'rna'"),
+        (["dna", 5, None], TypeError, r"modality\[1\] must be a modality name"),
+    ],
+)
+def test_every_modality_value_is_checked_up_front(reward, modality, error, message):
+    # none of these completions has a tag: the modality is checked anyway, before anything is read
+    with pytest.raises(error, match=message):
+        reward(["no tag", "still none", ""], modality=modality)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"temperature": "0.1"}, TypeError, "temperature must be a real number, got str"),
+        ({"temperature": True}, TypeError, "temperature must be a real number, got bool"),
+        ({"temperature": math.inf}, ValueError, "temperature must be finite and > 0"),
+        ({"temperature": math.nan}, ValueError, "temperature must be finite and > 0"),
+        ({"temperature": -0.1}, ValueError, "temperature must be finite and > 0"),
+        ({"penalty": math.nan}, ValueError, "penalty must be finite"),
+        ({"penalty": -math.inf}, ValueError, "penalty must be finite"),
+        ({"penalty": "-5"}, TypeError, "penalty must be a real number or None"),
+        ({"score_floor": math.nan}, ValueError, "score_floor must be <= 0"),
+        ({"score_floor": 2.0}, ValueError, "score_floor must be <= 0"),
+        ({"margin": 0}, ValueError, "margin must be finite and > 0"),
+        ({"margin": math.inf}, ValueError, "margin must be finite and > 0"),
+    ],
+)
+def test_parameters_are_checked_at_construction(tiny_ume, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        UmeReward(tiny_ume, mode="unmasked", **kwargs)
+
+
+def test_items_that_are_not_text_keep_the_penalty_with_a_reason(reward):
+    rows = reward.details([VALID[2], None, 42, {"role": "assistant"}, [{"content": 3}]])
+    assert rows[0]["reason"] is None
+    assert [r["reason"] for r in rows[1:]] == ["no_tag"] * 4
+    assert all(r["reward"] == reward.penalty for r in rows[1:]) and math.isfinite(reward.penalty)
+
+
 def test_duplicates_and_cache_hits_in_statistics(tiny_ume):
     group = [VALID[0]] * 4 + [VALID[1]] * 3 + [VALID[2], "no tag"]  # a GRPO group that repeats itself
     plain = UmeReward(tiny_ume, dedup=False)
@@ -250,3 +433,17 @@ def test_duplicates_and_cache_hits_in_statistics(tiny_ume):
     assert stats["cache_hits"] == 3 and stats["forwards"] == reward.scorer.stats["forwards"]
     reward.reset_statistics()
     assert reward.get_statistics()["cache_hits"] == 0
+
+
+def test_a_model_per_modality_dedups_and_caches_per_scorer(mixed_models):
+    """Statistics sum over the reward's scorers; each scorer answers only its own sequences from its cache."""
+    group = [VALID[0]] * 3 + [VALID[1]] * 2 + [VALID[2]] * 2
+    plain = UmeReward(mixed_models, dedup=False)
+    reward = UmeReward(mixed_models, cache_size=8)
+    assert reward(group) == pytest.approx(plain(group), abs=1e-4)
+    stats = reward.get_statistics()
+    assert (stats["duplicates"], stats["cache_hits"]) == (4, 0)
+    assert stats["scored_rows"] < plain.get_statistics()["scored_rows"]
+    reward(VALID)
+    assert reward.get_statistics()["cache_hits"] == 3
+    assert all(len(s.memo) == 1 for s in reward.scorers.values())  # one sequence each, never shared

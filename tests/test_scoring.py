@@ -254,8 +254,12 @@ def test_padding_rows_are_never_scored():
     assert host["targets"].tolist() == [5, 6, 7, 8, 9, 5]  # residues of the three real rows only
     assert host["owner"].tolist() == [0, 0, 1, 1, 1, 2]
     assert host["attention_mask"].sum(1).tolist() == [4, 5, 3, 4, 4, 4]  # padding rows repeat row 0
-    masked = batch_arrays(ids, np.array([1, 1, 1]), np.array([1, 2, 3]), "padded", 1, True, 16, 4)
+    masked = batch_arrays(ids, np.array([1, 1, 1]), np.array([1, 2, 3]), "padded", 1, True, width=16, rows=4)
     assert masked["targets"].tolist() == [7, 8, 9] and masked["row_pos"].tolist() == [1, 2, 3, 1]
+    # a tokenizer with CLS only (Nucleotide Transformer): the last token is a residue, padding rows still unscored
+    cls_only = batch_arrays(ids, seqs, positions, "padded", 1, False, (1, 0), width=16, rows=4)
+    assert cls_only["targets"].tolist() == [5, 6, 2, 7, 8, 9, 2, 5, 2]
+    assert cls_only["owner"].tolist() == [0, 0, 0, 1, 1, 1, 1, 2, 2] and cls_only["sel_row"].max() == 2
 
 
 def test_warmup_runs_every_ladder_shape_without_touching_stats(ume):

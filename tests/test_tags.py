@@ -114,3 +114,26 @@ def test_any_text_gives_a_known_reason(pieces, expected):
     assert (result.sequence is None) == (result.reason is not None)
     if result.reason is None:
         assert result.modality in MODALITIES and result.sequence == result.sequence.strip()
+
+
+def test_untagged_text_is_a_bare_sequence_only_when_asked():
+    texts = ["CC(C)CC1=CC=C(C=C1)C(C)C(=O)O", "mkvl", "ACGU", "Here: CCO", "<dna>ACGT</dna>", "A" * 50]
+    assert [t.reason for t in read_completions(texts)] == [
+        "no_tag",
+        "no_tag",
+        "no_tag",
+        "no_tag",
+        None,
+        "no_tag",
+    ]
+    detected = read_completions(texts, untagged="detect", max_chars=40)
+    assert [(t.modality, t.sequence, t.reason) for t in detected] == [
+        ("SMILES", "CC(C)CC1=CC=C(C=C1)C(C)C(=O)O", None),
+        ("amino_acid", "MKVL", None),
+        (None, None, "no_tag"),  # U: neither DNA, protein nor SMILES
+        (None, None, "no_tag"),  # prose around a sequence is not a bare sequence
+        ("nucleotide", "ACGT", None),  # a tag pair still wins
+        (None, None, "too_long"),  # longer than max_chars, before any parsing
+    ]
+    with pytest.raises(ValueError, match="untagged"):
+        read_completions(texts, untagged="yes")

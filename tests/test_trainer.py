@@ -108,3 +108,44 @@ def test_build_trainer_takes_reward_callables_in_order(tmp_path, tiny_qwen_path,
 
 def test_ume_reward_config_subclass_is_a_grpo_config():
     assert issubclass(UmeGRPOConfig, GRPOConfig)
+
+
+def test_a_complete_warm_start_is_reused_and_an_incomplete_one_trained_again(
+    tiny_qwen_path, dataset, tmp_path, caplog
+):
+    import hashlib
+    import logging
+
+    from ume_rl.training.sft import WARM_START_MARKER, completed_warm_start, warm_start
+
+    def digest(path):
+        return {
+            p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(path.iterdir()) if p.is_file()
+        }
+
+    out = tmp_path / "warm"
+    rows = dataset["train"].select(range(16))
+    settings = {"num_train_epochs": 1, "per_device_train_batch_size": 16, "disable_tqdm": True, "seed": 0}
+    assert warm_start(tiny_qwen_path, rows, out, **settings) == out
+    assert completed_warm_start(out)["num_train_epochs"] == 1
+    first = digest(out)
+    with caplog.at_level(logging.INFO, logger="ume_rl.training.sft"):
+        assert warm_start(tiny_qwen_path, rows, out, **settings) == out
+    assert "reusing the complete warm start" in caplog.text and digest(out) == first  # not trained again
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="ume_rl.training.sft"):
+        warm_start(tiny_qwen_path, rows, out, **{**settings, "learning_rate": 1e-3}, reuse="any")  # resuming
+    assert "although its settings differ in ['learning_rate']" in caplog.text and digest(out) == first
+    (out / WARM_START_MARKER).unlink()  # interrupted before its record: partial, never loaded
+    (out / "stale.bin").write_bytes(b"x")
+    assert completed_warm_start(out) is None
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="ume_rl.training.sft"):
+        warm_start(tiny_qwen_path, rows, out, **settings)
+    assert "is incomplete (no record written last): training it again" in caplog.text
+    assert completed_warm_start(out) is not None and not (out / "stale.bin").exists()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="ume_rl.training.sft"):
+        warm_start(tiny_qwen_path, rows, out, **{**settings, "learning_rate": 1e-3})
+    assert "trained with other settings: training it again" in caplog.text
+    assert completed_warm_start(out)["learning_rate"] == 1e-3

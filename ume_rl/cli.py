@@ -1,13 +1,18 @@
 """Command line: ``ume-rl train --config tiny`` (flags override the recipe's values).
 
-``--config`` takes a profile name (``tiny``, ``full``: the recipes shipped in ``ume_rl/recipes/``) or the path
-of your own YAML; any recipe field (:class:`~ume_rl.training.run.TrainScriptArguments` or ``GRPOConfig``)
+``--config`` takes a recipe name (``tiny``, ``full``, ``full-public``: the recipes shipped in ``ume_rl/recipes/``) or the path
+of your own YAML; any recipe field (:class:`~ume_rl.training.recipes.TrainScriptArguments` or ``GRPOConfig``)
 can be overridden by a flag. The same command runs unchanged on several GPUs or nodes::
 
     ume-rl train --config tiny --max_steps 5
     accelerate launch --num_processes 8 -m ume_rl.cli train --config full
     accelerate launch --config_file deepspeed_zero3.yaml -m ume_rl.cli train --config full
     ume-rl train --config full --use_vllm true --vllm_mode colocate   # TRL's own vLLM generation
+
+Without ``--config`` the active profile's recipe is used (and logged). Every value is checked before anything
+is loaded or written: a bad one is a one-line error (exit code 2). A run never clobbers another: an output
+directory that holds a run needs ``--resume_from_checkpoint last`` or ``--overwrite_output_dir``, and a
+directory another run is using is refused at once (exit code 2 too).
 
 What a run does is :func:`ume_rl.training.run.run_train`.
 """
@@ -17,44 +22,67 @@ from __future__ import annotations
 import logging
 import sys
 
-from ume_rl.training.run import apply_runtime, recipe_parser, recipe_path, run_train
+from ume_rl.training.recipes import DESCRIPTION, USAGE, parse_config
+from ume_rl.training.run import run_train
+from ume_rl.training.rundir import RunDirectoryError
+from ume_rl.training.validation import ConfigError
 
-USAGE = """usage: ume-rl train --config RECIPE [--FIELD VALUE ...]
+HELP = f"""usage: {USAGE}
 
-GRPO training of a policy against the UME reward. RECIPE: tiny or full (the recipes shipped with
-ume_rl), or the path of your own YAML;
-any field of the recipe (script settings or GRPOConfig) can be overridden by a flag.
+{DESCRIPTION}
+
 Run `ume-rl train --help` for every field."""
 
 
 def parse_train_args(argv: list[str] | None = None):
-    """Parse ``ume-rl train`` arguments: ``--config RECIPE`` (a profile name or a YAML path), then flags that
-    override it. Returns ``(TrainScriptArguments, UmeGRPOConfig)``."""
-    args: list[str] = []
-    for arg in sys.argv[1:] if argv is None else argv:
-        if arg.startswith("--config="):  # TrlParser reads only the two-word form
-            args += ["--config", str(recipe_path(arg.split("=", 1)[1]))]
-        elif args and args[-1] == "--config":
-            args.append(str(recipe_path(arg)))
+    """Parse ``ume-rl train`` arguments: ``--config RECIPE`` (a profile name or a YAML path; default the active
+    profile's recipe), then flags that override it. Returns ``(TrainScriptArguments, UmeGRPOConfig)``, checked.
+
+    Raises:
+        ConfigError: a bad value, as one line naming the field, its value, its source and the fix.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    recipe, rest = None, []
+    i = 0
+    while i < len(args):
+        if args[i].startswith("--config="):
+            recipe = args[i].split("=", 1)[1]
+        elif args[i] == "--config":
+            if i + 1 >= len(args):
+                raise ConfigError("--config needs a value: a profile name (tiny, full) or a recipe YAML path")
+            recipe = args[i + 1]
+            i += 1
         else:
-            args.append(arg)
-    script, grpo = recipe_parser().parse_args_and_config(args=args)
-    apply_runtime(script)
-    return script, grpo
+            rest.append(args[i])
+        i += 1
+    return parse_config(recipe, rest)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``ume-rl`` console script."""
+    """Entry point of the ``ume-rl`` console script.
+
+    Returns 0 on success; 2, with one line on stderr, when the run is refused before it starts (a bad value, an
+    output directory that holds a run or that another run is using): nothing has been loaded or written.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print(USAGE)
+        print(HELP)
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
     if command != "train":
-        print(f"unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
+        print(f"unknown command {command!r}\n\n{HELP}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    run_train(*parse_train_args(rest))
+    try:
+        script, grpo = parse_train_args(rest)
+    except (ConfigError, FileNotFoundError) as err:  # FileNotFoundError: an unknown recipe
+        print(f"ume-rl train: error: {err}", file=sys.stderr)
+        return 2
+    try:
+        run_train(script, grpo)
+    except RunDirectoryError as err:  # another run claimed the directory after the checks
+        print(f"ume-rl train: error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

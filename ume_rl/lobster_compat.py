@@ -1,16 +1,23 @@
 """lobster-compatible names: code written for ``lobster.rl_training`` switches one import.
 
->>> from ume_rl.lobster_compat import extract_tagged_content
+>>> from ume_rl.lobster_compat import detect_modality, extract_tagged_content
 >>> extract_tagged_content("text <dna>acgt</dna>")
 ('dna', 'acgt')
+>>> detect_modality("CC(C)CC1=CC=C(C=C1)C(C)C(=O)O")  # the seed guide's example; == Modality.SMILES
+'SMILES'
 
 The core of ume_rl speaks one vocabulary (:class:`~ume_rl.rewards.ume.UmeReward`,
 :func:`~ume_rl.training.trainer.build_trainer`); this module translates lobster's:
 
-- :class:`UMERewardFunction` / :func:`create_ume_reward_wrapper`: the reward under lobster's parameter names
-  (``penalty_for_invalid``; ``batch_size`` and ``enable_wandb_logging`` accepted for compatibility) and with
-  upstream's statistics keys (``min``, ``max``, ``sum``, ``count``, ``mean``, ``modality_counts``,
-  ``no_tag_count``, ``empty_content_count``);
+- :class:`UMERewardFunction` (also spelled :data:`UmeRewardFunction`, as the seed guide does) /
+  :func:`create_ume_reward_wrapper`: the reward under lobster's parameter names (``penalty_for_invalid``;
+  ``batch_size`` and ``enable_wandb_logging`` accepted for compatibility), with upstream's statistics keys
+  (``min``, ``max``, ``sum``, ``count``, ``mean``, ``modality_counts``, ``no_tag_count``,
+  ``empty_content_count``), and reading a bare (untagged) sequence as the guide's example does:
+  ``UmeRewardFunction(ume, temperature=0.1)(["CC(C)CC1=CC=C(C=C1)C(C)C(=O)O"])`` scores the SMILES;
+- :func:`compute_pseudo_likelihood` (``ume_model, sequences, modality`` -> scores) and :func:`detect_modality`
+  (lobster's ``_detect_modality`` rules, see :func:`ume_rl.rewards.tags.detect_modality` for the differences),
+  the guide's "key components";
 - :func:`create_ume_grpo_trainer` / :func:`train_ume_grpo`: the seed guide's trainer signatures
   (``reward_temperature``, ``reward_batch_size``, ``penalty_for_invalid``, ``enable_wandb_logging``,
   ``wandb_*``, ``batch_size``);
@@ -28,8 +35,8 @@ from typing import Any
 
 from ume_rl.rewards.modalities import MODALITIES, MODALITY_TABLE, TAG_TO_MODALITY
 from ume_rl.rewards.scoring import DEFAULT_MODE
-from ume_rl.rewards.tags import iter_tagged
-from ume_rl.rewards.ume import UmeReward
+from ume_rl.rewards.tags import detect_modality, iter_tagged  # noqa: F401 (detect_modality: lobster's name, exported)
+from ume_rl.rewards.ume import UmeReward, make_scorer
 from ume_rl.training.config import DEFAULT_OUTPUT_DIR
 
 logger = logging.getLogger(__name__)
@@ -54,8 +61,41 @@ def extract_tagged_content(text: str) -> tuple[str | None, str | None]:
     return None, None
 
 
+def compute_pseudo_likelihood(ume_model, sequences, modality, mode: str = DEFAULT_MODE) -> list[float]:
+    """The seed guide's ``compute_pseudo_likelihood``: each sequence's mean per-residue log-probability.
+
+    lobster's ``UME.compute_pseudo_likelihood(sequences, modality)`` as a function, in lobster's parameter
+    order, computed by ume_rl's exact batched scorer.
+
+    Args:
+        ume_model: a lobster ``UME``, or any reward model :class:`~ume_rl.rewards.ume.UmeReward` takes for
+            ``modality`` (a :class:`~ume_rl.rewards.hf_scoring.MaskedLM`, a scorer).
+        sequences: bare sequences (no tags), all of ``modality``.
+        modality: a lobster ``Modality`` or its value (``"SMILES"``, ``"amino_acid"``, ``"nucleotide"``), or a tag name.
+        mode: ``"masked"`` (default: the exact pseudo-log-likelihood) or ``"unmasked"`` (one pass).
+
+    Returns:
+        One float per sequence: NaN for a sequence longer than the model takes or with a token the tokenizer
+        maps to ``<unk>`` (logged). An empty sequence is a ``ValueError``.
+
+    Where it differs from lobster's method: lobster scores one unmasked pass over inputs padded to
+    ``max_length`` and averages over special tokens too, and returns 0.0 (a perfect score) when anything fails;
+    here the default is the masked pseudo-log-likelihood over residue tokens, and failures are NaN or raised.
+
+    >>> compute_pseudo_likelihood(load_ume("tiny"), ["CCO", "c1ccccc1"], Modality.SMILES)  # doctest: +SKIP
+    [-6.46..., -7.11...]
+    """
+    sequences = list(sequences)
+    scorer = make_scorer(ume_model, modality, mode=mode)
+    return scorer.score(sequences, [modality] * len(sequences))
+
+
 class UMERewardFunction(UmeReward):
     """Drop-in for ``lobster.rl_training.UMERewardFunction`` with fixed behaviour.
+
+    A completion without any tag pair is read as a bare sequence (``untagged="detect"``: its modality
+    detected by lobster's rules, see :func:`detect_modality`), as the seed guide's example expects; pass
+    ``untagged="invalid"`` to require tags as :class:`~ume_rl.rewards.ume.UmeReward` does by default.
 
     Same parameters: ``batch_size`` is accepted for compatibility (batching is by token budget),
     ``enable_wandb_logging`` is accepted and ignored with a warning (metrics go through TRL's ``log_metric``,
@@ -74,6 +114,7 @@ class UMERewardFunction(UmeReward):
         enable_wandb_logging: bool = False,
         penalty_for_invalid: float | None = None,
         mode: str = DEFAULT_MODE,
+        untagged: str = "detect",
         **kwargs,
     ):
         if enable_wandb_logging:
@@ -81,7 +122,14 @@ class UMERewardFunction(UmeReward):
                 "enable_wandb_logging=True is ignored: the reward makes no wandb call. Use TRL's"
                 ' report_to="wandb", which logs the values the reward passes to log_metric.'
             )
-        super().__init__(ume_model, temperature=temperature, penalty=penalty_for_invalid, mode=mode, **kwargs)
+        super().__init__(
+            ume_model,
+            temperature=temperature,
+            penalty=penalty_for_invalid,
+            mode=mode,
+            untagged=untagged,
+            **kwargs,
+        )
         self.batch_size = batch_size
         self.enable_wandb_logging = enable_wandb_logging
 
@@ -107,6 +155,10 @@ class UMERewardFunction(UmeReward):
         }
 
 
+UmeRewardFunction = UMERewardFunction
+"""The seed guide's spelling (``from lobster.rl_training import UmeRewardFunction``): the same class."""
+
+
 def create_ume_reward_wrapper(
     ume_model,
     temperature: float = 0.1,
@@ -114,6 +166,7 @@ def create_ume_reward_wrapper(
     enable_wandb_logging: bool = False,
     penalty_for_invalid: float | None = None,
     mode: str = DEFAULT_MODE,
+    untagged: str = "detect",
     **kwargs,
 ) -> UMERewardFunction:
     """lobster-compatible factory; returns a picklable :class:`UMERewardFunction` (not a closure)."""
@@ -124,6 +177,7 @@ def create_ume_reward_wrapper(
         enable_wandb_logging=enable_wandb_logging,
         penalty_for_invalid=penalty_for_invalid,
         mode=mode,
+        untagged=untagged,
         **kwargs,
     )
 
@@ -179,7 +233,7 @@ def create_ume_grpo_trainer(
         **grpo_kwargs: any ``GRPOConfig`` field, plus ``batch_size`` (= ``per_device_train_batch_size``).
 
     Other arguments are :func:`~ume_rl.training.trainer.build_trainer`'s. Returns the trainer; its UME reward
-    is ``trainer.reward_funcs[0]``.
+    is ``trainer.reward_funcs[0]`` (tags required, as upstream's trainer reward did and the prompts ask).
     """
     from ume_rl.training.trainer import build_trainer
 
@@ -190,7 +244,8 @@ def create_ume_grpo_trainer(
     reward_kwargs = {"temperature": reward_temperature, "penalty_for_invalid": penalty_for_invalid}
     if reward_mode is not None:
         reward_kwargs["mode"] = reward_mode
-    reward = UMERewardFunction(ume_model, batch_size=reward_batch_size, **reward_kwargs)
+    # Tags required, as upstream's trainer reward did and as the prompts ask (the class alone detects bare text).
+    reward = UMERewardFunction(ume_model, batch_size=reward_batch_size, untagged="invalid", **reward_kwargs)
     return build_trainer(
         model_path,
         [reward, *(extra_reward_funcs or [])],

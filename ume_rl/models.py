@@ -1,4 +1,4 @@
-"""Load the two models a run needs: the policy (Qwen) and the reward model (UME).
+"""Load the models a run needs: the policy (Qwen) and the UME reward model.
 
 Policy:
 
@@ -7,10 +7,11 @@ Policy:
 - :func:`build_tiny_qwen` writes an offline stand-in: a real ``Qwen2ForCausalLM`` with a tiny config,
   a byte-level BPE tokenizer trained here and Qwen's ChatML chat template.
 
-Reward model:
+Reward models:
 
 - :func:`load_ume` takes a registry name (``ume-mini-base-12M``), a local ``.ckpt`` path, or ``"tiny"``
   (an untrained, seeded UME with lobster's real tokenizers) and returns it frozen, in eval mode.
+- any Hugging Face masked LM per modality: :mod:`ume_rl.masked_lms`.
 
 >>> path = build_tiny_qwen("/tmp/ume_rl_doctest_qwen")  # doctest: +SKIP
 >>> ume = load_ume("tiny")  # doctest: +SKIP
@@ -56,7 +57,7 @@ TINY_UME_MAX_LENGTH = 512
 # ----------------------------------------------------------------------------------------------- policy
 
 
-def _hub_cache(cache_dir: str | Path | None) -> Path:
+def hub_cache_dir(cache_dir: str | Path | None) -> Path:
     if cache_dir is not None:
         return Path(cache_dir).expanduser()
     from huggingface_hub import constants
@@ -72,7 +73,7 @@ def download_qwen(repo_id: str = "Qwen/Qwen2-0.5B-Instruct", cache_dir: str | Pa
     """
     from huggingface_hub import snapshot_download
 
-    cache = _hub_cache(cache_dir)
+    cache = hub_cache_dir(cache_dir)
     try:
         return Path(snapshot_download(repo_id=repo_id, cache_dir=str(cache), etag_timeout=10))
     except Exception as err:  # huggingface_hub raises several unrelated types for "offline"
@@ -89,7 +90,7 @@ def find_qwen_in_cache(cache_dir: str | Path | None = None, repo_id: str | None 
     Raises:
         FileNotFoundError: no snapshot with a ``config.json``; the message names the fix.
     """
-    cache = _hub_cache(cache_dir)
+    cache = hub_cache_dir(cache_dir)
     pattern = f"models--{repo_id.replace('/', '--')}" if repo_id else "models--Qwen--*"
     snapshots = [
         snap
@@ -234,6 +235,65 @@ def build_tiny_ume(
         return UME(model_name=TINY_UME_ARCH, max_length=max_length, use_flash_attn=use_flash_attn, **kwargs)
 
 
+CHECKPOINT_LOOKS_LIKE = (
+    "A UME checkpoint is what Lightning's Trainer.save_checkpoint writes: a torch.save zip archive of a dict "
+    "with 'state_dict', 'hyper_parameters' and 'pytorch-lightning_version' (lobster's ume-*.ckpt files). "
+    "Fix: pass such a file, a registry name, or 'tiny'."
+)
+
+
+def ume_registry_names() -> tuple[str, ...]:
+    """The UME names lobster's ``UME.from_pretrained`` knows (``ume-mini-base-12M`` ...)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from lobster.constants import UMEModelVersion
+    return tuple(version.value for version in UMEModelVersion)
+
+
+def looks_like_path(name: str) -> bool:
+    """True when a UME name is meant as a file: a ``.ckpt``/``.pt``/``.pth`` name or one with a directory part
+    (registry names have neither)."""
+    return name.endswith((".ckpt", ".pt", ".pth")) or "/" in name or os.sep in name or name.startswith("~")
+
+
+def check_checkpoint_file(path: str | Path) -> None:
+    """Cheap checks that ``path`` can be a Lightning checkpoint, before lobster reads it.
+
+    Raises:
+        ValueError: the file is empty, is not a ``torch.save`` archive (garbage, text, another format), or is a
+            truncated or corrupt one; the message says what a checkpoint looks like.
+    """
+    import zipfile
+
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        raise ValueError(
+            f"UME checkpoint {path} is empty (0 bytes): an interrupted copy? {CHECKPOINT_LOOKS_LIKE}"
+        )
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    if head.startswith(b"\x80"):  # torch's legacy (pre-1.6) pickle format: torch reads it, or says why
+        return
+    if head != b"PK\x03\x04":
+        raise ValueError(
+            f"UME checkpoint {path} ({size} bytes) is not a PyTorch checkpoint (it starts with {head!r}, "
+            f"not a torch.save zip archive). {CHECKPOINT_LOOKS_LIKE}"
+        )
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except zipfile.BadZipFile as err:
+        raise ValueError(
+            f"UME checkpoint {path} ({size} bytes) is a truncated or corrupt torch.save archive ({err}): copy or "
+            f"download it again. {CHECKPOINT_LOOKS_LIKE}"
+        ) from err
+    if not any(member.endswith("/data.pkl") for member in names):
+        raise ValueError(
+            f"UME checkpoint {path} is a zip archive but not a torch.save file (no data.pkl). {CHECKPOINT_LOOKS_LIKE}"
+        )
+
+
 def load_ume(
     name_or_path: str | Path,
     device: str | torch.device | None = None,
@@ -254,7 +314,15 @@ def load_ume(
 
     Raises:
         FileNotFoundError: a ``.ckpt`` path that does not exist or is not a file.
-        RuntimeError: a registry name that cannot be fetched (offline, no credentials); names the fix.
+        ValueError: an unknown name (the message lists lobster's registry names; names are matched
+            case-insensitively), or a file that is not a Lightning checkpoint (empty, not a ``torch.save``
+            archive, truncated).
+        RuntimeError: a registry name that cannot be fetched (offline, no credentials), or a checkpoint lobster
+            cannot load; names the fix.
+
+    A ``.ckpt`` is a Lightning checkpoint of lobster's ``UME`` (``state_dict`` + ``hyper_parameters``), in either
+    FlexBERT layout: flash-attn-trained checkpoints are unpadded; on CPU lobster rebuilds them padded (or keeps
+    them unpadded) and :class:`~ume_rl.rewards.scoring.UmeScorer` scores both exactly.
     """
     UME = lobster_ume_class()
 
@@ -271,17 +339,34 @@ def load_ume(
     flash = (device.type == "cuda" and flash_attn_available()) if use_flash_attn is None else use_flash_attn
     name = str(name_or_path)
     path = Path(name).expanduser()
-    if name == "tiny":
+    if name.lower() == "tiny":
         ume = build_tiny_ume(seed=seed, layout="unpadded" if flash else "padded", use_flash_attn=flash)
-    elif name.endswith(".ckpt") or path.exists():
+    elif looks_like_path(name) or path.exists():
         if not path.is_file():
             problem = "is not a file" if path.exists() else "does not exist"
             raise FileNotFoundError(
                 f"UME checkpoint {name} {problem}. Fix: pass the path of a UME .ckpt file "
                 "(UME_RL_UME_CHECKPOINT=/path/to/model.ckpt), a registry name, or use UME_RL_PROFILE=tiny."
             )
-        ume = UME.load_from_checkpoint(name, device=device.type, use_flash_attn=flash)
+        check_checkpoint_file(path)
+        _register_tiny_arch()  # a checkpoint of the tiny stand-in names the UME_tiny architecture
+        try:
+            ume = UME.load_from_checkpoint(str(path), device=device.type, use_flash_attn=flash)
+        except Exception as err:
+            raise RuntimeError(
+                f"UME checkpoint {path} could not be loaded by UME.load_from_checkpoint "
+                f"({type(err).__name__}: {err}). {CHECKPOINT_LOOKS_LIKE}"
+            ) from err
     else:
+        registry = {known.lower(): known for known in ume_registry_names()}
+        if name.lower() not in registry:
+            raise ValueError(
+                f"Unknown UME {name!r}: pass one of {', '.join(registry.values())} (lobster's registry), "
+                "'tiny' (the offline stand-in), or the path of a .ckpt file."
+            )
+        if registry[name.lower()] != name:
+            logger.info("UME name %r read as lobster's %r", name, registry[name.lower()])
+        name = registry[name.lower()]
         try:
             ume = UME.from_pretrained(name, device=device.type, use_flash_attn=flash)
         except Exception as err:

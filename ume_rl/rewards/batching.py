@@ -146,15 +146,18 @@ def batch_arrays(
     layout: str,
     pad_token_id: int,
     masked: bool,
+    specials: tuple[int, int] = (1, 1),
+    *,
     width: int | None = None,
     rows: int | None = None,
 ) -> dict[str, np.ndarray]:
     """Host-side index arrays of one batch; the device expands them into masked copies.
 
     ``seqs`` / ``positions`` are the batch's work rows (sequence index, masked position); ``masked``
-    scores the masked position of each row, otherwise every residue of every row. ``width`` / ``rows`` pad
-    the batch to that many positions / rows (padded layouts only): padding rows repeat the first row and
-    are never selected for scoring.
+    scores the masked position of each row, otherwise every residue of every row. ``specials`` counts the
+    special tokens before and after the residues of every sequence (CLS … EOS: ``(1, 1)``). ``width`` /
+    ``rows`` pad the batch to that many positions / rows (padded layouts only): padding rows repeat the
+    first row and are never selected for scoring.
     """
     unique, row_local = np.unique(seqs, return_inverse=True)
     lengths = np.array([len(token_ids[i]) for i in unique])
@@ -173,10 +176,10 @@ def batch_arrays(
         sel_row = np.arange(real_rows)
         sel_pos = positions[:real_rows]
     else:
-        sel_row = np.repeat(np.arange(real_rows), real_len - 2)
-        sel_pos = (
-            np.arange(len(sel_row)) - np.repeat(np.cumsum(real_len - 2) - (real_len - 2), real_len - 2) + 1
-        )
+        first, last = specials
+        n_res = real_len - first - last
+        sel_row = np.repeat(np.arange(real_rows), n_res)
+        sel_pos = np.arange(len(sel_row)) - np.repeat(np.cumsum(n_res) - n_res, n_res) + first
     arrays = {
         "base": base,
         "row_local": row_local.astype(np.int64),

@@ -38,6 +38,7 @@ is not penalised twice.
 from __future__ import annotations
 
 import math
+import numbers
 from collections import Counter
 from collections.abc import Sequence
 
@@ -79,6 +80,26 @@ def sequence_complexity(sequence: str, modality: str, measure: str = "both") -> 
     return {"entropy": entropy, "kmer": kmer, "both": (entropy + kmer) / 2}[measure]
 
 
+def _check_complexity_params(measure, penalty, max_chars) -> None:
+    """:class:`ComplexityReward`'s parameters, checked at construction: a known ``measure``, a finite real
+    ``penalty`` (or ``None``), a positive integer ``max_chars`` (or ``None``)."""
+    if measure not in MEASURES:
+        raise ValueError(f"unknown measure {measure!r}; choose from {MEASURES}")
+    if penalty is not None:
+        if isinstance(penalty, bool) or not isinstance(penalty, numbers.Real):
+            raise TypeError(
+                f"penalty must be a real number or None, got {type(penalty).__name__} {penalty!r:.40}"
+            )
+        if not math.isfinite(penalty):
+            raise ValueError(
+                f"penalty must be finite, got {penalty}: None leaves invalid completions unscored"
+            )
+    if max_chars is not None and (
+        isinstance(max_chars, bool) or not isinstance(max_chars, numbers.Integral) or max_chars < 1
+    ):
+        raise ValueError(f"max_chars must be a positive integer or None (no bound), got {max_chars!r:.40}")
+
+
 class ComplexityReward:
     """TRL reward: complexity in ``[0, 1]`` of the first tagged sequence of each completion.
 
@@ -100,8 +121,7 @@ class ComplexityReward:
     def __init__(
         self, measure: str = "both", penalty: float | None = None, max_chars: int = DEFAULT_MAX_CHARS
     ):
-        if measure not in MEASURES:
-            raise ValueError(f"unknown measure {measure!r}; choose from {MEASURES}")
+        _check_complexity_params(measure, penalty, max_chars)
         self.measure = measure
         self.penalty = penalty
         self.max_chars = max_chars

@@ -1,7 +1,7 @@
 """Reward names → reward callables, so a recipe turns rewards on by name.
 
 A recipe lists ``reward_funcs: [ume, complexity]`` (and TRL's ``reward_weights``); the run workflow
-(:mod:`ume_rl.training.run`) builds them here with each reward's settings:
+(:mod:`ume_rl.training.run`, from a recipe of :mod:`ume_rl.training.recipes`) builds them here with each reward's settings:
 
 >>> [type(f).__name__ for f in build_reward_funcs(["complexity"])]
 ['ComplexityReward']
@@ -40,7 +40,11 @@ def _complexity(ume_model, **settings) -> ComplexityReward:
 
 
 REWARDS: dict[str, RewardEntry] = {
-    "ume": RewardEntry(_ume, True, "UME pseudo-log-likelihood of the tagged sequence (UmeReward)."),
+    "ume": RewardEntry(
+        _ume,
+        True,
+        "Pseudo-log-likelihood of the tagged sequence under the UME or each modality's model (UmeReward).",
+    ),
     "complexity": RewardEntry(
         _complexity, False, "Sequence complexity in [0, 1], against repeats (ComplexityReward)."
     ),
@@ -54,7 +58,8 @@ def build_reward_funcs(
 
     Args:
         names: keys of :data:`REWARDS` (``"ume"``, ``"complexity"``).
-        ume_model: the reward model of the rewards that need one (``ume``).
+        ume_model: the reward model of the rewards that need one (``ume``): a UME, or a mapping modality →
+            model (:class:`~ume_rl.rewards.ume.UmeReward` takes either).
         settings: keyword arguments per reward name, e.g. ``{"ume": {"temperature": 0.1}}``.
 
     Raises:

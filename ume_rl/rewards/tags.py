@@ -23,6 +23,15 @@ Reading a batch as TRL passes it (strings or chat messages, the ``modality`` col
 >>> [t.reason for t in read_completions(["<dna>ACGT</dna>", [{"role": "assistant", "content": "x"}]], "DNA")]
 [None, 'no_tag']
 
+A bare sequence (no tag pair) is ``no_tag`` unless the caller asks for detection (``untagged="detect"``,
+what the seed guide's bare-SMILES example needs): then the whole text is read as one sequence of the row's
+modality, or of the modality :func:`detect_modality` finds (lobster's rules):
+
+>>> detect_modality("CC(C)CC1=CC=C(C=C1)C(C)C(=O)O"), detect_modality("MKTAYIAKQR"), detect_modality("ACGTAC")
+('SMILES', 'amino_acid', 'nucleotide')
+>>> read_completions(["CCO", "no sequence here"], untagged="detect")[0]
+TaggedSequence(modality='SMILES', sequence='CCO', reason=None)
+
 Validation here is text-only; the exact ``too_long`` (more tokens than UME's ``max_length``) and
 ``unknown_token`` (a token UME's tokenizer maps to ``<unk>``) checks need the UME tokenizer and are made in
 :mod:`ume_rl.rewards.ume`. Reading is linear in the text length (no regex backtracking
@@ -33,14 +42,14 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Hashable
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from ume_rl.rewards.modalities import MODALITY_TABLE, TAG_TO_MODALITY, normalize_modality
 
 # Why a completion is invalid, in the order the checks run.
 INVALID_REASONS: tuple[str, ...] = (
-    "no_tag",  # no complete <tag>…</tag> pair (or the completion is not text)
+    "no_tag",  # no complete <tag>…</tag> pair (or not text; untagged="detect": no sequence detected)
     "wrong_modality",  # a tag of another modality than the dataset row asks for
     "empty",  # the tag holds only whitespace
     "bad_alphabet",  # protein outside the 20 standard amino acids, DNA outside ACGT
@@ -52,6 +61,9 @@ INVALID_REASONS: tuple[str, ...] = (
 # Default bound on tagged content before any parsing: UME's max_length (512) times the longest residue token
 # (9 characters, '[195Pt+2]'); longer content cannot fit UME and is ``too_long`` without reaching RDKit.
 DEFAULT_MAX_CHARS = 512 * 9
+
+UNTAGGED = ("invalid", "detect")
+"""What a completion without a tag pair is: ``invalid`` (``no_tag``) or ``detect`` (a bare sequence)."""
 
 _TAG_NAMES = "|".join(TAG_TO_MODALITY)
 _OPEN = re.compile(rf"<({_TAG_NAMES})>", re.IGNORECASE)
@@ -135,7 +147,69 @@ def _smiles_parses(smiles: str) -> bool:
         return Chem.MolFromSmiles(smiles) is not None
 
 
-def extract_tagged_sequence(text, expected_modality=None, max_chars: int | None = None) -> TaggedSequence:
+def detect_modality(text: str) -> str:
+    """The modality of a bare sequence by lobster's rules (``lobster.model.utils._detect_modality``).
+
+    In order, on the stripped text: fewer than 3 characters is an error; only ``ACGT`` (any case) is
+    ``nucleotide``; only the 20 standard amino-acid letters is ``amino_acid``; text RDKit parses is ``SMILES``;
+    anything else is an error. Returns the lobster ``Modality`` value (``"SMILES"`` == ``Modality.SMILES``,
+    a ``StrEnum``).
+
+    Where it differs from lobster's (which upper-cases the text before every check, including RDKit's):
+    SMILES are parsed in their own case, so ``ClCCl``, ``CBr``, ``[Na+]`` or ``c1ccsc1`` are SMILES here, where
+    lobster reads ``CLCCL`` as a protein or rejects the upper-cased text; and mixed-case text (``CCl``) is
+    never DNA or protein. Like lobster's, short all-capital aliphatic SMILES are ambiguous and read as DNA or
+    protein first (``CCC``, ``CNC``): pass the modality when you know it.
+
+    Raises:
+        ValueError: too short, or no modality fits (the message names the text).
+
+    >>> detect_modality("c1ccccc1Cl")
+    'SMILES'
+    """
+    stripped = text.strip() if isinstance(text, str) else ""
+    if len(stripped) < 3:
+        raise ValueError(f"Sequence too short (length {len(stripped)}): at least 3 characters are needed.")
+    upper = stripped.upper()
+    single_case = stripped in (upper, stripped.lower())
+    for modality in ("nucleotide", "amino_acid"):
+        if single_case and set(upper) <= set(MODALITY_TABLE[modality].alphabet):
+            return modality
+    if not any(ch.isspace() for ch in stripped) and _smiles_parses(stripped):
+        return "SMILES"
+    raise ValueError(f"Unable to determine the modality of {stripped[:60]!r}: not DNA, protein or SMILES.")
+
+
+def read_bare_sequence(text, expected_modality=None, max_chars: int | None = None) -> TaggedSequence:
+    """Read a whole completion as one untagged sequence (``untagged="detect"``).
+
+    With ``expected_modality`` (the dataset row's), text valid for it is that modality; otherwise the modality
+    is :func:`detect_modality`'s, and ``wrong_modality`` when it differs from the expected one. Text that is
+    no sequence (whitespace inside, nothing detected) is ``no_tag``; longer than ``max_chars`` is ``too_long``.
+    """
+    content = text.strip() if isinstance(text, str) else ""
+    if not content or any(ch.isspace() for ch in content):
+        return TaggedSequence(None, None, "no_tag")
+    if max_chars is not None and len(content) > max_chars:
+        return TaggedSequence(None, None, "too_long")
+    if expected_modality is not None:
+        expected = normalize_modality(expected_modality)
+        sequence, reason = validate_sequence(content, expected)
+        if reason is None:
+            return TaggedSequence(expected, sequence, None)
+    try:
+        modality = detect_modality(content)
+    except ValueError:
+        return TaggedSequence(None, None, "no_tag")
+    if expected_modality is not None:
+        return TaggedSequence(modality, None, "wrong_modality")
+    sequence, reason = validate_sequence(content, modality)
+    return TaggedSequence(modality, sequence, reason)
+
+
+def extract_tagged_sequence(
+    text, expected_modality=None, max_chars: int | None = None, untagged: str = "invalid"
+) -> TaggedSequence:
     """Read the first tagged sequence of ``text`` and validate it.
 
     Args:
@@ -144,12 +218,15 @@ def extract_tagged_sequence(text, expected_modality=None, max_chars: int | None 
             ``wrong_modality``.
         max_chars: content longer than this is ``too_long`` before any parsing (a cheap bound; the exact
             token-count check is the scorer's).
+        untagged: ``"invalid"`` (no tag pair is ``no_tag``) or ``"detect"`` (:func:`read_bare_sequence`).
 
     Returns:
         :class:`TaggedSequence`; ``reason`` is one of :data:`INVALID_REASONS` or ``None`` when valid.
     """
     first = next(iter_tagged(text), None)
     if first is None:
+        if untagged == "detect":
+            return read_bare_sequence(text, expected_modality, max_chars=max_chars)
         return TaggedSequence(None, None, "no_tag")
     name, raw = first
     modality = TAG_TO_MODALITY[name]
@@ -164,36 +241,98 @@ def extract_tagged_sequence(text, expected_modality=None, max_chars: int | None 
     return TaggedSequence(modality, sequence, reason)
 
 
-def read_completions(completions, modality=None, max_chars: int | None = None) -> list[TaggedSequence]:
+def check_batch(completions, modality=None) -> tuple[list, list]:
+    """The reward input contract, checked before anything is scored: ``(completions, expected modalities)``.
+
+    Args:
+        completions: a list of completions (any sequence: tuple, a ``datasets`` column); a bare string or
+            ``None`` is a ``TypeError`` (a string would otherwise be read as one completion per character). Items that are neither text nor chat
+            messages are allowed: they are read as ``no_tag`` and get the reward's documented penalty.
+        modality: ``None``, one modality for all completions (a name, tag name or lobster ``Modality``), or a
+            sequence of one per completion (``None`` entries allowed). Every value is checked here, even
+            when no completion has a tag.
+
+    Returns:
+        The completions as a list and one normalised modality (or ``None``) per completion.
+
+    Raises:
+        TypeError: ``completions`` is not a sequence or is one string, or ``modality`` is not a string,
+            ``Modality`` or sequence.
+        ValueError: an unknown modality, or a per-completion list of another length than ``completions``.
+
+    >>> check_batch(["<dna>ACGT</dna>"], "DNA")
+    (['<dna>ACGT</dna>'], ['nucleotide'])
+    >>> check_batch("<dna>ACGT</dna>")
+    Traceback (most recent call last):
+    ...
+    TypeError: completions must be a list of completions (strings or chat-message lists), got one str of 15 characters: pass [completion] to score a single completion
+    """
+    if isinstance(completions, str | bytes):
+        raise TypeError(
+            "completions must be a list of completions (strings or chat-message lists), got one str of "
+            f"{len(completions)} characters: pass [completion] to score a single completion"
+        )
+    if not isinstance(completions, Sequence):
+        raise TypeError(
+            "completions must be a list of completions (strings or chat-message lists), got "
+            + ("None" if completions is None else f"{type(completions).__name__} {completions!r:.60}")
+            + ("" if completions is None else ": pass list(completions)")
+        )
+    completions = list(completions)
+    n = len(completions)
+    if modality is None:
+        return completions, [None] * n
+    if isinstance(modality, str) or hasattr(modality, "value"):
+        return completions, [normalize_modality(modality)] * n
+    if not isinstance(modality, Sequence) or isinstance(modality, bytes):
+        raise TypeError(
+            "modality must be None, one modality (e.g. 'SMILES', 'protein', 'dna') or a list of one per "
+            f"completion, got {type(modality).__name__} {modality!r:.60}"
+        )
+    if len(modality) != n:
+        raise ValueError(f"{n} completions but {len(modality)} modalities: pass one modality per completion")
+    expected = []
+    for i, value in enumerate(modality):
+        if value is not None and not (isinstance(value, str) or hasattr(value, "value")):
+            raise TypeError(
+                f"modality[{i}] must be a modality name or None, got {type(value).__name__} {value!r:.60}"
+            )
+        try:
+            expected.append(None if value is None else normalize_modality(value))
+        except ValueError as err:
+            raise ValueError(f"modality[{i}]: {err}") from None
+    return completions, expected
+
+
+def read_completions(
+    completions, modality=None, max_chars: int | None = None, untagged: str = "invalid"
+) -> list[TaggedSequence]:
     """Read a batch of completions as TRL passes them (the one reader of ``UmeReward`` and ``ComplexityReward``).
 
     Args:
-        completions: strings (TRL's standard format) or lists of chat messages (conversational format).
+        completions: a list of strings (TRL's standard format) or lists of chat messages (conversational format).
         modality: ``None``, one modality for all completions (a string or lobster ``Modality``; never split
             into characters), or one per completion (TRL's dataset column; ``None`` entries allowed).
         max_chars: content longer than this is ``too_long`` before any parsing.
+        untagged: ``"invalid"`` or ``"detect"`` (see :func:`extract_tagged_sequence`).
 
     Returns:
-        One :class:`TaggedSequence` per completion, in order. Raises ``ValueError`` when a per-completion
-        ``modality`` list has another length than ``completions``. A completion repeated in the batch (GRPO
-        groups repeat themselves) is read and validated (RDKit) once.
+        One :class:`TaggedSequence` per completion, in order. The batch is checked first
+        (:func:`check_batch`): a bare string, ``None``, an unknown modality or a modality list of another
+        length than ``completions`` is an error, raised before anything is read. A completion repeated in
+        the batch (GRPO groups repeat themselves) is read and validated (RDKit) once.
     """
-    completions = list(completions)
-    n = len(completions)
-    if modality is None or isinstance(modality, str) or hasattr(modality, "value"):
-        expected = [modality] * n
-    else:
-        expected = list(modality)
-    if len(expected) != n:
-        raise ValueError(f"{n} completions but {len(expected)} modalities")
-    read: dict = {}  # (text, expected modality) -> TaggedSequence
+    if untagged not in UNTAGGED:
+        raise ValueError(f"untagged must be one of {UNTAGGED}, got {untagged!r}")
+    completions, expected = check_batch(completions, modality)
+    read: dict = {}  # (text, expected modality) -> TaggedSequence (immutable, so shared)
     out = []
-    for completion, modality_ in zip(completions, expected, strict=True):
+    for completion, expected_modality in zip(completions, expected, strict=True):
         text = completion_text(completion)
-        if not isinstance(modality_, Hashable):  # let extract_tagged_sequence raise its own error
-            out.append(extract_tagged_sequence(text, modality_, max_chars=max_chars))
-            continue
-        if (text, modality_) not in read:
-            read[text, modality_] = extract_tagged_sequence(text, modality_, max_chars=max_chars)
-        out.append(read[text, modality_])
+        key = (text, expected_modality)  # check_batch normalised the modality: a str or None
+        if key not in read:
+            read[key] = extract_tagged_sequence(
+                text, expected_modality, max_chars=max_chars, untagged=untagged
+            )
+        out.append(read[key])
     return out

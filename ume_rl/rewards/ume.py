@@ -1,4 +1,5 @@
-"""The TRL reward: UME pseudo-log-likelihood of the first tagged sequence of each completion.
+"""The TRL reward: pseudo-log-likelihood of the first tagged sequence of each completion, under a UME or under
+a masked LM per modality.
 
 >>> from ume_rl.models import load_ume
 >>> reward = UmeReward(load_ume("tiny"))  # doctest: +SKIP
@@ -6,15 +7,22 @@
 [-64.6..., -91.5...]
 
 Data flows one way: completion (string, or chat messages) → tagged sequence (:mod:`ume_rl.rewards.tags`) →
-UME token ids → score (:class:`ume_rl.rewards.scoring.UmeScorer`, mean per-residue log-prob) → reward.
+token ids of its modality's model → score (the engine of :mod:`ume_rl.rewards.scoring`, mean per-residue
+log-prob) → reward.
+
+Reward models: one UME scores every modality; or a mapping modality → model gives each modality its own
+(:class:`~ume_rl.rewards.hf_scoring.MaskedLM` from :func:`ume_rl.masked_lms.load_reward_model`: ESM-2 for
+proteins, ChemBERTa for SMILES, the Nucleotide Transformer for DNA; a UME; or a ready scorer):
+
+>>> reward = UmeReward({"amino_acid": esm2, "SMILES": chemberta, "nucleotide": ume})  # doctest: +SKIP
 
 - valid: ``reward = max(score, score_floor) / temperature``;
 - invalid (no tag, wrong modality, empty, bad alphabet, unparsable SMILES, too long, or a token UME's
   tokenizer maps to ``<unk>``, e.g. RDKit-valid ``[Og]``: unk is not a residue to score): ``penalty``.
 
-Why invalid never outscores valid, for any UME: ``score_floor`` defaults to ``-ln(vocab_size) - margin``
-(the mean log-prob of a uniform model over UME's vocabulary, minus ``margin`` nats) and the default penalty
-is ``(score_floor - margin) / temperature``. A valid reward is at least ``score_floor / temperature``,
+Why invalid never outscores valid, for any model: each modality's ``score_floor`` defaults to
+``-ln(vocab_size) - margin`` (the mean log-prob of a uniform model over that modality's model's vocabulary,
+minus ``margin`` nats) and the default penalty is ``(lowest score_floor - margin) / temperature``. A valid reward is at least ``score_floor / temperature``,
 which is strictly above the penalty by ``margin / temperature``. The floor only binds for a UME worse than
 uniform on that sequence (an untrained UME scores about ``-ln(vocab_size)``, a trained one -1 to -4), so
 for real models the reward is exactly ``score / temperature``; floored completions are counted in
@@ -24,6 +32,9 @@ floor reward -81.5, penalty -91.5. Upstream's -5.0 sat above the valid rewards o
 
 Errors are never rewarded: an exception inside the scorer propagates to the caller.
 
+Untagged completions are ``no_tag`` by default (the prompts ask for tags); ``untagged="detect"`` reads a
+completion without a tag pair as one bare sequence (:func:`~ume_rl.rewards.tags.read_bare_sequence`).
+
 lobster's names for this reward (``UMERewardFunction``, ``create_ume_reward_wrapper``) are in
 :mod:`ume_rl.lobster_compat`.
 """
@@ -32,17 +43,20 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 
-from ume_rl.rewards.modalities import MODALITIES
-from ume_rl.rewards.scoring import DEFAULT_MODE, UmeScorer
-from ume_rl.rewards.tags import INVALID_REASONS, read_completions
+from ume_rl.rewards.hf_scoring import HFMaskedLMScorer, MaskedLM
+from ume_rl.rewards.modalities import MODALITIES, normalize_modality
+from ume_rl.rewards.scoring import DEFAULT_MODE, PseudoLikelihoodScorer, UmeScorer
+from ume_rl.rewards.tags import INVALID_REASONS, UNTAGGED, read_completions
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MARGIN = 1.0
-# get_statistics key -> UmeScorer.stats key
+# get_statistics key -> PseudoLikelihoodScorer.stats key
 _SCORER_STATS = {
     "duplicates": "duplicates",
     "cache_hits": "cache_hits",
@@ -51,21 +65,119 @@ _SCORER_STATS = {
 }
 
 
+# ------------------------------------------------------------------------------------------ parameter checks
+
+
+def check_real(name: str, value, optional: bool = False) -> None:
+    """``TypeError`` unless ``value`` is a real number (``bool`` and numeric strings are not), or ``None`` when
+    ``optional``."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{name} must be a real number{' or None' if optional else ''}, got {type(value).__name__} {value!r:.40}"
+        )
+
+
+def _check_reward_params(temperature, penalty, score_floor, margin) -> None:
+    """Type, finiteness and range of :class:`UmeReward`'s parameters, checked at construction so a bad value
+    fails before anything is scored (a NaN penalty would give NaN rewards, an infinite temperature all zeros).
+
+    >>> _check_reward_params(temperature=0.1, penalty=None, score_floor=None, margin=1.0)
+    >>> _check_reward_params(temperature=float("inf"), penalty=None, score_floor=None, margin=1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: temperature must be finite and > 0 (rewards are score / temperature), got inf
+    """
+    check_real("temperature", temperature)
+    check_real("penalty", penalty, optional=True)
+    check_real("score_floor", score_floor, optional=True)
+    check_real("margin", margin)
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(
+            f"temperature must be finite and > 0 (rewards are score / temperature), got {temperature}"
+        )
+    if not (math.isfinite(margin) and margin > 0):
+        raise ValueError(f"margin must be finite and > 0 (nats between floor and penalty), got {margin}")
+    if penalty is not None and not math.isfinite(penalty):
+        raise ValueError(
+            f"penalty must be finite (it is the reward of an invalid completion), got {penalty}: "
+            "pass None for the safe default below every valid reward"
+        )
+    if score_floor is not None and not score_floor <= 0:  # NaN and +inf fail too
+        raise ValueError(
+            f"score_floor must be <= 0 (scores are mean log-probabilities) or -inf (no flooring), got {score_floor}"
+        )
+
+
+# ------------------------------------------------------------------------------------------ reward models
+
+
+def make_scorer(model, modality, mode: str = DEFAULT_MODE, **scorer_kwargs) -> PseudoLikelihoodScorer:
+    """The scorer of ``model`` for ``modality``: a lobster UME (:class:`UmeScorer`), a :class:`MaskedLM`
+    (:class:`HFMaskedLMScorer`; its ``modality`` must be ``modality``) or a ready scorer (its ``mode`` must be
+    ``mode``)."""
+    modality = normalize_modality(modality)
+    if isinstance(model, PseudoLikelihoodScorer):
+        if model.mode != mode:
+            raise ValueError(f"the {modality} scorer runs mode={model.mode!r}, the reward mode={mode!r}")
+        return model
+    if isinstance(model, MaskedLM):
+        if model.modality != modality:
+            raise ValueError(f"{model.name or 'a masked LM'} scores {model.modality}, given for {modality}")
+        return HFMaskedLMScorer(model, mode=mode, **scorer_kwargs)
+    if hasattr(model, "get_tokenizer") and hasattr(model, "model"):  # a lobster UME
+        return UmeScorer(model, mode=mode, **scorer_kwargs)
+    raise TypeError(
+        f"reward model for {modality}: expected a lobster UME, a MaskedLM (ume_rl.masked_lms.load_reward_model) "
+        f"or a PseudoLikelihoodScorer, got {type(model).__name__}"
+    )
+
+
+def build_scorers(models, mode: str = DEFAULT_MODE, **scorer_kwargs) -> dict[str, PseudoLikelihoodScorer]:
+    """One scorer per modality from a UME (all modalities) or a mapping modality → model.
+
+    A mapping's values are what :func:`make_scorer` takes; a model given for several modalities (a UME) gets
+    one scorer, shared. Keys are any modality spelling (``"protein"``, ``Modality.SMILES``); every modality
+    needs a model.
+    """
+    if not isinstance(models, Mapping):
+        models = dict.fromkeys(MODALITIES, models)
+    by_modality = {normalize_modality(key): value for key, value in models.items()}
+    missing = [m for m in MODALITIES if m not in by_modality]
+    if missing:
+        raise ValueError(
+            f"no reward model for {missing}: give every modality one (the same UME may serve several)"
+        )
+    built: dict[int, PseudoLikelihoodScorer] = {}
+    scorers = {}
+    for modality, model in by_modality.items():
+        if id(model) not in built:
+            built[id(model)] = make_scorer(model, modality, mode=mode, **scorer_kwargs)
+        scorers[modality] = built[id(model)]
+    return scorers
+
+
 class UmeReward:
-    """TRL reward function: UME pseudo-log-likelihood of the tagged sequence, over ``temperature``.
+    """TRL reward function: pseudo-log-likelihood of the tagged sequence, over ``temperature``.
 
     Args:
-        ume_model: a lobster ``UME`` (frozen; put wherever it should run).
+        ume_model: a lobster ``UME`` (frozen; put wherever it should run), or a mapping modality → reward model
+            (see :func:`build_scorers`: UME, :class:`MaskedLM` or scorer per modality).
         temperature: rewards are ``score / temperature``; must be positive.
         penalty: reward of an invalid completion; default ``(score_floor - margin) / temperature``.
         mode: ``"masked"`` (exact pseudo-log-likelihood) or ``"unmasked"`` (single pass); see
             :mod:`ume_rl.rewards.scoring` for cost and agreement.
-        score_floor: lowest score a valid completion is rewarded with; default ``-ln(vocab_size) - margin``.
-            ``-math.inf`` disables flooring (then pass an explicit ``penalty``).
+        score_floor: lowest score a valid completion is rewarded with, for every modality; default, per
+            modality, ``-ln(vocab_size) - margin`` of its model. ``-math.inf`` disables flooring (then pass an
+            explicit ``penalty``).
         margin: nats between the uniform-model score and the floor, and between the floor and the penalty.
-        token_budget, dtype, pad_shapes, sdpa, dedup, cache_size: passed to
-            :class:`~ume_rl.rewards.scoring.UmeScorer` (identical sequences of a call are scored once; with
-            ``cache_size > 0`` scores are remembered across calls, exact for the frozen UME).
+        token_budget, dtype, pad_shapes, sdpa, dedup, cache_size: passed to the scorers the reward builds
+            (:class:`~ume_rl.rewards.scoring.PseudoLikelihoodScorer`; identical sequences of a call are scored
+            once; with ``cache_size > 0`` scores are remembered across calls, exact for a frozen model; each
+            scorer has its own cache). Ready scorers in a mapping keep their own settings.
+        untagged: ``"invalid"`` (default: no tag pair is ``no_tag``) or ``"detect"`` (a bare sequence is read,
+            its modality detected by lobster's rules when the row gives none).
 
     Called as ``reward(completions, prompts=None, completion_ids=None, modality=None, log_metric=None,
     **kwargs) -> list[float]``, the contract of TRL's ``GRPOTrainer``: ``modality`` is the dataset column
@@ -88,16 +200,16 @@ class UmeReward:
         margin: float = DEFAULT_MARGIN,
         token_budget: int | None = None,
         dtype=None,
+        untagged: str = "invalid",
         pad_shapes: bool | None = None,
         sdpa="auto",
         dedup: bool = True,
         cache_size: int = 0,
     ):
-        if not temperature > 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
-        if not margin > 0:
-            raise ValueError(f"margin must be positive, got {margin}")
-        self.scorer = UmeScorer(
+        _check_reward_params(temperature=temperature, penalty=penalty, score_floor=score_floor, margin=margin)
+        if untagged not in UNTAGGED:
+            raise ValueError(f"untagged must be one of {UNTAGGED}, got {untagged!r}")
+        self._scorers = build_scorers(
             ume_model,
             mode=mode,
             token_budget=token_budget,
@@ -107,11 +219,15 @@ class UmeReward:
             dedup=dedup,
             cache_size=cache_size,
         )
+        self._mode = mode
+        self.untagged = untagged
         self.temperature = float(temperature)
         self.margin = float(margin)
-        self.score_floor = (
-            float(score_floor) if score_floor is not None else self.scorer.min_log_prob_uniform - margin
-        )
+        self.score_floors = {
+            m: float(score_floor) if score_floor is not None else s.min_log_prob_uniform - margin
+            for m, s in self._scorers.items()
+        }
+        self.score_floor = min(self.score_floors.values())
         if penalty is None:
             if not math.isfinite(self.score_floor):
                 raise ValueError("score_floor=-inf disables flooring: pass an explicit penalty")
@@ -127,12 +243,28 @@ class UmeReward:
                 (self.score_floor - margin) / self.temperature,
             )
         # Longest content worth parsing: max_length tokens of the longest residue token ('[195Pt+2]').
-        self._max_chars = self.scorer.max_length * self.scorer.longest_residue_token
+        self._max_chars = max(s.max_length * s.longest_residue_token for s in self._distinct_scorers())
         self.reset_statistics()
 
     @property
     def mode(self) -> str:
-        return self.scorer.mode
+        return self._mode
+
+    @property
+    def scorers(self) -> Mapping[str, PseudoLikelihoodScorer]:
+        """Modality → its scorer (read-only; one scorer may serve several modalities)."""
+        return MappingProxyType(self._scorers)
+
+    @property
+    def scorer(self) -> PseudoLikelihoodScorer:
+        """The scorer of every modality; a ``ValueError`` when modalities have different models (use :attr:`scorers`)."""
+        distinct = self._distinct_scorers()
+        if len(distinct) != 1:
+            raise ValueError("this reward has a model per modality: use reward.scorers[modality]")
+        return distinct[0]
+
+    def _distinct_scorers(self) -> list[PseudoLikelihoodScorer]:
+        return list({id(s): s for s in self._scorers.values()}.values())
 
     # ------------------------------------------------------------------------------------------ TRL API
 
@@ -150,7 +282,7 @@ class UmeReward:
 
         ``modality`` is ``None``, one modality for all completions, or one per completion.
         """
-        parsed = read_completions(completions, modality, max_chars=self._max_chars)
+        parsed = read_completions(completions, modality, max_chars=self._max_chars, untagged=self.untagged)
         rows = [
             {
                 "modality": p.modality,
@@ -162,35 +294,41 @@ class UmeReward:
             }
             for p in parsed
         ]
-        valid = [i for i, row in enumerate(rows) if row["reason"] is None]
-        if valid:
-            pairs = [(rows[i]["sequence"], rows[i]["modality"]) for i in valid]
-            distinct = list(dict.fromkeys(pairs))  # a repeated sequence is tokenized once
-            encoded = dict(zip(distinct, self.scorer.encode(*zip(*distinct, strict=True)), strict=True))
-            ids = [encoded[pair] for pair in pairs]
-            fits = []
-            for k, tokens in enumerate(ids):
-                if len(tokens) > self.scorer.max_length:
-                    rows[valid[k]].update(reason="too_long", sequence=None)
-                elif self.scorer.unk_token_id in tokens:
-                    rows[valid[k]].update(reason="unknown_token", sequence=None)
-                else:
-                    fits.append(k)
-            scores = self.scorer.score_ids([ids[k] for k in fits]) if fits else []
-            for k, score in zip(fits, scores, strict=True):
-                if not math.isfinite(score):
-                    raise RuntimeError(f"UME score {score} for {rows[valid[k]]['sequence'][:50]!r}")
-                row = rows[valid[k]]
-                row["score"] = score
-                row["reward"] = max(score, self.score_floor) / self.temperature
-                row["floored"] = score < self.score_floor
+        for scorer in self._distinct_scorers():
+            group = [
+                i
+                for i, r in enumerate(rows)
+                if r["reason"] is None and self._scorers[r["modality"]] is scorer
+            ]
+            if group:
+                self._score_group(scorer, [rows[i] for i in group])
         self._update(rows)
         return rows
+
+    def _score_group(self, scorer: PseudoLikelihoodScorer, rows: list[dict]) -> None:
+        """Score valid rows that share ``scorer``, in place (``too_long`` / ``unknown_token`` become invalid)."""
+        pairs = [(r["sequence"], r["modality"]) for r in rows]
+        distinct = list(dict.fromkeys(pairs))  # a repeated sequence is tokenized once
+        encoded = dict(zip(distinct, scorer.encode(*zip(*distinct, strict=True)), strict=True))
+        ids = [encoded[pair] for pair in pairs]
+        fits = []
+        for row, tokens in zip(rows, ids, strict=True):
+            reason = scorer.invalid_reason(tokens)
+            if reason is None:
+                fits.append((row, tokens))
+            else:
+                row.update(reason=reason, sequence=None)
+        scores = scorer.score_ids([tokens for _, tokens in fits]) if fits else []
+        for (row, _), score in zip(fits, scores, strict=True):
+            if not math.isfinite(score):
+                raise RuntimeError(f"{scorer.label} score {score} for {row['sequence'][:50]!r}")
+            floor = self.score_floors[row["modality"]]
+            row.update(score=score, reward=max(score, floor) / self.temperature, floored=score < floor)
 
     # ------------------------------------------------------------------------------------------ statistics
 
     def reset_statistics(self) -> None:
-        self._scorer_base = dict(self.scorer.stats)
+        self._scorer_base = {id(s): dict(s.stats) for s in self._distinct_scorers()}
         self._stats = {
             "completions": 0,
             "valid": 0,
@@ -226,9 +364,10 @@ class UmeReward:
         Keys: ``completions``, ``valid``, ``invalid``, ``valid_fraction``, ``floored``, ``invalid_reasons``
         (every reason, with 0s), ``per_modality`` (count, mean_score, mean_reward), ``mean_reward``,
         ``min_reward``, ``max_reward`` (over all completions, invalid ones included; 0.0 before any call),
-        ``penalty``, ``temperature``, ``score_floor``, ``mode``; from the scorer: ``duplicates`` (valid
-        sequences that repeated one of the same call: scored once), ``cache_hits`` (answered from earlier
-        calls), ``scored_rows`` and ``forwards`` (encoder work actually done).
+        ``penalty``, ``temperature``, ``score_floor`` (the lowest), ``score_floors`` (per modality), ``mode``,
+        ``models`` (per modality, the scorer's label); summed over the reward's scorers: ``duplicates``
+        (valid sequences that repeated one of the same call: scored once), ``cache_hits`` (answered from
+        earlier calls), ``scored_rows`` and ``forwards`` (encoder work actually done).
         """
         s = self._stats
         total = s["completions"]
@@ -251,12 +390,16 @@ class UmeReward:
             "penalty": self.penalty,
             "temperature": self.temperature,
             "score_floor": self.score_floor,
+            "score_floors": dict(self.score_floors),
             "mode": self.mode,
+            "models": {m: s.label for m, s in self._scorers.items()},
             "mean_reward": s["reward_total"] / total if total else 0.0,
             "min_reward": s["reward_min"] if total else 0.0,
             "max_reward": s["reward_max"] if total else 0.0,
             **{
-                key: self.scorer.stats[stat] - self._scorer_base.get(stat, 0)
+                key: sum(
+                    s.stats[stat] - self._scorer_base[id(s)].get(stat, 0) for s in self._distinct_scorers()
+                )
                 for key, stat in _SCORER_STATS.items()
             },
         }

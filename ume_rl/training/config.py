@@ -80,6 +80,27 @@ class UmeGRPOConfig(GRPOConfig):
     Only these defaults differ from ``GRPOConfig``; every other field is TRL's.
     """
 
+    max_steps: int = field(
+        default=-1,
+        metadata={
+            "help": "GRPO steps (the recipes set it). -1: run num_train_epochs passes over the training prompts "
+            "instead (logged when the run starts); 0 and other negative values are errors."
+        },
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Start over in an output_dir that holds a run: everything in it is deleted first. Without this "
+            "(or --resume_from_checkpoint last), ume-rl train refuses a directory that holds a run."
+        },
+    )
+    resume_from_checkpoint: str | None = field(
+        default=None,
+        metadata={
+            "help": "Continue the run in output_dir: 'last' (or 'true') takes its newest complete checkpoint-N, "
+            "or pass a checkpoint directory. A complete warm start in output_dir/warm_start is reused."
+        },
+    )
     bf16: bool | None = field(
         default=None,
         metadata={

@@ -7,11 +7,18 @@
 A model that has never seen the tag format emits no tags, so every completion of a group gets the invalid
 penalty: the group has zero advantage and GRPO alone cannot leave that state. :func:`warm_start` teaches
 the format first; its output directory is the policy GRPO starts from.
+
+A finished warm start writes ``ume_rl_warm_start.json`` (its settings) last, after the model and tokenizer; a
+directory with that record and the model files is complete (:func:`completed_warm_start`) and is reused
+instead of trained again (a resumed run, a notebook cell run twice). Anything else found there (an
+interrupted warm start) is deleted and trained again, never loaded.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +28,26 @@ from ume_rl.training.config import bf16_supported, cpu_processes
 
 logger = logging.getLogger(__name__)
 
+WARM_START_MARKER = "ume_rl_warm_start.json"
+REUSE = ("same", "any", "never")
+
+
+def completed_warm_start(output_dir: str | Path) -> dict | None:
+    """The settings of the complete warm start in ``output_dir``, or ``None`` when there is none.
+
+    Complete means: the record :func:`warm_start` writes last, and the model config, weights and tokenizer.
+    """
+    out = Path(output_dir)
+    try:
+        record = json.loads((out / WARM_START_MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    weights = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+    files = (out / "config.json").is_file() and (out / "tokenizer_config.json").is_file()
+    if not (isinstance(record, dict) and files and any((out / name).is_file() for name in weights)):
+        return None
+    return record.get("settings", {})
+
 
 def warm_start(
     model_path,
@@ -29,6 +56,7 @@ def warm_start(
     num_train_epochs: float = 1.0,
     learning_rate: float = 2e-5,
     per_device_train_batch_size: int = 16,
+    reuse: str = "same",
     **sft_kwargs: Any,
 ):
     """Supervised fine-tuning on the dataset's reference completions; returns ``output_dir`` (a ``Path``).
@@ -41,6 +69,9 @@ def warm_start(
         model_path: the policy (hub id or local directory).
         dataset: rows with ``prompt`` and ``completion`` columns (``ume_rl.data`` builds them).
         num_train_epochs, learning_rate, per_device_train_batch_size: SFT settings; recipes set them per model.
+        reuse: a complete warm start already in ``output_dir`` (:func:`completed_warm_start`) is returned as it
+            is when its settings are the same (``"same"``), whatever its settings (``"any"``, with a warning
+            when they differ: a resumed run, whose policy weights come from its checkpoint), or never.
         **sft_kwargs: any ``trl.SFTConfig`` field.
 
     ``num_train_epochs=0`` skips the warm start and returns ``model_path`` as given.
@@ -51,6 +82,33 @@ def warm_start(
     if not num_train_epochs:
         logger.info("warm start skipped (num_train_epochs=0)")
         return model_path
+    if reuse not in REUSE:
+        raise ValueError(f"reuse must be one of {REUSE}, got {reuse!r}")
+    out = Path(output_dir)
+    settings = {
+        "model_path": str(model_path),
+        "rows": len(dataset),
+        "num_train_epochs": num_train_epochs,
+        "learning_rate": learning_rate,
+        "per_device_train_batch_size": per_device_train_batch_size,
+        **sft_kwargs,
+    }
+    settings = json.loads(json.dumps(settings, default=str))
+    done = completed_warm_start(out) if reuse != "never" else None
+    if done is not None and (done == settings or reuse == "any"):
+        if done != settings:
+            changed = sorted(k for k in {**done, **settings} if done.get(k) != settings.get(k))
+            logger.warning("reusing the warm start in %s although its settings differ in %s", out, changed)
+        logger.info("warm start: reusing the complete warm start in %s", out)
+        return out
+    state = PartialState()
+    found = out.is_dir() and any(out.iterdir())
+    state.wait_for_everyone()  # every rank has looked before the main process clears it
+    if found and state.is_main_process:
+        why = "trained with other settings" if done is not None else "incomplete (no record written last)"
+        logger.warning("the warm start in %s is %s: training it again", out, why)
+        shutil.rmtree(out)
+    state.wait_for_everyone()
 
     def conversation(row):
         prompt = row["prompt"]
@@ -74,7 +132,9 @@ def warm_start(
     trainer = SFTTrainer(model=str(model_path), args=config, train_dataset=pairs)
     trainer.train()
     trainer.save_model(str(output_dir))
-    PartialState().wait_for_everyone()  # other ranks load the saved model next
+    if state.is_main_process:  # written last: the warm start is complete
+        (out / WARM_START_MARKER).write_text(json.dumps({"settings": settings}, indent=1))
+    state.wait_for_everyone()  # other ranks load the saved model next
     logger.info(
         "warm start: %s epochs of SFT on %d references, saved to %s", num_train_epochs, len(pairs), output_dir
     )
