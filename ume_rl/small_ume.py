@@ -20,6 +20,14 @@ The checkpoint is an ordinary lobster checkpoint: ``hyper_parameters`` name the 
 ``ume_rl.models.load_ume`` registers the architecture (stored in the checkpoint under ``ume_rl``) first.
 Optimizer state is not saved (the file is the weights).
 
+The default (:class:`SmallUmeConfig`): a 2-layer FlexBERT (hidden 128, 4 heads, MLP 256; 0.6M parameters,
+a 2.4 MB checkpoint), 2,400 steps of 2,048 tokens, AdamW lr 2e-3, cosine. Measured on this project's 2-core
+machine with other work on it (load average ~2.8), one torch thread: 284 s of training, 297 s for
+:func:`demo_ume_checkpoint` from nothing. Held-out quality (``ume_rl.inspection.quality``): see the README.
+Why so small and so many steps: lobster's FlexBERT has no relative positions on CPU (sin-cos absolute
+positions; RoPE needs flash-attn), and learning to read a residue's neighbours is a late phase transition
+(~1,000 steps here); the number of steps, more than model size, decides what a few CPU minutes buy.
+
 Batches: examples are drawn so each modality gets its share of tokens (``token_shares``); SMILES are whole
 molecules, proteins and DNA windows random crops of ``min_crop``..``max_tokens - 2`` residues (positions the
 reward sees must have been trained: FlexBERT's position embeddings are learned). A pool of examples is
@@ -58,14 +66,14 @@ class SmallUmeConfig:
     """Architecture and training budget of a small UME (defaults: the ``demo`` profile's reward model)."""
 
     hidden_size: int = field(default=128, metadata={"help": "FlexBERT hidden size."})
-    num_hidden_layers: int = field(default=4, metadata={"help": "Encoder layers."})
+    num_hidden_layers: int = field(default=2, metadata={"help": "Encoder layers."})
     num_attention_heads: int = field(default=4, metadata={"help": "Attention heads."})
     intermediate_size: int = field(default=256, metadata={"help": "MLP width."})
     max_length: int = field(
         default=512, metadata={"help": "UME max_length (scorer limit), specials included."}
     )
-    steps: int = field(default=600, metadata={"help": "Optimizer steps."})
-    batch_tokens: int = field(default=4096, metadata={"help": "Most padded tokens per batch."})
+    steps: int = field(default=2400, metadata={"help": "Optimizer steps."})
+    batch_tokens: int = field(default=2048, metadata={"help": "Most padded tokens per batch."})
     max_tokens: int = field(default=202, metadata={"help": "Longest training example, CLS and EOS included."})
     min_crop: int = field(default=20, metadata={"help": "Shortest protein / DNA crop (residues)."})
     lr: float = field(default=2e-3, metadata={"help": "Peak learning rate (AdamW)."})
@@ -196,11 +204,32 @@ class TokenBatches(torch.utils.data.IterableDataset):
         return {"input_ids": input_ids, "attention_mask": attention_mask, "modality": [m for m, _ in batch]}
 
 
+@contextlib.contextmanager
+def _quiet_lightning():
+    """Lightning's INFO chatter (GPU/TPU availability, tips) off while it trains here; warnings stay."""
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric", "lightning")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
+    os.chmod(handle.name, 0o666 & ~_umask())  # mkstemp makes 0600 files
     os.replace(handle.name, path)
 
 
@@ -218,6 +247,7 @@ def train_small_ume(
     config: SmallUmeConfig | None = None,
     progress: bool = True,
     callbacks: list | None = None,
+    num_threads: int | None = 1,
 ) -> Path:
     """Train a small UME on ``corpus`` (default: :func:`~ume_rl.corpus.load_real_corpus` with the config's
     seed) and write ``small_ume.ckpt``, ``small_ume.losses.json`` and ``small_ume.json`` into ``out_dir``.
@@ -231,6 +261,9 @@ def train_small_ume(
         config: architecture and budget (default :class:`SmallUmeConfig`).
         progress: show Lightning's progress bar.
         callbacks: extra Lightning callbacks (e.g. a ``ModelCheckpoint`` every N steps).
+        num_threads: torch CPU threads while training (restored after); ``None`` leaves torch's setting.
+            One is the default: with other work on a 2-core machine, two threads were measured 7x slower
+            per step for this model size (0.93 s vs 0.13 s at load average ~4.8; OpenMP oversubscription).
 
     Returns:
         Path of the ``.ckpt``; load it with ``ume_rl.models.load_ume(path)``.
@@ -270,23 +303,30 @@ def train_small_ume(
                 value = metrics.get(f"train_loss/{m}") if m in batch["modality"] else None
                 curve[f"loss/{m}"].append(float(value) if value is not None else float("nan"))
 
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=1,
-        max_steps=config.steps,
-        logger=False,
-        enable_checkpointing=any(isinstance(c, L.pytorch.callbacks.ModelCheckpoint) for c in callbacks or []),
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        gradient_clip_val=1.0,
-        num_sanity_val_steps=0,
-        callbacks=[_Record(), *(callbacks or [])],
-    )
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        trainer.fit(ume, train_dataloaders=loader)
-    seconds = time.perf_counter() - start
+    threads = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
+    with _quiet_lightning(), contextlib.ExitStack() as restore:
+        restore.callback(torch.set_num_threads, threads)
+        trainer = L.Trainer(
+            accelerator="cpu",
+            devices=1,
+            max_steps=config.steps,
+            logger=False,
+            enable_checkpointing=any(
+                isinstance(c, L.pytorch.callbacks.ModelCheckpoint) for c in callbacks or []
+            ),
+            enable_progress_bar=progress,
+            enable_model_summary=False,
+            gradient_clip_val=1.0,
+            num_sanity_val_steps=0,
+            callbacks=[_Record(), *(callbacks or [])],
+        )
+        start = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            trainer.fit(ume, train_dataloaders=loader)
+        seconds = time.perf_counter() - start
 
     ckpt = out_dir / CHECKPOINT_NAME
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
@@ -294,6 +334,7 @@ def train_small_ume(
         trainer.save_checkpoint(staged, weights_only=True)
         with staged.open("rb+") as handle:
             os.fsync(handle.fileno())
+        os.chmod(staged, 0o666 & ~_umask())
         os.replace(staged, ckpt)
     _atomic_write_bytes(out_dir / LOSSES_NAME, json.dumps(curve).encode())
     sidecar = {
@@ -302,7 +343,7 @@ def train_small_ume(
         "config": asdict(config),
         "arch": config.arch,
         "seconds": round(seconds, 1),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": num_threads or threads,
         "corpus": {"seed": corpus.seed, "sources": [asdict(s) for s in corpus.sources]},
     }
     _atomic_write_bytes(out_dir / SIDECAR_NAME, json.dumps(sidecar, indent=1).encode())
