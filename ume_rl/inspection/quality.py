@@ -1,9 +1,9 @@
 """Does the reward carry signal? Held-out real sequences against decoys, the UME against count baselines.
 
 >>> quality = reward_quality(ume, corpus)  # doctest: +SKIP
->>> quality.pll        # per modality: mean masked PLL per token, UME vs unigram vs context baseline
->>> quality.auroc      # per modality and decoy: AUROC of score(real) vs score(decoy), UME vs baselines
->>> quality.probes     # hacking probes (homopolymers, repeats): scores vs held-out real sequences
+>>> quality.pll  # per modality: mean masked PLL per token, UME vs unigram vs context  # doctest: +SKIP
+>>> quality.auroc  # per modality and decoy: AUROC of real vs decoy, UME vs baselines  # doctest: +SKIP
+>>> quality.probes  # hacking probes (homopolymers, repeats) vs held-out real sequences  # doctest: +SKIP
 
 Everything is measured on the corpus's **held-out** split only (the baselines are fitted on its train split):
 
