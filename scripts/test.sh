@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test job: lint, unit tests (slow ones included, and tests/browser: notebooks 02 and 03 in JupyterLab in
-# headless Chromium, skipped when no Chromium is installed), then every notebook under nbmake on the tiny profile.
+# headless Chromium, skipped when no Chromium is installed), then every notebook under nbmake on the demo profile.
 #   bash scripts/test.sh            # everything CI runs
 #   bash scripts/test.sh -m "not slow"  # extra pytest arguments go to the unit-test run
 set -euo pipefail
@@ -12,9 +12,9 @@ ruff check .
 ruff format --check .
 echo "[ume_rl] $(date +%T) unit tests"
 python -m pytest --doctest-modules tests ume_rl "$@"
-echo "[ume_rl] $(date +%T) notebooks (nbmake, tiny profile)"
+echo "[ume_rl] $(date +%T) notebooks (nbmake, demo profile)"
 NB_RUNS="$(mktemp -d)"
-UME_RL_PROFILE=tiny UME_RL_RUNS_DIR="$NB_RUNS" HF_HUB_OFFLINE=1 \
+UME_RL_PROFILE=demo UME_RL_RUNS_DIR="$NB_RUNS" HF_HUB_OFFLINE=1 \
   python -m pytest --nbmake --nbmake-timeout=1200 notebooks
 rm -rf "$NB_RUNS"
 echo "[ume_rl] $(date +%T) all green"
