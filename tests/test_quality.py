@@ -16,6 +16,7 @@ from ume_rl.inspection.quality import (
     reward_quality,
 )
 from ume_rl.models import load_ume
+from ume_rl.rewards.modalities import MODALITY_TABLE
 
 
 def _atoms(smiles):
@@ -145,3 +146,14 @@ def test_training_raises_the_held_out_likelihood(qualities):
     assert trained.pll["unigram"].tolist() == untrained.pll["unigram"].tolist()
     dna = trained.auroc.set_index(["modality", "decoy"]).loc[("nucleotide", "shuffled")]
     assert dna["unigram"] == pytest.approx(0.5, abs=0.2) and dna["context"] > 0.7
+
+
+def test_summary_reads_the_tables(qualities):
+    trained, untrained = qualities
+    lines = untrained.summary().splitlines()
+    assert len(lines) == 3
+    for line, modality in zip(lines, MODALITY_TABLE, strict=True):
+        assert line.startswith(MODALITY_TABLE[modality].label)
+        assert "does NOT beat the unigram" in line  # untrained: ~ -ln(vocabulary) per token
+        assert all(f"vs {decoy} " in line for decoy in DECOYS[modality])
+    assert trained.summary() != untrained.summary()

@@ -72,7 +72,7 @@ class SmallUmeConfig:
     max_length: int = field(
         default=512, metadata={"help": "UME max_length (scorer limit), specials included."}
     )
-    steps: int = field(default=2400, metadata={"help": "Optimizer steps."})
+    steps: int = field(default=3400, metadata={"help": "Optimizer steps."})
     batch_tokens: int = field(default=2048, metadata={"help": "Most padded tokens per batch."})
     max_tokens: int = field(default=202, metadata={"help": "Longest training example, CLS and EOS included."})
     min_crop: int = field(default=20, metadata={"help": "Shortest protein / DNA crop (residues)."})
@@ -81,7 +81,7 @@ class SmallUmeConfig:
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
     mask_percentage: float = field(default=0.25, metadata={"help": "Fraction of residue tokens masked."})
     token_shares: tuple[float, float, float] = field(
-        default=(1.0, 1.0, 1.0), metadata={"help": "Relative tokens per modality (SMILES, protein, DNA)."}
+        default=(2.0, 1.0, 1.0), metadata={"help": "Relative tokens per modality (SMILES, protein, DNA)."}
     )
     seed: int = field(default=0, metadata={"help": "Seeds weights, masking and batches."})
 

@@ -262,6 +262,34 @@ class RewardQuality:
         frame["met"] = frame["value"] > frame["threshold"]
         return frame
 
+    def summary(self) -> str:
+        """What the numbers say, one line per modality, computed from the tables: the UME against the unigram
+        (held-out PLL), against the context baseline (AUROC per decoy), and the hacking probes whose mean score
+        beats the mean held-out real sequence."""
+        lines = []
+        for row in self.pll.itertuples():
+            label = MODALITY_TABLE[row.modality].label
+            verdict = "beats" if row.ume_minus_unigram > 0 else "does NOT beat"
+            parts = [f"{label}: held-out PLL {row.ume:.3f}/token {verdict} the unigram's {row.unigram:.3f}"]
+            for a in self.auroc[self.auroc["modality"] == row.modality].itertuples():
+                relation = "above" if a.ume > a.context else "below"
+                parts.append(
+                    f"AUROC vs {a.decoy} {a.ume:.3f} ({relation} the context baseline's {a.context:.3f})"
+                )
+            probes = self.probes[self.probes["modality"] == row.modality].groupby("probe")[
+                ["ume", "real_mean"]
+            ]
+            liked = [
+                f"{name} ({m.ume:.2f} vs {m.real_mean:.2f})"
+                for name, m in probes.mean().iterrows()
+                if m.ume > m.real_mean
+            ]
+            parts.append(
+                "probes scoring above real sequences on average: " + (", ".join(liked) if liked else "none")
+            )
+            lines.append("; ".join(parts) + ".")
+        return "\n".join(lines)
+
 
 def reward_quality(
     ume,
