@@ -21,7 +21,7 @@ the scored sequences, CLS/EOS included):
   on every position, mean over non-pad tokens (specials included).
 - ``naive masked loop``: one forward per (sequence, position), batch of one, decoder on every position.
 - ``bare forward``: the encoder alone over exactly the batches ``ume_rl unmasked`` packs
-  (:meth:`ume_rl.rewards.scoring.UmeScorer.encoder_only`, inputs prepared beforehand).
+  (:meth:`ume_rl.rewards.ume_scoring.UmeScorer.encoder_only`, inputs prepared beforehand).
 - ``generic unmasked (ESM-2 8M shape)`` / ``generic bare forward``: the same two on the round's protein
   completions, scored through the generic Hugging Face path (:class:`ume_rl.rewards.hf_scoring.HFMaskedLMScorer`)
   by an untrained ``EsmForMaskedLM`` shaped like ``facebook/esm2_t6_8M_UR50D`` (6 layers, hidden 320, ESM-2's

@@ -26,8 +26,8 @@ from ume_rl.lobster_compat import (
 )
 from ume_rl.models import load_ume
 from ume_rl.rewards.modalities import MODALITIES
-from ume_rl.rewards.scoring import UmeScorer
 from ume_rl.rewards.ume import UmeReward
+from ume_rl.rewards.ume_scoring import UmeScorer
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -131,6 +131,25 @@ def test_final_model_and_tokenizer_are_saved_and_reload(seed_run):
     for name, param in model.named_parameters():
         assert torch.equal(param, trained[name].detach().cpu()), name
     assert sorted(p.name for p in output_dir.glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
+
+
+def test_a_finished_run_is_not_overwritten_by_a_second_seed_guide_call(seed_run, warm_policy_path, dataset):
+    from ume_rl.training.rundir import LOCK_FILES, RunDirectoryError
+
+    def files():
+        return {p: p.stat().st_mtime_ns for p in output_dir.rglob("*") if p.name not in LOCK_FILES}
+
+    _, output_dir = seed_run
+    before = files()
+    with pytest.raises(RunDirectoryError, match="overwrite_output_dir"):
+        train_ume_grpo(
+            model_path=str(warm_policy_path),
+            ume_model_path="tiny",
+            train_dataset=dataset["train"],
+            output_dir=str(output_dir),
+            max_steps=1,
+        )
+    assert files() == before
 
 
 def test_resume_continues_at_the_checkpoint_step(seed_run, tmp_path, warm_policy_path, dataset):

@@ -142,7 +142,7 @@ def _save_lightning_checkpoint(ume, path, like_flash_training: bool):
 @pytest.mark.parametrize("like_flash_training", [True, False])
 def test_unpadded_lightning_checkpoint_scores_like_the_padded_model(tmp_path, like_flash_training):
     """Real UME checkpoints are trained with flash-attn (unpadded layout); on CPU they load and score exactly."""
-    from ume_rl.rewards.scoring import UmeScorer
+    from ume_rl.rewards.ume_scoring import UmeScorer
 
     trained = build_tiny_ume(layout="unpadded")
     with torch.no_grad():  # weights no seed reproduces: the checkpoint must be read

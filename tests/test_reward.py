@@ -31,7 +31,7 @@ def masked_reward(tiny_ume):
 
 
 def test_valid_reward_is_score_over_temperature(masked_reward, tiny_ume):
-    from ume_rl.rewards.scoring import UmeScorer
+    from ume_rl.rewards.ume_scoring import UmeScorer
 
     assert masked_reward.mode == "masked"
     rows = masked_reward.details(VALID)
@@ -248,7 +248,7 @@ def mixed_models(tiny_ume, tiny_mlms):
 
 def test_mixed_models_score_each_modality_with_its_own(mixed_models, tiny_ume, tiny_mlms):
     from ume_rl.rewards.hf_scoring import HFMaskedLMScorer
-    from ume_rl.rewards.scoring import UmeScorer
+    from ume_rl.rewards.ume_scoring import UmeScorer
 
     reward = UmeReward(mixed_models)
     assert {m: type(s).__name__ for m, s in reward.scorers.items()} == {
@@ -312,7 +312,7 @@ def test_an_adversarial_masked_lm_is_floored_at_its_own_floor(tiny_mlms, tiny_um
 
 
 def test_reward_model_mapping_is_checked(tiny_ume, tiny_mlms):
-    from ume_rl.rewards.scoring import UmeScorer
+    from ume_rl.rewards.ume_scoring import UmeScorer
 
     with pytest.raises(ValueError, match="no reward model for"):
         UmeReward({"amino_acid": tiny_mlms["amino_acid"]})

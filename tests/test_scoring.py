@@ -16,7 +16,7 @@ import torch
 
 from ume_rl.models import flash_attn_available
 from ume_rl.rewards.batching import plan_batches
-from ume_rl.rewards.scoring import UmeScorer
+from ume_rl.rewards.ume_scoring import UmeScorer
 
 DEVICE = os.environ.get("UME_RL_TEST_DEVICE", "cpu")
 DTYPE = os.environ.get("UME_RL_TEST_DTYPE") or None

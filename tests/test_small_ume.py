@@ -10,7 +10,7 @@ import torch
 
 from ume_rl.models import load_ume
 from ume_rl.rewards.flexbert import encoder_layout
-from ume_rl.rewards.scoring import UmeScorer
+from ume_rl.rewards.ume_scoring import UmeScorer
 from ume_rl.small_ume import (
     CHECKPOINT_NAME,
     LOSSES_NAME,

@@ -163,6 +163,16 @@ def test_without_config_the_active_profiles_recipe_is_used_and_logged(monkeypatc
     assert full.warm_start_epochs == 1 and full.profile == "full"
 
 
+def test_two_recipes_of_one_profile_never_share_a_default_run_directory(monkeypatch, tmp_path):
+    monkeypatch.setenv("UME_RL_RUNS_DIR", str(tmp_path))
+    _, full = load_recipe("full")
+    _, public = load_recipe("full-public")
+    assert Path(full.output_dir) == tmp_path / "grpo-full"
+    assert Path(public.output_dir) == tmp_path / "grpo-full-public"  # same profile (full), its own directory
+    _, explicit = load_recipe("full-public", output_dir=str(tmp_path / "mine"))
+    assert Path(explicit.output_dir) == tmp_path / "mine"
+
+
 def test_max_steps_minus_one_is_documented_and_logged(caplog):
     with caplog.at_level(logging.INFO, logger="ume_rl.training.validation"):
         _, grpo = parse_train_args(["--config", TINY, "--max_steps", "-1"])

@@ -287,36 +287,52 @@ def train_ume_grpo(
 
     Other arguments are those of :func:`create_ume_grpo_trainer`. The final model and tokenizer are saved to
     ``args.output_dir``. Returns the trained trainer.
+
+    The output directory is guarded as ``ume-rl train`` guards it (:mod:`ume_rl.training.rundir`): a run starts
+    only into a missing or empty directory, resumes one (``resume_from_checkpoint``) or clears it
+    (``overwrite_output_dir=True``); anything else, or a second run on the same directory, raises
+    :class:`~ume_rl.training.rundir.RunDirectoryError` before a model is loaded.
     """
+    from accelerate import PartialState
+
     from ume_rl.models import load_ume
-    from ume_rl.training.trainer import outside_zero3, resume_value
+    from ume_rl.training.rundir import claim_on_main_process, mark_run, resolve_resume
+    from ume_rl.training.trainer import outside_zero3
 
     args = _grpo_args(args, output_dir, wandb_run_name, grpo_kwargs)
-    if isinstance(ume_model_path, str | Path):
-        logger.info("loading UME %s on %s", ume_model_path, device or args.device)
-        with outside_zero3():
-            ume_model = load_ume(ume_model_path, device=device or args.device)
-    else:
-        ume_model = ume_model_path
-    trainer = create_ume_grpo_trainer(
-        model_path,
-        ume_model,
-        train_dataset,
-        eval_dataset,
-        reward_temperature=reward_temperature,
-        reward_batch_size=reward_batch_size,
-        penalty_for_invalid=penalty_for_invalid,
-        enable_wandb_logging=enable_wandb_logging,
-        wandb_project=wandb_project,
-        wandb_entity=wandb_entity,
-        callbacks=callbacks,
-        reward_mode=reward_mode,
-        extra_reward_funcs=extra_reward_funcs,
-        args=args,
-    )
-    if device is not None:
-        ume_model.to(device)
-    trainer.train(resume_from_checkpoint=resume_value(args.resume_from_checkpoint))
-    trainer.save_model(args.output_dir)
-    logger.info("saved the trained policy and its tokenizer to %s", args.output_dir)
-    return trainer
+    # the guard `ume-rl train` has: one run per directory, never clobbered (ume_rl.training.rundir)
+    lock = claim_on_main_process(args.output_dir, args.resume_from_checkpoint, args.overwrite_output_dir)
+    try:
+        if isinstance(ume_model_path, str | Path):
+            logger.info("loading UME %s on %s", ume_model_path, device or args.device)
+            with outside_zero3():
+                ume_model = load_ume(ume_model_path, device=device or args.device)
+        else:
+            ume_model = ume_model_path
+        trainer = create_ume_grpo_trainer(
+            model_path,
+            ume_model,
+            train_dataset,
+            eval_dataset,
+            reward_temperature=reward_temperature,
+            reward_batch_size=reward_batch_size,
+            penalty_for_invalid=penalty_for_invalid,
+            enable_wandb_logging=enable_wandb_logging,
+            wandb_project=wandb_project,
+            wandb_entity=wandb_entity,
+            callbacks=callbacks,
+            reward_mode=reward_mode,
+            extra_reward_funcs=extra_reward_funcs,
+            args=args,
+        )
+        if device is not None:
+            ume_model.to(device)
+        trainer.train(resume_from_checkpoint=resolve_resume(args.output_dir, args.resume_from_checkpoint))
+        trainer.save_model(args.output_dir)
+        logger.info("saved the trained policy and its tokenizer to %s", args.output_dir)
+        if PartialState().is_main_process:
+            mark_run(args.output_dir, status="trained", global_step=trainer.state.global_step)
+        return trainer
+    finally:
+        if lock is not None:
+            lock.release()

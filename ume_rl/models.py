@@ -347,7 +347,7 @@ def load_ume(
 
     A ``.ckpt`` is a Lightning checkpoint of lobster's ``UME`` (``state_dict`` + ``hyper_parameters``), in either
     FlexBERT layout: flash-attn-trained checkpoints are unpadded; on CPU lobster rebuilds them padded (or keeps
-    them unpadded) and :class:`~ume_rl.rewards.scoring.UmeScorer` scores both exactly.
+    them unpadded) and :class:`~ume_rl.rewards.ume_scoring.UmeScorer` scores both exactly.
     """
     UME = lobster_ume_class()
 

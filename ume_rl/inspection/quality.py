@@ -14,7 +14,7 @@ Everything is measured on the corpus's **held-out** split only (the baselines ar
   or aromatic c/n, kept only if RDKit parses it, canonical) and ``synthetic`` (``ume_rl.data.random_smiles``,
   the synthetic generator, within ±3 characters of the real one); every modality ``mutated_10pct`` (10% of
   the positions substituted; SMILES: atoms swapped within class as above);
-- scores: the UME's exact masked pseudo-log-likelihood per token (:class:`~ume_rl.rewards.scoring.UmeScorer`,
+- scores: the UME's exact masked pseudo-log-likelihood per token (:class:`~ume_rl.rewards.ume_scoring.UmeScorer`,
   ``mode="masked"``), a unigram model (train-split token frequencies) and a :class:`ContextBaseline` (a
   token given its ±2 neighbours, backed off to ±1 and the unigram);
 - AUROC: the probability that a real sequence scores above a decoy (ties count half); 0.5 is chance.
@@ -319,7 +319,7 @@ def reward_quality(
     from tqdm.auto import tqdm
 
     from ume_rl.inspection.probes import make_probes
-    from ume_rl.rewards.scoring import UmeScorer
+    from ume_rl.rewards.ume_scoring import UmeScorer
 
     start = time.perf_counter()
     sizes = dict(DEFAULT_N) if n is None else ({m: n for m in MODALITIES} if isinstance(n, int) else dict(n))

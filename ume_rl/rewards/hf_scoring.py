@@ -1,7 +1,7 @@
 """The scoring engine on any Hugging Face masked LM: ESM-2, ChemBERTa, Nucleotide Transformer, your own.
 
 :class:`HFMaskedLMScorer` is the Hugging Face adapter of :class:`~ume_rl.rewards.scoring.PseudoLikelihoodScorer`
-(the engine behind :class:`~ume_rl.rewards.scoring.UmeScorer`): same rows, length bucketing, token budget,
+(the engine behind :class:`~ume_rl.rewards.ume_scoring.UmeScorer`): same rows, length bucketing, token budget,
 masked copies batched, one device-to-host copy, autocast, ``too_long`` / ``unknown_token`` handling. A
 :class:`MaskedLM` is what it scores with: an ``AutoModelForMaskedLM``, its tokenizer and the modality it
 reads (:func:`ume_rl.masked_lms.load_reward_model` returns one).

@@ -8,37 +8,28 @@ between its special tokens), of
 - ``mode="unmasked"``: log p(token_i | the whole unmasked sequence), the single-pass approximation.
 
 >>> from ume_rl.models import load_ume
+>>> from ume_rl.rewards.ume_scoring import UmeScorer
 >>> scorer = UmeScorer(load_ume("tiny"), mode="masked")  # doctest: +SKIP
 >>> scorer.score(["CCO", "MKVL", "ACGT"], ["SMILES", "amino_acid", "nucleotide"])  # doctest: +SKIP
 [-6.46..., -7.25..., -7.47...]
 
-One engine, :class:`PseudoLikelihoodScorer`, with a small adapter per model family: :class:`UmeScorer` (lobster
-FlexBERT, here) and :class:`~ume_rl.rewards.hf_scoring.HFMaskedLMScorer` (any Hugging Face
-``AutoModelForMaskedLM``). How a call runs: each sequence is tokenized (no padding, no truncation); the
-work rows (one per sequence unmasked, one per residue masked) are sorted by length and bucketed into
-batches of at most ``token_budget`` padded tokens with at most 25% padding; each batch is padded to its
-own longest row; the encoder runs once per batch (UME masked: the last layer only at the masked position)
-and the decoder head only at the scored positions; log-probs stay on the device until one device-to-host
-copy per call, and per-sequence means are taken in float64 on the host. ``torch.inference_mode``,
-optional bf16/fp16 autocast, one pinned non-blocking host-to-device copy per batch on CUDA.
+One engine, :class:`PseudoLikelihoodScorer` (here), with a small adapter per model family:
+:class:`~ume_rl.rewards.ume_scoring.UmeScorer` (lobster FlexBERT; its layouts are described there) and
+:class:`~ume_rl.rewards.hf_scoring.HFMaskedLMScorer` (any Hugging Face ``AutoModelForMaskedLM``).
 
-UME layouts (lobster FlexBERT), all exact:
-
-- padded SDPA (CPU, or GPU without flash-attn): key-padding mask; batches without padding run SDPA
-  without a mask (a twin module sharing the weights);
-- unpadded + flash-attn (CUDA): rows are concatenated with no pad token and ``cu_seqlens`` come from
-  the true lengths (upstream counted the padding as tokens);
-- unpadded without flash-attn: lobster's SDPA path attends across all sequences of a forward, so the scorer
-  runs a padded twin of the encoder sharing the same weight tensors;
-- padded + flash-attn (pads are attended): batches never mix lengths.
-
-Layout detection, padded twins and the last-layer shortcut live in :mod:`ume_rl.rewards.flexbert`; length
-bucketing and batch packing in :mod:`ume_rl.rewards.batching`.
+How a call runs: each sequence is tokenized (no padding, no truncation); the work rows (one per sequence
+unmasked, one per residue masked) are sorted by length and bucketed into batches of at most ``token_budget``
+padded tokens with at most 25% padding; each batch is padded to its own longest row; the encoder runs once per
+batch (UME masked: the last layer only at the masked position) and the decoder head only at the scored
+positions; log-probs stay on the device until one device-to-host copy per call, and per-sequence means are
+taken in float64 on the host. ``torch.inference_mode``, optional bf16/fp16 autocast, one pinned non-blocking
+host-to-device copy per batch on CUDA.
 
 Fresh batches as fast as repeated ones (CUDA): GRPO never scores the same batch twice, so every call would
 bring new (rows, length) shapes. ``pad_shapes`` (default: on for CUDA, off on CPU, where it only adds
 padding) rounds each batch's padded length and row count up to a small fixed ladder
-(:class:`~ume_rl.rewards.batching.ShapeLadder`); :meth:`UmeScorer.warmup` runs every ladder shape once.
+(:class:`~ume_rl.rewards.batching.ShapeLadder`); :meth:`PseudoLikelihoodScorer.warmup` runs every ladder
+shape once.
 ``sdpa`` (default ``"auto"``: no cuDNN attention on CUDA) picks the attention kernels
 (:func:`~ume_rl.rewards.flexbert.sdpa_backends` says why). Identical sequences of a call are scored once and,
 with ``cache_size > 0``, remembered across calls (:mod:`ume_rl.rewards.cache`); ``stats`` counts
@@ -73,14 +64,9 @@ import torch
 from ume_rl.rewards.batching import HOST_ONLY, ShapeLadder, batch_arrays, plan_batches, to_device
 from ume_rl.rewards.cache import ScoreMemo, weights_version
 from ume_rl.rewards.flexbert import (
-    encoder_layout,
-    hidden_at_positions,
-    last_layer_shortcut_applies,
-    padded_twin,
     resolve_dtype,
     sdpa_backends,
 )
-from ume_rl.rewards.modalities import normalize_modality
 
 logger = logging.getLogger(__name__)
 
@@ -441,139 +427,3 @@ class PseudoLikelihoodScorer:
     def _encoder_kwargs(self, layout: str, dev: dict[str, torch.Tensor], max_seqlen: int) -> dict:
         """The encoder's inputs for one batch (padded layout)."""
         return {"input_ids": self._device_rows(dev), "attention_mask": dev["attention_mask"]}
-
-
-class UmeScorer(PseudoLikelihoodScorer):
-    """The engine on a lobster UME: mean per-residue log-probability (higher is better, always <= 0).
-
-    Args:
-        ume_model: a lobster ``UME`` (any layout, any device; it is put in eval mode, never moved).
-        mode: ``"masked"`` (exact pseudo-log-likelihood) or ``"unmasked"`` (one pass, approximation).
-        token_budget: most padded tokens per forward; default 8192 on CPU, 65536 on CUDA.
-        dtype: ``None``/``"fp32"`` (the model's own precision) or ``"bf16"``/``"fp16"`` (autocast; the
-            log-softmax is always computed in float32).
-        max_length: longest tokenized sequence scored (default: the UME's ``max_length``).
-        pad_shapes, sdpa, dedup, cache_size: engine options, see :class:`PseudoLikelihoodScorer`.
-
-    UME's protein and DNA tokens are single residues and its SMILES tokens atoms, bonds, branches and ring
-    closures, so the mean per token is the mean per residue.
-    """
-
-    label = "UME"
-
-    def __init__(
-        self,
-        ume_model,
-        mode: str = DEFAULT_MODE,
-        token_budget: int | None = None,
-        dtype=None,
-        max_length=None,
-        pad_shapes: bool | None = None,
-        sdpa="auto",
-        dedup: bool = True,
-        cache_size: int = 0,
-    ):
-        flex = ume_model.model
-        self._tokenizers = {m: ume_model.get_tokenizer(m) for m in ("SMILES", "amino_acid", "nucleotide")}
-        unk_ids = {int(tok.unk_token_id) for tok in self._tokenizers.values()}
-        if len(unk_ids) != 1:
-            raise RuntimeError(f"UME tokenizers disagree on the <unk> id: {sorted(unk_ids)}")
-        super().__init__(
-            ume_model,
-            mode=mode,
-            token_budget=token_budget,
-            dtype=dtype,
-            max_length=max_length or ume_model.max_length,
-            vocab_size=flex.config.vocab_size,
-            mask_token_id=flex.mask_token_id,
-            pad_token_id=flex.pad_token_id,
-            unk_token_id=unk_ids.pop(),
-            pad_shapes=pad_shapes,
-            sdpa=sdpa,
-            dedup=dedup,
-            cache_size=cache_size,
-        )
-        self.ume = ume_model
-        self.eos_token_id = int(flex.eos_token_id)
-        self._cls_ids = {m: int(tok.cls_token_id) for m, tok in self._tokenizers.items()}
-        self._twins: dict[tuple[int, bool], torch.nn.Module] = {}
-
-    @property
-    def longest_residue_token(self) -> int:
-        """Characters of the longest residue token of any modality's tokenizer (``'[195Pt+2]'``: 9)."""
-        return max(
-            len(token) for tok in self._tokenizers.values() for token in tok.get_vocab() if token[0] != "<"
-        )
-
-    def encode(self, sequences: Sequence[str], modalities: Sequence) -> list[list[int]]:
-        """Token ids (CLS … EOS, no padding, no truncation) of each sequence with its modality's tokenizer."""
-        if len(sequences) != len(modalities):
-            raise ValueError(f"{len(sequences)} sequences but {len(modalities)} modalities")
-        mods = [normalize_modality(m) for m in modalities]
-        ids: list[list[int] | None] = [None] * len(sequences)
-        for modality in set(mods):
-            idx = [i for i, m in enumerate(mods) if m == modality]
-            encoded = self._tokenizers[modality]([sequences[i] for i in idx], add_special_tokens=True)[
-                "input_ids"
-            ]
-            for i, tokens in zip(idx, encoded, strict=True):
-                if len(tokens) < 2 or tokens[0] != self._cls_ids[modality] or tokens[-1] != self.eos_token_id:
-                    raise RuntimeError(f"UME {modality} tokenizer returned {tokens[:3]}…, expected CLS … EOS")
-                ids[i] = tokens
-        return ids  # type: ignore[return-value]
-
-    # ------------------------------------------------------------------------------------------ FlexBERT adapter
-
-    def _module(self) -> torch.nn.Module:
-        return self.ume
-
-    def _layout(self) -> str:
-        """``padded`` (SDPA + key mask), ``padded_fa`` (flash-attn, pads attended), ``varlen`` (unpadded +
-        flash-attn) or ``unpadded_sdpa`` (unpadded without flash-attn: mixes the rows of a forward)."""
-        return encoder_layout(self.ume.model)
-
-    def _encoder(self, layout: str, key_mask: bool) -> torch.nn.Module:
-        """The module that computes a batch exactly: the UME's own encoder, or a padded twin sharing its weights.
-
-        ``key_mask`` is False for batches without any pad token, which then run SDPA without a mask (faster
-        kernels on CPU and GPU).
-        """
-        flex = self.ume.model
-        if layout in ("varlen", "padded_fa") or (layout == "padded" and key_mask):
-            return flex.model
-        key = (next(flex.model.parameters()).data_ptr(), key_mask)
-        if key not in self._twins:
-            self._twins = {k: v for k, v in self._twins.items() if k[0] == key[0]}
-            self._twins[key] = padded_twin(flex.model, flex.config, key_mask=key_mask)
-        return self._twins[key]
-
-    def _decode(self, selected: torch.Tensor) -> torch.Tensor:
-        return self.ume.model.decoder(selected)
-
-    def _encoder_kwargs(self, layout: str, dev: dict[str, torch.Tensor], max_seqlen: int) -> dict:
-        """The encoder's inputs for one batch: its rows (masked copies in masked mode), packed for varlen."""
-        if layout != "varlen":
-            return super()._encoder_kwargs(layout, dev, max_seqlen)
-        return {
-            "input_ids": self._device_rows(dev).reshape(-1).index_select(0, dev["flat_index"]),
-            "position_ids": dev["position_ids"],
-            "cu_seqlens": dev["cu_seqlens"].to(torch.int32),
-            "max_seqlen": max_seqlen,
-        }
-
-    def _hidden(self, encoder, layout: str, dev: dict[str, torch.Tensor], max_seqlen: int):
-        """Final hidden states at the scored positions of one batch, (scored positions, hidden)."""
-        kwargs = self._encoder_kwargs(layout, dev, max_seqlen)
-        if layout == "varlen":
-            return encoder(**kwargs)[dev["sel_flat"]]
-        if self.mode == "masked" and last_layer_shortcut_applies(encoder):
-            hidden = hidden_at_positions(
-                encoder, kwargs["input_ids"], kwargs["attention_mask"], dev["row_pos"]
-            )
-            return hidden[: dev["targets"].shape[0]]  # padding rows (pad_shapes) come last
-        return encoder(**kwargs)[dev["sel_row"], dev["sel_pos"]]
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_twins"] = {}
-        return state

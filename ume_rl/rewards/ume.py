@@ -50,8 +50,9 @@ from types import MappingProxyType
 
 from ume_rl.rewards.hf_scoring import HFMaskedLMScorer, MaskedLM
 from ume_rl.rewards.modalities import MODALITIES, normalize_modality
-from ume_rl.rewards.scoring import DEFAULT_MODE, PseudoLikelihoodScorer, UmeScorer
+from ume_rl.rewards.scoring import DEFAULT_MODE, PseudoLikelihoodScorer
 from ume_rl.rewards.tags import INVALID_REASONS, UNTAGGED, read_completions
+from ume_rl.rewards.ume_scoring import UmeScorer
 
 logger = logging.getLogger(__name__)
 

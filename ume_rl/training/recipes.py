@@ -253,7 +253,7 @@ def parse_config(
         overrides: field values (``None`` values are ignored), as :func:`load_recipe` takes them.
 
     Returns:
-        ``(TrainScriptArguments, UmeGRPOConfig)`` with ``output_dir`` resolved (default ``runs/grpo-<profile>``);
+        ``(TrainScriptArguments, UmeGRPOConfig)`` with ``output_dir`` resolved (default ``runs/grpo-<recipe>``);
         the recipe's ``env`` and ``torch_num_threads`` are applied.
 
     Raises:
@@ -315,7 +315,7 @@ def parse_config(
         raise _settings_error(err, sources) from None
     if grpo.output_dir in (None, TRANSFORMERS_DEFAULT_OUTPUT_DIR):
         try:
-            grpo.output_dir = str(default_output_dir(get_profile(script.profile)))
+            grpo.output_dir = str(default_output_dir(get_profile(script.profile), path))
         except ValueError as err:
             raise config_error("profile", script.profile, sources, _one_line(err)) from None
     validate_config(script, grpo, sources)
@@ -376,6 +376,7 @@ def _settings_error(err: ValueError, sources: Sources) -> ConfigError:
     return ConfigError(f"invalid GRPO settings: {message}" + (f" [set here: {given}]" if given else ""))
 
 
-def default_output_dir(profile) -> Path:
-    """Where a run of ``profile`` goes unless ``output_dir`` is set: ``runs/grpo-<profile>``."""
-    return profile.runs / f"grpo-{profile.name}"
+def default_output_dir(profile, recipe: str | Path | None = None) -> Path:
+    """Where a run goes unless ``output_dir`` is set: ``runs/grpo-<recipe>`` (the recipe file's name, e.g.
+    ``grpo-full-public``), ``runs/grpo-<profile>`` without one; two recipes never share a run directory."""
+    return profile.runs / f"grpo-{Path(recipe).stem if recipe is not None else profile.name}"

@@ -62,29 +62,16 @@ class TrainRun:
         profile's dataset is loaded, or generated when missing.
         """
         from accelerate import PartialState
-        from accelerate.utils import broadcast_object_list
 
         from ume_rl.data import load_dataset_dir, load_or_generate_dataset
         from ume_rl.profiles import get_profile
-        from ume_rl.training.rundir import RunDirectoryError, claim_output_dir
+        from ume_rl.training.rundir import claim_on_main_process
 
         profile = get_profile(script.profile)
         if grpo.output_dir in (None, TRANSFORMERS_DEFAULT_OUTPUT_DIR):
             grpo.output_dir = str(default_output_dir(profile))
+        lock = claim_on_main_process(grpo.output_dir, grpo.resume_from_checkpoint, grpo.overwrite_output_dir)
         state = PartialState()
-        state.wait_for_everyone()  # every rank has checked the directory before the main process changes it
-        lock, error = None, None
-        if state.is_main_process:
-            try:
-                lock = claim_output_dir(
-                    grpo.output_dir, grpo.resume_from_checkpoint, grpo.overwrite_output_dir
-                )
-            except Exception as err:  # every rank raises it, none waits for the main process
-                error = str(err) if isinstance(err, RunDirectoryError) else f"{type(err).__name__}: {err}"
-        if state.num_processes > 1:
-            error = broadcast_object_list([error])[0]
-        if error is not None:
-            raise RunDirectoryError(error)
         try:
             # Rank 0 builds the tiny policy and the dataset once; the other ranks then load them.
             with state.main_process_first():

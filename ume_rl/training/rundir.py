@@ -413,3 +413,25 @@ def claim_output_dir(path: str | Path, resume=None, overwrite: bool = False) -> 
         lock.release()
         raise
     return lock
+
+
+def claim_on_main_process(path: str | Path, resume=None, overwrite: bool = False) -> RunLock | None:
+    """:func:`claim_output_dir` on the main process of an ``accelerate`` launch (or the only process); a refusal
+    is raised as :class:`RunDirectoryError` on every rank, so none waits for the main process. Returns the lock
+    on the main process, ``None`` on the others."""
+    from accelerate import PartialState
+    from accelerate.utils import broadcast_object_list
+
+    state = PartialState()
+    state.wait_for_everyone()  # every rank has checked the directory before the main process changes it
+    lock, error = None, None
+    if state.is_main_process:
+        try:
+            lock = claim_output_dir(path, resume, overwrite)
+        except Exception as err:
+            error = str(err) if isinstance(err, RunDirectoryError) else f"{type(err).__name__}: {err}"
+    if state.num_processes > 1:
+        error = broadcast_object_list([error])[0]
+    if error is not None:
+        raise RunDirectoryError(error)
+    return lock

@@ -122,10 +122,3 @@ def build_trainer(
         args.report_to,
     )
     return trainer
-
-
-def resume_value(value):
-    """``resume_from_checkpoint`` as ``Trainer.train`` takes it: ``"last"``/``"true"`` mean the newest checkpoint."""
-    if isinstance(value, str) and value.lower() in ("true", "last"):
-        return True
-    return value
