@@ -59,3 +59,26 @@ def test_smiles_uniqueness_novelty_and_qed():
         table.loc[("SMILES", "novel"), "value"] == 0.5
     )  # ethanol is known (another spelling), phenol is not
     assert 0 < table.loc[("SMILES", "qed"), "value"] < 1 and 0 < table.loc[("SMILES", "qed"), "reference"] < 1
+
+
+def test_moved_toward_corpus_compares_distances_to_the_corpus():
+    import math
+
+    import pandas as pd
+
+    from ume_rl.training.realism import moved_toward_corpus
+
+    index = pd.MultiIndex.from_tuples(
+        [("SMILES", "qed"), ("SMILES", "novel"), ("amino_acid", "aa_kl"), ("nucleotide", "gc")]
+    )
+    table = pd.DataFrame(
+        {
+            "warm start": [0.30, 0.9, 0.20, 0.40],
+            "GRPO": [0.50, 0.5, 0.25, 0.46],
+            "corpus": [0.55, math.nan, 0.0, 0.50],
+        },
+        index=index,
+    )
+    moves = moved_toward_corpus(table, "warm start", "GRPO")
+    assert moves["toward_corpus"].tolist() == [True, None, False, True]
+    assert moves.loc[("amino_acid", "aa_kl"), "distance_after"] == pytest.approx(0.25)

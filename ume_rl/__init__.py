@@ -37,7 +37,7 @@ _EXPORTS: dict[str, str] = {
     "MODALITY_TABLE": "rewards.modalities",
     "wrap": "rewards.tags",
     "read_completions": "rewards.tags",
-    "UmeScorer": "rewards.scoring",
+    "UmeScorer": "rewards.ume_scoring",
     "HFMaskedLMScorer": "rewards.hf_scoring",
     "MaskedLM": "rewards.hf_scoring",
     "UmeReward": "rewards.ume",

@@ -21,9 +21,12 @@ The checkpoint is an ordinary lobster checkpoint: ``hyper_parameters`` name the 
 Optimizer state is not saved (the file is the weights).
 
 The default (:class:`SmallUmeConfig`): a 2-layer FlexBERT (hidden 128, 4 heads, MLP 256; 0.6M parameters,
-a 2.4 MB checkpoint), 2,400 steps of 2,048 tokens, AdamW lr 2e-3, cosine. Measured on this project's 2-core
-machine with other work on it (load average ~2.8), one torch thread: 284 s of training, 297 s for
-:func:`demo_ume_checkpoint` from nothing. Held-out quality (``ume_rl.inspection.quality``): see the README.
+a 2.4 MB checkpoint), 3,400 steps of at most 2,048 tokens, SMILES twice the tokens of protein or DNA, AdamW
+lr 2e-3, cosine. Measured on this project's 2-core machine (load average ~1), one torch thread: 275 s of
+training, 287 s for :func:`demo_ume_checkpoint` from nothing. Held-out quality
+(``ume_rl.inspection.quality``) and what other budgets buy (``benchmarks/small_ume_quality.py``): see the
+README. SMILES get the larger share because they gained the most from it (AUROC vs mutated 0.825 -> 0.87);
+protein order is barely learned at any share tried.
 Why so small and so many steps: lobster's FlexBERT has no relative positions on CPU (sin-cos absolute
 positions; RoPE needs flash-attn), and learning to read a residue's neighbours is a late phase transition
 (~1,000 steps here); the number of steps, more than model size, decides what a few CPU minutes buy.

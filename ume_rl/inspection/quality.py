@@ -264,8 +264,8 @@ class RewardQuality:
 
     def summary(self) -> str:
         """What the numbers say, one line per modality, computed from the tables: the UME against the unigram
-        (held-out PLL), against the context baseline (AUROC per decoy), and the hacking probes whose mean score
-        beats the mean held-out real sequence."""
+        (held-out PLL), against the context baseline (AUROC per decoy), and each hacking probe that scores above
+        the held-out mean, with the fraction of held-out sequences it outscores."""
         lines = []
         for row in self.pll.itertuples():
             label = MODALITY_TABLE[row.modality].label
@@ -276,17 +276,12 @@ class RewardQuality:
                 parts.append(
                     f"AUROC vs {a.decoy} {a.ume:.3f} ({relation} the context baseline's {a.context:.3f})"
                 )
-            probes = self.probes[self.probes["modality"] == row.modality].groupby("probe")[
-                ["ume", "real_mean"]
-            ]
+            probes = self.probes[(self.probes["modality"] == row.modality) & (self.probes["ume"] > row.ume)]
             liked = [
-                f"{name} ({m.ume:.2f} vs {m.real_mean:.2f})"
-                for name, m in probes.mean().iterrows()
-                if m.ume > m.real_mean
+                f"{p.sequence[:16]}{'…' if len(p.sequence) > 16 else ''} ({p.ume:.2f}; outscores {p.outscores_real:.0%})"
+                for p in probes.sort_values("ume", ascending=False).itertuples()
             ]
-            parts.append(
-                "probes scoring above real sequences on average: " + (", ".join(liked) if liked else "none")
-            )
+            parts.append("hacking probes above the held-out mean: " + (", ".join(liked) if liked else "none"))
             lines.append("; ".join(parts) + ".")
         return "\n".join(lines)
 

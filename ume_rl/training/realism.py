@@ -132,3 +132,32 @@ def realism_metrics(
         rows.update({(modality, metric): values for metric, values in metrics.items()})
     index = pd.MultiIndex.from_tuples(list(rows), names=["modality", "metric"])
     return pd.DataFrame(list(rows.values()), index=index, columns=list(COLUMNS))
+
+
+def moved_toward_corpus(table: pd.DataFrame, before: str, after: str) -> pd.DataFrame:
+    """Which realism metrics moved toward the corpus between two policies' columns of ``table``.
+
+    Args:
+        table: metrics indexed by (modality, metric), one column per policy and a ``corpus`` column (the
+            reference value; NaN where there is none, as for ``novel``), as notebook 04 builds it.
+        before, after: the two policy columns to compare (e.g. ``"warm start"`` and ``"GRPO"``).
+
+    Returns:
+        The frame with ``before``, ``after``, ``corpus``, the distances ``|value - corpus|`` before and after,
+        and ``toward_corpus``: True (closer), False (farther or equal) or None (no reference, or a value is
+        missing).
+
+    >>> table = pd.DataFrame({"warm": [0.30, 0.40], "grpo": [0.10, 0.60], "corpus": [0.0, 0.45]},
+    ...                      index=pd.MultiIndex.from_tuples([("amino_acid", "aa_kl"), ("nucleotide", "gc")]))
+    >>> moved_toward_corpus(table, "warm", "grpo")["toward_corpus"].tolist()
+    [True, False]
+    """
+    out = pd.DataFrame(
+        {"before": table[before], "after": table[after], "corpus": table["corpus"]}, index=table.index
+    )
+    out["distance_before"] = (out["before"] - out["corpus"]).abs()
+    out["distance_after"] = (out["after"] - out["corpus"]).abs()
+    known = out[["distance_before", "distance_after"]].notna().all(axis=1)
+    closer = out["distance_after"] < out["distance_before"]
+    out["toward_corpus"] = [bool(c) if k else None for c, k in zip(closer, known, strict=True)]
+    return out

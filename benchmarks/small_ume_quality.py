@@ -1,0 +1,114 @@
+"""What a training budget buys the small UME: train it with some settings, measure it on held-out data.
+
+Each ``--run NAME key=value ...`` trains :func:`ume_rl.small_ume.train_small_ume` with those
+:class:`~ume_rl.small_ume.SmallUmeConfig` fields changed (the rest are the ``demo`` defaults), then runs
+:func:`ume_rl.inspection.quality.reward_quality` on the corpus's held-out split: per modality the held-out PLL
+against the unigram and context baselines, and the AUROC of real sequences against each decoy. Runs are
+sequential, each on one torch thread, so their training seconds compare on one machine:
+
+    python benchmarks/small_ume_quality.py                                      # the demo default only
+    python benchmarks/small_ume_quality.py --run default \\
+        --run steps2400_equal steps=2400 "token_shares=(1.0,1.0,1.0)" \\
+        --run protein3x "token_shares=(1.5,3.0,1.0)" steps=3600
+
+Prints one table per run and a summary (training seconds, the issue's targets); writes JSON (default
+``benchmarks/results/small_ume_quality.json``) with every table. Each run takes its training time plus about a
+minute of scoring. Checkpoints go to a temporary directory unless ``--keep DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import logging
+import platform
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import torch
+
+
+def parse_run(items: list[str]) -> tuple[str, dict]:
+    """``["name", "steps=3600", "token_shares=(2.0,1.0,1.0)"]`` -> ``("name", {"steps": 3600, ...})``."""
+    from ume_rl.small_ume import SmallUmeConfig
+
+    name, *pairs = items
+    fields = set(SmallUmeConfig.__dataclass_fields__)
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in fields:
+            raise SystemExit(
+                f"--run {name}: {pair!r} is not FIELD=VALUE with a SmallUmeConfig field ({sorted(fields)})"
+            )
+        overrides[key] = ast.literal_eval(value)
+    return name, overrides
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", nargs="+", action="append", metavar=("NAME", "FIELD=VALUE"), default=None)
+    parser.add_argument("--keep", type=Path, default=None, help="keep the checkpoints under this directory")
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).parent / "results" / "small_ume_quality.json"
+    )
+    args = parser.parse_args(argv)
+
+    warnings.simplefilter("ignore")
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(1)
+    from ume_rl.corpus import load_real_corpus
+    from ume_rl.inspection.quality import reward_quality
+    from ume_rl.models import load_ume
+    from ume_rl.small_ume import SmallUmeConfig, train_small_ume
+
+    runs = [parse_run(items) for items in (args.run or [["default"]])]
+    corpus = load_real_corpus(progress=False)
+    root = args.keep or Path(tempfile.mkdtemp(prefix="small_ume_quality_"))
+    report = {"machine": platform.platform(), "processor": platform.processor(), "threads": 1, "runs": []}
+    for name, overrides in runs:
+        config = replace(SmallUmeConfig(), **overrides)
+        start = time.perf_counter()
+        ckpt = train_small_ume(root / name, corpus, config, progress=False)
+        seconds = time.perf_counter() - start
+        quality = reward_quality(load_ume(ckpt, device="cpu"), corpus, progress=False)
+        targets = quality.targets()
+        print(f"\n## {name}: {overrides or 'demo defaults'} - trained in {seconds:.0f} s")
+        print(quality.pll.round(3).to_string(index=False))
+        print(quality.auroc.round(3).to_string(index=False))
+        print(quality.summary())
+        report["runs"].append(
+            {
+                "name": name,
+                "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
+                "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
+                "train_seconds": round(seconds, 1),
+                "pll": quality.pll.to_dict("records"),
+                "auroc": quality.auroc.to_dict("records"),
+                "targets": targets.to_dict("records"),
+            }
+        )
+    print(
+        "\n| run | train s | SMILES vs mutated_20pct | DNA vs shuffled | protein vs shuffled | targets met |"
+    )
+    print("|---|---|---|---|---|---|")
+    for run in report["runs"]:
+        auroc = {(r["modality"], r["decoy"]): r["ume"] for r in run["auroc"]}
+        met = sum(t["met"] for t in run["targets"])
+        print(
+            f"| {run['name']} | {run['train_seconds']:.0f} | {auroc['SMILES', 'mutated_20pct']:.3f} | "
+            f"{auroc['nucleotide', 'shuffled']:.3f} | {auroc['amino_acid', 'shuffled']:.3f} | "
+            f"{met}/{len(run['targets'])} |"
+        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1, default=float))
+    print(f"\nwrote {args.out}")
+    return report
+
+
+if __name__ == "__main__":
+    main()
