@@ -47,6 +47,28 @@ def test_wandb_only_when_asked(tmp_path, warm_policy_path, tiny_ume, protein_pro
     assert os.environ["WANDB_PROJECT"] == "ume-rl-grpo"
 
 
+def test_create_call_takes_one_reward_model_per_modality(
+    tmp_path, warm_policy_path, tiny_ume, tiny_mlms, protein_prompts
+):
+    models = {"amino_acid": tiny_mlms["amino_acid"], "SMILES": tiny_ume, "nucleotide": tiny_ume}
+    trainer = create_ume_grpo_trainer(
+        warm_policy_path,
+        models,
+        protein_prompts,
+        output_dir=tmp_path,
+        max_steps=1,
+        max_completion_length=MAX_COMPLETION,
+        batch_size=4,
+        save_strategy="no",
+    )
+    reward = trainer.reward_funcs[0]
+    assert (
+        reward.scorers["amino_acid"].label != reward.scorers["SMILES"].label
+    )  # the ESM-like model scores proteins
+    trainer.train()
+    assert reward.get_statistics()["completions"] == 4
+
+
 def test_seed_guide_create_call_trains_and_changes_parameters(
     tmp_path, warm_policy_path, tiny_ume, protein_prompts
 ):

@@ -30,9 +30,11 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ume_rl.rewards.hf_scoring import MaskedLM
 from ume_rl.rewards.modalities import MODALITIES, MODALITY_TABLE, TAG_TO_MODALITY
 from ume_rl.rewards.scoring import DEFAULT_MODE
 from ume_rl.rewards.tags import detect_modality, iter_tagged  # noqa: F401 (detect_modality: lobster's name, exported)
@@ -201,6 +203,12 @@ def _enable_wandb(args, project: str, entity: str | None) -> None:
         args.report_to = [*args.report_to, "wandb"]
 
 
+def _to_device(models, device) -> None:
+    """Move a UME, a :class:`MaskedLM`'s model, or every model of a mapping modality -> model, to ``device``."""
+    for model in models.values() if isinstance(models, Mapping) else [models]:
+        (model.model if isinstance(model, MaskedLM) else model).to(device)
+
+
 def create_ume_grpo_trainer(
     model_path,
     ume_model,
@@ -224,7 +232,9 @@ def create_ume_grpo_trainer(
 
     Args:
         model_path: the policy: hub id, local directory, or a loaded ``PreTrainedModel``.
-        ume_model: a loaded UME (:func:`ume_rl.models.load_ume`); moved to this process's device.
+        ume_model: a loaded UME (:func:`ume_rl.models.load_ume`), or a mapping modality -> UME or
+            :class:`~ume_rl.rewards.hf_scoring.MaskedLM` (:func:`ume_rl.masked_lms.load_reward_model`), as
+            :class:`~ume_rl.rewards.ume.UmeReward` takes it; every model is moved to this process's device.
         reward_temperature, penalty_for_invalid, reward_mode: the reward's ``temperature``, ``penalty`` and
             ``mode`` (``None``: its defaults). ``reward_batch_size`` is accepted and unused (token budget).
         enable_wandb_logging: add ``"wandb"`` to ``report_to`` (project ``wandb_project``, run ``wandb_run_name``).
@@ -240,7 +250,7 @@ def create_ume_grpo_trainer(
     args = _grpo_args(args, output_dir, wandb_run_name, grpo_kwargs)
     if enable_wandb_logging:
         _enable_wandb(args, wandb_project, wandb_entity)
-    ume_model.to(args.device)
+    _to_device(ume_model, args.device)
     reward_kwargs = {"temperature": reward_temperature, "penalty_for_invalid": penalty_for_invalid}
     if reward_mode is not None:
         reward_kwargs["mode"] = reward_mode
@@ -280,7 +290,8 @@ def train_ume_grpo(
 
     Args:
         ume_model_path: anything :func:`ume_rl.models.load_ume` accepts (``"tiny"``, a registry name, a
-            ``.ckpt`` path), or a loaded UME.
+            ``.ckpt`` path), a loaded UME, or a mapping modality -> UME or ``MaskedLM`` (one reward model per
+            modality, as :func:`create_ume_grpo_trainer` takes it).
         device: where the UME goes; default this process's device (accelerate's, from ``LOCAL_RANK``).
         **grpo_kwargs: any ``GRPOConfig`` field; ``resume_from_checkpoint`` (a checkpoint path, or
             ``True``/``"last"`` for the newest one in ``output_dir``) resumes training.
@@ -326,7 +337,7 @@ def train_ume_grpo(
             args=args,
         )
         if device is not None:
-            ume_model.to(device)
+            _to_device(ume_model, device)
         trainer.train(resume_from_checkpoint=resolve_resume(args.output_dir, args.resume_from_checkpoint))
         trainer.save_model(args.output_dir)
         logger.info("saved the trained policy and its tokenizer to %s", args.output_dir)
