@@ -273,6 +273,8 @@ class RewardQuality:
             parts = [f"{label}: held-out PLL {row.ume:.3f}/token {verdict} the unigram's {row.unigram:.3f}"]
             for a in self.auroc[self.auroc["modality"] == row.modality].itertuples():
                 relation = "above" if a.ume > a.context else "below"
+                if round(a.ume, 3) == round(a.context, 3):
+                    relation = "level with"
                 parts.append(
                     f"AUROC vs {a.decoy} {a.ume:.3f} ({relation} the context baseline's {a.context:.3f})"
                 )
