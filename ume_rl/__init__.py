@@ -42,6 +42,7 @@ _EXPORTS: dict[str, str] = {
     "MaskedLM": "rewards.hf_scoring",
     "UmeReward": "rewards.ume",
     "ComplexityReward": "rewards.complexity",
+    "LengthReward": "rewards.length",
     "build_reward_funcs": "rewards.registry",
     # training
     "build_grpo_config": "training.config",

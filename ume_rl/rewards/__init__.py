@@ -4,6 +4,7 @@
 :mod:`~ume_rl.rewards.batching` and :mod:`~ume_rl.rewards.flexbert` (the scoring engine's parts),
 :mod:`~ume_rl.rewards.scoring` (the engine), :mod:`~ume_rl.rewards.ume_scoring` (``UmeScorer``: the engine on a
 UME), :mod:`~ume_rl.rewards.hf_scoring` (``HFMaskedLMScorer``: any Hugging Face masked LM), :mod:`~ume_rl.rewards.ume` (``UmeReward``),
-:mod:`~ume_rl.rewards.complexity` (``ComplexityReward``), :mod:`~ume_rl.rewards.registry` (names for recipes).
+:mod:`~ume_rl.rewards.complexity` (``ComplexityReward``), :mod:`~ume_rl.rewards.length` (``LengthReward``),
+:mod:`~ume_rl.rewards.registry` (names for recipes).
 Nothing here imports from :mod:`ume_rl.training`, :mod:`ume_rl.inspection` or the root modules.
 """

@@ -1,6 +1,6 @@
 """Reward names → reward callables, so a recipe turns rewards on by name.
 
-A recipe lists ``reward_funcs: [ume, complexity]`` (and TRL's ``reward_weights``); the run workflow
+A recipe lists ``reward_funcs: [ume, complexity, length]`` (and TRL's ``reward_weights``); the run workflow
 (:mod:`ume_rl.training.run`, from a recipe of :mod:`ume_rl.training.recipes`) builds them here with each reward's settings:
 
 >>> [type(f).__name__ for f in build_reward_funcs(["complexity"])]
@@ -10,7 +10,7 @@ Traceback (most recent call last):
 ...
 ValueError: reward 'ume' needs a reward model: pass ume_model
 >>> sorted(REWARDS)
-['complexity', 'ume']
+['complexity', 'length', 'ume']
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ume_rl.rewards.complexity import ComplexityReward
+from ume_rl.rewards.length import LengthReward
 from ume_rl.rewards.ume import UmeReward
 
 
@@ -39,6 +40,10 @@ def _complexity(ume_model, **settings) -> ComplexityReward:
     return ComplexityReward(**settings)
 
 
+def _length(ume_model, **settings) -> LengthReward:
+    return LengthReward(**settings)
+
+
 REWARDS: dict[str, RewardEntry] = {
     "ume": RewardEntry(
         _ume,
@@ -47,6 +52,9 @@ REWARDS: dict[str, RewardEntry] = {
     ),
     "complexity": RewardEntry(
         _complexity, False, "Sequence complexity in [0, 1], against repeats (ComplexityReward)."
+    ),
+    "length": RewardEntry(
+        _length, False, "Length within the modality's range, in [0, 1], against short answers (LengthReward)."
     ),
 }
 
@@ -57,7 +65,7 @@ def build_reward_funcs(
     """The reward callables named by ``names``, in order.
 
     Args:
-        names: keys of :data:`REWARDS` (``"ume"``, ``"complexity"``).
+        names: keys of :data:`REWARDS` (``"ume"``, ``"complexity"``, ``"length"``).
         ume_model: the reward model of the rewards that need one (``ume``): a UME, or a mapping modality →
             model (:class:`~ume_rl.rewards.ume.UmeReward` takes either).
         settings: keyword arguments per reward name, e.g. ``{"ume": {"temperature": 0.1}}``.
