@@ -54,7 +54,8 @@ def _cache_snapshot(cache: Path, repo_id: str, write) -> Path:
 def test_full_public_recipe_loads_through_the_full_code_path(tmp_path, monkeypatch, tiny_qwen_path):
     """With its models in the Hugging Face cache (tiny stand-ins under the recipe's hub ids), ``full-public``
     resolves, downloads (a cache hit) and loads exactly as ``full`` does, with a masked LM per modality."""
-    from ume_rl.data import generate_synthetic_dataset, save_dataset
+    from ume_rl.data import generate_synthetic_dataset
+    from ume_rl.dataset_store import save_dataset
     from ume_rl.masked_lms import build_tiny_masked_lm
     from ume_rl.rewards.hf_scoring import MaskedLM
     from ume_rl.training.run import TrainRun, download_models
@@ -246,7 +247,7 @@ def _tree(path):
 @pytest.fixture(scope="module")
 def run_args(tmp_path_factory, tiny_qwen_path):
     """Tiny, fast settings of ``ume-rl train`` on a small saved dataset (the output dir is added per test)."""
-    from ume_rl.data import load_or_generate_dataset
+    from ume_rl.dataset_store import load_or_generate_dataset
 
     dataset = tmp_path_factory.mktemp("data") / "ds"
     load_or_generate_dataset(dataset, n_per_modality=10, seed=0, progress=False)

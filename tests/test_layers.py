@@ -19,6 +19,7 @@ LAYERS = {
     "models": 1,
     "masked_lms": 1,
     "data": 1,
+    "dataset_store": 1,
     "profiles": 1,
     "corpus": 1,
     "small_ume": 1,

@@ -17,25 +17,20 @@ References: ``references="random"`` builds them with the seeded generators below
 uniform random residues); ``references="real"`` (the ``demo`` profile) draws them from the **train** split of
 :func:`ume_rl.corpus.load_real_corpus` within the same length ranges (ChEMBL-like molecules whole, protein
 fragments and DNA sub-windows cut to fit), so a warm start teaches the policy real sequences.
+
+Saving, checking and loading a dataset directory: :mod:`ume_rl.dataset_store`.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import os
 import random
-from collections import Counter
-from pathlib import Path
 
-from datasets import Dataset, DatasetDict, load_from_disk
+from datasets import Dataset, DatasetDict
 from rdkit import Chem, rdBase
 from tqdm.auto import tqdm
 
 from ume_rl.rewards.modalities import MODALITIES, MODALITY_TABLE
 from ume_rl.rewards.tags import wrap
-
-logger = logging.getLogger(__name__)
 
 SPLIT_FRACTIONS = {"train": 0.90, "validation": 0.05, "test": 0.05}
 REFERENCES: tuple[str, ...] = ("random", "real")
@@ -178,223 +173,6 @@ def generate_synthetic_dataset(
         parts[name] = full.select(range(start, start + len(rows)))
         start += len(rows)
     return DatasetDict({**parts, "full": full})
-
-
-REQUIRED_SPLITS: tuple[str, ...] = ("train", "validation", "test")
-REQUIRED_COLUMNS: tuple[str, ...] = ("prompt", "completion", "modality")
-# Written last into a directory this package generated: the generation arguments (and "ours, may be rebuilt").
-GENERATED_MARKER = "ume_rl_dataset.json"
-
-
-def generate_command(out_dir: str | Path) -> str:
-    """The shell command that generates the synthetic dataset into ``out_dir``."""
-    return f"python -c \"import ume_rl; ume_rl.load_or_generate_dataset('{out_dir}')\""
-
-
-def dataset_problems(path: str | Path, splits: tuple[str, ...] = REQUIRED_SPLITS) -> list[str]:
-    """What keeps ``path`` from being a complete saved ``DatasetDict`` with ``splits``; ``[]`` when nothing does.
-
-    Read-only and cheap (the JSON files and the data files' presence, no Arrow data is read): a missing
-    directory, a file, a single saved ``Dataset``, a missing or unreadable ``dataset_dict.json``, missing
-    splits, or a split whose data files are missing or empty (an interrupted save).
-    """
-    path = Path(path)
-    if not path.exists():
-        return ["it does not exist"]
-    if not path.is_dir():
-        return ["it is a file, not a directory"]
-    if not (path / "dataset_dict.json").is_file():
-        if (path / "state.json").is_file():
-            return [f"it holds a single saved Dataset, not a DatasetDict with splits {', '.join(splits)}"]
-        entries = sorted(p.name for p in path.iterdir())
-        listed = ", ".join(entries[:5]) + (" ..." if len(entries) > 5 else "") if entries else "nothing"
-        return [f"it has no dataset_dict.json, so it is not a saved DatasetDict (it holds {listed})"]
-    try:
-        saved = json.loads((path / "dataset_dict.json").read_text())["splits"]
-    except (ValueError, KeyError, TypeError) as err:
-        return [f"dataset_dict.json is unreadable ({type(err).__name__}: {err})"]
-    problems = []
-    missing = [split for split in splits if split not in saved]
-    if missing:
-        problems.append(
-            f"split(s) {', '.join(missing)} missing (it has {', '.join(map(str, saved)) or 'none'})"
-        )
-    for split in saved:
-        split_dir = path / str(split)
-        try:
-            files = [
-                entry["filename"]
-                for entry in json.loads((split_dir / "state.json").read_text())["_data_files"]
-            ]
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            problems.append(f"split {split}: state.json missing or unreadable ({type(err).__name__})")
-            continue
-        absent = [
-            name
-            for name in files
-            if not (split_dir / name).is_file() or not (split_dir / name).stat().st_size
-        ]
-        if absent or not files:
-            problems.append(
-                f"split {split}: data file(s) {', '.join(absent) or '(none listed)'} missing or empty"
-            )
-    return problems
-
-
-def load_dataset_dir(path: str | Path, splits: tuple[str, ...] = REQUIRED_SPLITS) -> DatasetDict:
-    """Load the ``DatasetDict`` saved at ``path``, checked: it is never generated, repaired or written here.
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist (the message gives the command that generates one).
-        ValueError: ``path`` is not a complete saved ``DatasetDict`` with ``splits`` and the columns
-            ``prompt``, ``completion``, ``modality``, or a data file is corrupt; the message names the path,
-            what is missing and the command that regenerates it.
-    """
-    path = Path(path)
-    fix = f"Fix: point at a saved DatasetDict, or generate one: {generate_command(path)}"
-    if not path.exists():
-        raise FileNotFoundError(f"dataset directory {path} does not exist. {fix}")
-    problems = dataset_problems(path, splits)
-    if problems:
-        raise ValueError(f"dataset {path} is not usable: {'; '.join(problems)}. {fix} (into a new directory)")
-    try:
-        dataset = load_from_disk(str(path))
-    except Exception as err:  # pyarrow's ArrowInvalid / OSError for truncated files, and their kin
-        raise ValueError(
-            f"dataset {path} has a corrupt data file ({type(err).__name__}: {err}). "
-            f"Fix: delete {path} and regenerate it: {generate_command(path)}"
-        ) from err
-    for split in splits:
-        missing = [column for column in REQUIRED_COLUMNS if column not in dataset[split].column_names]
-        if missing or not len(dataset[split]):
-            what = f"column(s) {', '.join(missing)} missing" if missing else "no rows"
-            raise ValueError(f"dataset {path}, split {split}: {what}. {fix}")
-    return dataset
-
-
-def save_dataset(dataset: DatasetDict, out_dir: str | Path, generated_with: dict | None = None) -> Path:
-    """``save_to_disk`` into ``out_dir`` plus ``<out_dir>.json`` (every split, for inspection).
-
-    The save is atomic: the dataset is written beside ``out_dir`` and renamed into place, so an interrupted save
-    never leaves a partial dataset. ``out_dir`` may be missing, empty or a saved dataset (which is replaced,
-    with a warning); a directory holding anything else is refused, never overwritten.
-    ``generated_with`` (the generation arguments) is recorded in ``out_dir/ume_rl_dataset.json``.
-    """
-    import shutil
-
-    out_dir = Path(out_dir)
-    replacing = out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir()))
-    if replacing:
-        if not out_dir.is_dir() or not (
-            (out_dir / "dataset_dict.json").is_file() or (out_dir / GENERATED_MARKER).is_file()
-        ):
-            raise FileExistsError(
-                f"{out_dir} exists and is not a saved dataset: it is left as it is. Fix: pass a new or empty "
-                "directory, or delete it first."
-            )
-        logger.warning("replacing the dataset saved at %s", out_dir)
-    staging = out_dir.with_name(f".{out_dir.name}.saving-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    dataset.save_to_disk(str(staging))
-    if generated_with is not None:
-        (staging / GENERATED_MARKER).write_text(json.dumps({"generate_synthetic_dataset": generated_with}))
-    old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-    if out_dir.exists():
-        out_dir.rename(old)
-    staging.rename(out_dir)
-    shutil.rmtree(old, ignore_errors=True)
-    json_path = out_dir.with_suffix(".json")
-    json_path.write_text(json.dumps({name: split.to_list() for name, split in dataset.items()}, indent=1))
-    logger.info("saved dataset to %s and %s", out_dir, json_path)
-    return out_dir
-
-
-def _generation_arguments(kwargs: dict) -> dict:
-    """The explicit generation arguments of ``kwargs`` (not ``progress``), checked before anything is generated."""
-    import inspect
-
-    parameters = inspect.signature(generate_synthetic_dataset).parameters
-    unknown = sorted(set(kwargs) - set(parameters))
-    if unknown:
-        raise TypeError(
-            f"unknown dataset argument(s) {', '.join(unknown)}: choose from {', '.join(parameters)}"
-        )
-    n = kwargs.get("n_per_modality", 3)
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(
-            f"n_per_modality must be an integer (rows per modality), got {type(n).__name__} {n!r}"
-        )
-    seed = kwargs.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an integer, got {type(seed).__name__} {seed!r}")
-    return {key: value for key, value in kwargs.items() if key != "progress"}
-
-
-def _check_agrees(out_dir: Path, dataset: DatasetDict, asked: dict) -> None:
-    """Raise when the generation arguments asked for disagree with the dataset already saved at ``out_dir``."""
-    if not asked:
-        return
-    marker = out_dir / GENERATED_MARKER
-    recorded = (
-        json.loads(marker.read_text()).get("generate_synthetic_dataset", {}) if marker.is_file() else None
-    )
-    if recorded is None:
-        recorded = {}
-        if "full" in dataset and "modality" in dataset["full"].column_names:
-            counts = set(Counter(dataset["full"]["modality"]).values())
-            if len(counts) == 1:
-                recorded["n_per_modality"] = counts.pop()
-        unchecked = sorted(set(asked) - set(recorded))
-        if unchecked:
-            logger.warning(
-                "dataset %s has no %s: %s cannot be checked against it", out_dir, GENERATED_MARKER, unchecked
-            )
-    differ = {
-        key: (recorded[key], value)
-        for key, value in asked.items()
-        if key in recorded and recorded[key] != value
-    }
-    if differ:
-        saved = ", ".join(f"{key}={old!r}" for key, (old, _) in differ.items())
-        wanted = ", ".join(f"{key}={new!r}" for key, (_, new) in differ.items())
-        raise ValueError(
-            f"the dataset saved at {out_dir} has {saved}, not {wanted}: it is not generated again over it. "
-            f"Fix: pass another directory, or delete {out_dir} to generate it with the new arguments."
-        )
-
-
-def load_or_generate_dataset(out_dir: str | Path, rebuild: bool = False, **kwargs) -> DatasetDict:
-    """Load the dataset saved at ``out_dir``; generate and save it there first if ``out_dir`` is missing or empty.
-
-    Never generates over anything: a directory that is not a complete saved dataset is an error naming what is
-    missing (:func:`dataset_problems`), and generation arguments (``**kwargs`` of
-    :func:`generate_synthetic_dataset`) that disagree with the saved dataset are an error too. With
-    ``rebuild=True`` a broken dataset that this package generated (it holds ``ume_rl_dataset.json``: a cache,
-    e.g. a profile's dataset) is generated again, with a warning.
-
-    >>> ds = load_or_generate_dataset("/tmp/ume_rl_doctest_ds", n_per_modality=3, seed=0, progress=False)
-    >>> len(ds["full"])
-    9
-    """
-    out_dir = Path(out_dir)
-    asked = _generation_arguments(kwargs)
-
-    def generate() -> DatasetDict:
-        save_dataset(generate_synthetic_dataset(**kwargs), out_dir, generated_with=asked)
-        return load_dataset_dir(out_dir)
-
-    if not out_dir.exists() or (out_dir.is_dir() and not any(out_dir.iterdir())):
-        return generate()
-    ours = (out_dir / GENERATED_MARKER).is_file()
-    try:
-        dataset = load_dataset_dir(out_dir)
-    except ValueError as err:
-        if not (rebuild and ours):
-            raise
-        logger.warning("the dataset cache %s is broken (%s): generating it again", out_dir, err)
-        return generate()
-    _check_agrees(out_dir, dataset, asked)
-    return dataset
 
 
 def tokenizer_corpus(seed: int = 0, n_per_modality: int = 100, references: str = "random") -> list[str]:

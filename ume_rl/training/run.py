@@ -63,7 +63,7 @@ class TrainRun:
         """
         from accelerate import PartialState
 
-        from ume_rl.data import load_dataset_dir, load_or_generate_dataset
+        from ume_rl.dataset_store import load_dataset_dir, load_or_generate_dataset
         from ume_rl.profiles import get_profile
         from ume_rl.training.rundir import claim_on_main_process
 

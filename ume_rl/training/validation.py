@@ -277,7 +277,7 @@ def validate_config(script, grpo, sources: Sources | None = None) -> None:
 
 
 def _check_paths(script, sources: Sources) -> None:
-    from ume_rl.data import dataset_problems, generate_command
+    from ume_rl.dataset_store import dataset_problems, generate_command
     from ume_rl.models import looks_like_path
 
     if script.dataset_dir is not None:
