@@ -12,6 +12,25 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
 
 
+def _tree_digests(path) -> dict[str, str]:
+    import hashlib
+    from pathlib import Path
+
+    path = Path(path)
+    return {
+        str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in path.rglob("*")
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="session")
+def tree_digests():
+    """``tree_digests(path)``: every file under ``path`` -> its sha256; equal before and after means nothing in
+    the directory was written, added or removed."""
+    return _tree_digests
+
+
 @pytest.fixture(scope="session")
 def tiny_ume():
     """The untrained tiny UME (padded layout, CPU, frozen)."""

@@ -233,17 +233,6 @@ def test_two_processes_score_their_own_completions(tmp_path):
 # ------------------------------------------- runs are never lost (issue 12): refusal, lock, resume, overwrite
 
 
-def _tree(path):
-    """Every file under ``path`` with its content digest."""
-    import hashlib
-
-    return {
-        str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in path.rglob("*")
-        if p.is_file()
-    }
-
-
 @pytest.fixture(scope="module")
 def run_args(tmp_path_factory, tiny_qwen_path):
     """Tiny, fast settings of ``ume-rl train`` on a small saved dataset (the output dir is added per test)."""
@@ -287,10 +276,10 @@ def _copy(run, tmp_path):
 
 
 def test_rerunning_into_a_finished_run_is_refused_and_changes_nothing(
-    finished_run, run_args, tmp_path, capsys
+    tree_digests, finished_run, run_args, tmp_path, capsys
 ):
     run = _copy(finished_run, tmp_path)
-    before = _tree(run)
+    before = tree_digests(run)
     capsys.readouterr()
     assert main([*run_args, "--max_steps", "2", "--output_dir", str(run)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -301,23 +290,25 @@ def test_rerunning_into_a_finished_run_is_refused_and_changes_nothing(
     assert (
         "--resume_from_checkpoint last" in err[0] and "--overwrite_output_dir (deletes everything" in err[0]
     )
-    assert _tree(run) == before  # every file byte-identical, none added
+    assert tree_digests(run) == before  # every file byte-identical, none added
 
 
-def test_an_interrupted_run_keeps_its_checkpoints(finished_run, run_args, tmp_path, capsys):
+def test_an_interrupted_run_keeps_its_checkpoints(tree_digests, finished_run, run_args, tmp_path, capsys):
     run = _copy(finished_run, tmp_path)
     (run / "model.safetensors").unlink()  # killed before the final save
     (run / "ume_rl_run.json").write_text(json.dumps({"status": "running"}))
-    before = _tree(run)
+    before = tree_digests(run)
     capsys.readouterr()
     assert main([*run_args, "--max_steps", "4", "--save_steps", "2", "--output_dir", str(run)]) == 2
     assert "holds an interrupted run (checkpoint-1, checkpoint-2, a warm start)" in capsys.readouterr().err
-    assert _tree(run) == before
+    assert tree_digests(run) == before
 
 
-def test_resume_continues_and_reuses_the_complete_warm_start(finished_run, run_args, tmp_path, caplog):
+def test_resume_continues_and_reuses_the_complete_warm_start(
+    tree_digests, finished_run, run_args, tmp_path, caplog
+):
     run = _copy(finished_run, tmp_path)
-    warm = {k: v for k, v in _tree(run).items() if k.startswith("warm_start/")}
+    warm = {k: v for k, v in tree_digests(run).items() if k.startswith("warm_start/")}
     with caplog.at_level(logging.INFO):
         assert (
             main(
@@ -326,7 +317,9 @@ def test_resume_continues_and_reuses_the_complete_warm_start(finished_run, run_a
             == 0
         )
     assert f"warm start: reusing the complete warm start in {run / 'warm_start'}" in caplog.text
-    assert {k: v for k, v in _tree(run).items() if k.startswith("warm_start/")} == warm  # not trained again
+    assert {
+        k: v for k, v in tree_digests(run).items() if k.startswith("warm_start/")
+    } == warm  # not trained again
     assert json.loads((run / "checkpoint-3" / "trainer_state.json").read_text())["global_step"] == 3
     marker = json.loads((run / "ume_rl_run.json").read_text())
     assert marker["status"] == "trained" and marker["global_step"] == 3 and marker["resumed"]
@@ -344,7 +337,7 @@ def test_overwrite_clears_the_earlier_run_whole(finished_run, run_args, tmp_path
     assert json.loads((run / "checkpoint-1" / "trainer_state.json").read_text())["global_step"] == 1
 
 
-def test_a_second_run_on_a_directory_in_use_fails_at_once(run_args, tmp_path, capsys):
+def test_a_second_run_on_a_directory_in_use_fails_at_once(tree_digests, run_args, tmp_path, capsys):
     """The first run is simulated: this process holds the directory's lock, as a running ume-rl train would."""
     import socket
 
@@ -365,7 +358,7 @@ def test_a_second_run_on_a_directory_in_use_fails_at_once(run_args, tmp_path, ca
     lock.acquire()
     try:
         (run / HOLDER_FILE).write_text(json.dumps(holder))
-        before = _tree(run)
+        before = tree_digests(run)
         capsys.readouterr()
         assert main([*run_args, "--max_steps", "1", "--output_dir", str(run)]) == 2
         message = capsys.readouterr().err
@@ -373,7 +366,7 @@ def test_a_second_run_on_a_directory_in_use_fails_at_once(run_args, tmp_path, ca
             f"in use by another run: PID {os.getpid()} on {socket.gethostname()}, started 2024-05-01 10:00:00"
             in message
         )
-        assert _tree(run) == before
+        assert tree_digests(run) == before
     finally:
         lock.release()
     # the lock taken between the checks and the start (a race) is caught when the run claims the directory

@@ -1,6 +1,5 @@
 """Synthetic dataset: sizes, splits, lengths, tags, validity, determinism, persistence."""
 
-import hashlib
 import json
 import logging
 import shutil
@@ -97,14 +96,6 @@ def test_load_or_generate_creates_missing(tmp_path):
 # ------------------------------------------------------- saved datasets are never regenerated over (issue 12)
 
 
-def _tree(path):
-    return {
-        str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in path.rglob("*")
-        if p.is_file()
-    }
-
-
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     """A small dataset saved by load_or_generate_dataset (so it carries the generation marker)."""
@@ -119,24 +110,24 @@ def test_a_missing_explicit_directory_names_the_generating_command(tmp_path):
     assert not (tmp_path / "typo").exists()
 
 
-def test_a_single_saved_dataset_is_refused_and_left_untouched(tmp_path):
+def test_a_single_saved_dataset_is_refused_and_left_untouched(tree_digests, tmp_path):
     single = tmp_path / "single"
     generate_synthetic_dataset(n_per_modality=3, seed=0, progress=False)["train"].save_to_disk(str(single))
-    before = _tree(single)
+    before = tree_digests(single)
     with pytest.raises(ValueError, match=f"dataset {single} is not usable: it holds a single saved Dataset"):
         load_or_generate_dataset(single)
-    assert _tree(single) == before  # no synthetic splits written into the user's directory
+    assert tree_digests(single) == before  # no synthetic splits written into the user's directory
 
 
-def test_a_deleted_dataset_dict_json_is_an_error_not_a_regeneration(saved, tmp_path):
+def test_a_deleted_dataset_dict_json_is_an_error_not_a_regeneration(tree_digests, saved, tmp_path):
     user = tmp_path / "mine"
     shutil.copytree(saved, user)
     (user / GENERATED_MARKER).unlink()  # the user's own data
     (user / "dataset_dict.json").unlink()
-    before = _tree(user)
+    before = tree_digests(user)
     with pytest.raises(ValueError, match="no dataset_dict.json, so it is not a saved DatasetDict"):
         load_or_generate_dataset(user, rebuild=True)
-    assert _tree(user) == before
+    assert tree_digests(user) == before
 
 
 def test_missing_splits_and_partial_saves_are_named(saved, tmp_path):

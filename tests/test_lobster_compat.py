@@ -155,14 +155,13 @@ def test_final_model_and_tokenizer_are_saved_and_reload(seed_run):
     assert sorted(p.name for p in output_dir.glob("checkpoint-*")) == ["checkpoint-1", "checkpoint-2"]
 
 
-def test_a_finished_run_is_not_overwritten_by_a_second_seed_guide_call(seed_run, warm_policy_path, dataset):
-    from ume_rl.training.rundir import LOCK_FILES, RunDirectoryError
-
-    def files():
-        return {p: p.stat().st_mtime_ns for p in output_dir.rglob("*") if p.name not in LOCK_FILES}
+def test_a_finished_run_is_not_overwritten_by_a_second_seed_guide_call(
+    tree_digests, seed_run, warm_policy_path, dataset
+):
+    from ume_rl.training.rundir import RunDirectoryError
 
     _, output_dir = seed_run
-    before = files()
+    before = tree_digests(output_dir)
     with pytest.raises(RunDirectoryError, match="overwrite_output_dir"):
         train_ume_grpo(
             model_path=str(warm_policy_path),
@@ -171,7 +170,7 @@ def test_a_finished_run_is_not_overwritten_by_a_second_seed_guide_call(seed_run,
             output_dir=str(output_dir),
             max_steps=1,
         )
-    assert files() == before
+    assert tree_digests(output_dir) == before  # every file byte-identical, none added
 
 
 def test_resume_continues_at_the_checkpoint_step(seed_run, tmp_path, warm_policy_path, dataset):
