@@ -46,6 +46,15 @@ def test_ranges_are_checked_and_override_the_table():
         LengthReward(ranges={"rna": (1, 5)})
 
 
+def test_penalty_and_max_chars_are_checked_like_the_complexity_rewards():
+    with pytest.raises(ValueError, match="penalty must be finite"):
+        LengthReward(penalty=float("nan"))
+    with pytest.raises(TypeError, match="penalty must be a real number"):
+        LengthReward(penalty="low")
+    with pytest.raises(ValueError, match="max_chars must be a positive integer"):
+        LengthReward(max_chars=0)
+
+
 def test_registry_builds_it_by_name():
     (reward,) = build_reward_funcs(["length"])
     assert isinstance(reward, LengthReward) and reward.__name__ == "length_reward"

@@ -80,11 +80,9 @@ def sequence_complexity(sequence: str, modality: str, measure: str = "both") -> 
     return {"entropy": entropy, "kmer": kmer, "both": (entropy + kmer) / 2}[measure]
 
 
-def _check_complexity_params(measure, penalty, max_chars) -> None:
-    """:class:`ComplexityReward`'s parameters, checked at construction: a known ``measure``, a finite real
-    ``penalty`` (or ``None``), a positive integer ``max_chars`` (or ``None``)."""
-    if measure not in MEASURES:
-        raise ValueError(f"unknown measure {measure!r}; choose from {MEASURES}")
+def check_penalty_and_max_chars(penalty, max_chars) -> None:
+    """The parameters every auxiliary reward shares, checked at construction: a finite real ``penalty`` (or
+    ``None``: invalid completions unscored) and a positive integer ``max_chars`` (or ``None``: no bound)."""
     if penalty is not None:
         if isinstance(penalty, bool) or not isinstance(penalty, numbers.Real):
             raise TypeError(
@@ -121,7 +119,9 @@ class ComplexityReward:
     def __init__(
         self, measure: str = "both", penalty: float | None = None, max_chars: int = DEFAULT_MAX_CHARS
     ):
-        _check_complexity_params(measure, penalty, max_chars)
+        if measure not in MEASURES:
+            raise ValueError(f"unknown measure {measure!r}; choose from {MEASURES}")
+        check_penalty_and_max_chars(penalty, max_chars)
         self.measure = measure
         self.penalty = penalty
         self.max_chars = max_chars

@@ -29,6 +29,7 @@ from __future__ import annotations
 import numbers
 from collections.abc import Mapping, Sequence
 
+from ume_rl.rewards.complexity import check_penalty_and_max_chars
 from ume_rl.rewards.modalities import MODALITY_TABLE, normalize_modality
 from ume_rl.rewards.tags import DEFAULT_MAX_CHARS, read_completions
 
@@ -83,8 +84,7 @@ class LengthReward:
     ):
         defaults = {name: spec.length_range for name, spec in MODALITY_TABLE.items()}
         self.ranges = {**defaults, **_check_ranges(ranges or {})}
-        if penalty is not None and (isinstance(penalty, bool) or not isinstance(penalty, numbers.Real)):
-            raise TypeError(f"penalty must be a real number or None, got {type(penalty).__name__}")
+        check_penalty_and_max_chars(penalty, max_chars)
         self.penalty = penalty
         self.max_chars = max_chars
         self.__name__ = "length_reward"
