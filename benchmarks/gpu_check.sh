@@ -97,10 +97,10 @@ import warnings
 
 import torch
 
-from ume_rl.data import random_sequence
-from ume_rl.models import load_ume
+from ume_rl.data.generate import random_sequence
+from ume_rl.models.ume import load_ume
 from ume_rl.rewards.modalities import MODALITIES
-from ume_rl.rewards.scoring import UmeScorer
+from ume_rl.rewards.engine.scoring import UmeScorer
 
 rng = random.Random(0)
 mods = [MODALITIES[i % 3] for i in range(48)]

@@ -250,8 +250,8 @@ def main(argv=None) -> dict:
 
     from transformers import AutoTokenizer
 
-    from ume_rl.data import generate_synthetic_dataset
-    from ume_rl.models import build_tiny_qwen
+    from ume_rl.data.generate import generate_synthetic_dataset
+    from ume_rl.models.policy import build_tiny_qwen
 
     prompts_needed = args.completions // args.num_generations * (args.steps + args.warmup_steps)
     dataset = generate_synthetic_dataset(

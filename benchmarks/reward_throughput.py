@@ -21,9 +21,9 @@ the scored sequences, CLS/EOS included):
   on every position, mean over non-pad tokens (specials included).
 - ``naive masked loop``: one forward per (sequence, position), batch of one, decoder on every position.
 - ``bare forward``: the encoder alone over exactly the batches ``ume_rl unmasked`` packs
-  (:meth:`ume_rl.rewards.ume_scoring.UmeScorer.encoder_only`, inputs prepared beforehand).
+  (:meth:`ume_rl.rewards.engine.ume_scoring.UmeScorer.encoder_only`, inputs prepared beforehand).
 - ``generic unmasked (ESM-2 8M shape)`` / ``generic bare forward``: the same two on the round's protein
-  completions, scored through the generic Hugging Face path (:class:`ume_rl.rewards.hf_scoring.HFMaskedLMScorer`)
+  completions, scored through the generic Hugging Face path (:class:`ume_rl.rewards.engine.hf_scoring.HFMaskedLMScorer`)
   by an untrained ``EsmForMaskedLM`` shaped like ``facebook/esm2_t6_8M_UR50D`` (6 layers, hidden 320, ESM-2's
   vocabulary): the generic path is held to the same overhead target as UME's.
 - ``ume_rl unmasked / masked, pad_shapes on`` (CPU; ``off`` on CUDA): the same reward with the shape ladder in
@@ -63,7 +63,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ume_rl.data import random_sequence
+from ume_rl.data.generate import random_sequence
 from ume_rl.rewards.modalities import MODALITIES, MODALITY_TABLE
 from ume_rl.rewards.tags import read_completions, wrap
 from ume_rl.rewards.ume import UmeReward
@@ -101,11 +101,11 @@ def make_completions(n: int, seed: int = 0, unique_fraction: float = 1.0) -> tup
 
 def build_ume(device: str, arch: str = "UME_mini", seed: int = 0):
     """An untrained, frozen UME of lobster architecture ``arch`` (``UME_mini`` ... ``UME_large``), seeded."""
-    from ume_rl.models import flash_attn_available, lobster_ume_class
+    from ume_rl.models.ume import flash_attn_available, lobster_ume_class
 
     UME = lobster_ume_class()
     if arch == "UME_tiny":
-        from ume_rl.models import _register_tiny_arch
+        from ume_rl.models.ume import _register_tiny_arch
 
         _register_tiny_arch()
     with torch.random.fork_rng(devices=[]):
@@ -151,8 +151,8 @@ def build_generic_reward(ume, device: str, dtype, token_budget, seed: int = 0) -
     masked-LM path); the UME scores the other modalities, which the generic rows never send it."""
     from transformers import EsmConfig, EsmForMaskedLM
 
-    from ume_rl.masked_lms import build_tiny_masked_lm
-    from ume_rl.rewards.hf_scoring import MaskedLM
+    from ume_rl.models.masked_lms import build_tiny_masked_lm
+    from ume_rl.rewards.engine.hf_scoring import MaskedLM
 
     tokenizer = build_tiny_masked_lm("amino_acid").tokenizer  # ESM-2's vocabulary
     config = EsmConfig(

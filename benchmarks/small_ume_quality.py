@@ -1,7 +1,7 @@
 """What a training budget buys the small UME: train it with some settings, measure it on held-out data.
 
-Each ``--run NAME key=value ...`` trains :func:`ume_rl.small_ume.train_small_ume` with those
-:class:`~ume_rl.small_ume.SmallUmeConfig` fields changed (the rest are the ``demo`` defaults), then runs
+Each ``--run NAME key=value ...`` trains :func:`ume_rl.models.small_ume.train_small_ume` with those
+:class:`~ume_rl.models.small_ume.SmallUmeConfig` fields changed (the rest are the ``demo`` defaults), then runs
 :func:`ume_rl.inspection.quality.reward_quality` on the corpus's held-out split: per modality the held-out PLL
 against the unigram and context baselines, and the AUROC of real sequences against each decoy. Runs are
 sequential, each on one torch thread, so their training seconds compare on one machine:
@@ -34,7 +34,7 @@ import torch
 
 def parse_run(items: list[str]) -> tuple[str, dict]:
     """``["name", "steps=3600", "token_shares=(2.0,1.0,1.0)"]`` -> ``("name", {"steps": 3600, ...})``."""
-    from ume_rl.small_ume import SmallUmeConfig
+    from ume_rl.models.small_ume import SmallUmeConfig
 
     name, *pairs = items
     fields = set(SmallUmeConfig.__dataclass_fields__)
@@ -61,10 +61,10 @@ def main(argv: list[str] | None = None) -> dict:
     warnings.simplefilter("ignore")
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(1)
-    from ume_rl.corpus import load_real_corpus
+    from ume_rl.data.corpus import load_real_corpus
     from ume_rl.inspection.quality import reward_quality
-    from ume_rl.models import load_ume
-    from ume_rl.small_ume import SmallUmeConfig, train_small_ume
+    from ume_rl.models.small_ume import SmallUmeConfig, train_small_ume
+    from ume_rl.models.ume import load_ume
 
     runs = [parse_run(items) for items in (args.run or [["default"]])]
     corpus = load_real_corpus(progress=False)

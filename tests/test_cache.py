@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from ume_rl.rewards.cache import ScoreMemo, weights_version
+from ume_rl.rewards.engine.cache import ScoreMemo, weights_version
 
 
 class Recorder:

@@ -54,10 +54,10 @@ def _cache_snapshot(cache: Path, repo_id: str, write) -> Path:
 def test_full_public_recipe_loads_through_the_full_code_path(tmp_path, monkeypatch, tiny_qwen_path):
     """With its models in the Hugging Face cache (tiny stand-ins under the recipe's hub ids), ``full-public``
     resolves, downloads (a cache hit) and loads exactly as ``full`` does, with a masked LM per modality."""
-    from ume_rl.data import generate_synthetic_dataset
-    from ume_rl.dataset_store import save_dataset
-    from ume_rl.masked_lms import build_tiny_masked_lm
-    from ume_rl.rewards.hf_scoring import MaskedLM
+    from ume_rl.data.generate import generate_synthetic_dataset
+    from ume_rl.data.store import save_dataset
+    from ume_rl.models.masked_lms import build_tiny_masked_lm
+    from ume_rl.rewards.engine.hf_scoring import MaskedLM
     from ume_rl.training.run import TrainRun, download_models
 
     script, _ = load_recipe("full-public", output_dir=tmp_path / "out")
@@ -142,7 +142,7 @@ def test_recipes_ship_inside_the_package(tmp_path, monkeypatch):
 
 
 def test_evaluation_reward_is_the_training_reward(tmp_path, tiny_ume, tiny_qwen_path):
-    from ume_rl.data import generate_synthetic_dataset
+    from ume_rl.data.generate import generate_synthetic_dataset
     from ume_rl.rewards.registry import build_reward_funcs
     from ume_rl.training.trainer import build_trainer
 
@@ -236,7 +236,7 @@ def test_two_processes_score_their_own_completions(tmp_path):
 @pytest.fixture(scope="module")
 def run_args(tmp_path_factory, tiny_qwen_path):
     """Tiny, fast settings of ``ume-rl train`` on a small saved dataset (the output dir is added per test)."""
-    from ume_rl.dataset_store import load_or_generate_dataset
+    from ume_rl.data.store import load_or_generate_dataset
 
     dataset = tmp_path_factory.mktemp("data") / "ds"
     load_or_generate_dataset(dataset, n_per_modality=10, seed=0, progress=False)

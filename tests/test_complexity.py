@@ -8,7 +8,7 @@ import pickle
 import pytest
 import torch
 
-from ume_rl.data import generate_synthetic_dataset
+from ume_rl.data.generate import generate_synthetic_dataset
 from ume_rl.inspection.probes import make_probes
 from ume_rl.rewards.complexity import (
     ComplexityReward,

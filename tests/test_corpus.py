@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from rdkit import Chem
 
-from ume_rl.corpus import (
+from ume_rl.data.corpus import (
     DNA_FILES,
     PROTEIN_FILES,
     SMILES_FILES,
@@ -71,7 +71,7 @@ def test_no_leakage_between_splits(real_corpus):
 
 DIGEST = """
 import hashlib
-from ume_rl.corpus import load_real_corpus
+from ume_rl.data.corpus import load_real_corpus
 from ume_rl.rewards.modalities import MODALITIES
 
 def digest(corpus):

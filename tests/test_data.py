@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 from rdkit import Chem
 
-from ume_rl.data import generate_synthetic_dataset
-from ume_rl.dataset_store import GENERATED_MARKER, load_dataset_dir, load_or_generate_dataset, save_dataset
+from ume_rl.data.generate import generate_synthetic_dataset
+from ume_rl.data.store import GENERATED_MARKER, load_dataset_dir, load_or_generate_dataset, save_dataset
 from ume_rl.rewards.modalities import MODALITY_TABLE
 
 
@@ -161,7 +161,7 @@ def test_a_broken_cache_this_package_generated_is_rebuilt_only_when_asked(saved,
     arrow.write_bytes(b"")
     with pytest.raises(ValueError, match="missing or empty"):
         load_or_generate_dataset(cache)
-    with caplog.at_level(logging.WARNING, logger="ume_rl.dataset_store"):
+    with caplog.at_level(logging.WARNING, logger="ume_rl.data.store"):
         rebuilt = load_or_generate_dataset(cache, rebuild=True, n_per_modality=3, seed=0, progress=False)
     assert "is broken" in caplog.text and len(rebuilt["full"]) == 9
 
@@ -177,7 +177,7 @@ def test_loader_arguments_that_disagree_with_the_saved_dataset_raise(saved, tmp_
     (unmarked / GENERATED_MARKER).unlink()
     with pytest.raises(ValueError, match=r"has n_per_modality=3, not n_per_modality=100"):
         load_or_generate_dataset(unmarked, n_per_modality=100)
-    with caplog.at_level(logging.WARNING, logger="ume_rl.dataset_store"):
+    with caplog.at_level(logging.WARNING, logger="ume_rl.data.store"):
         load_or_generate_dataset(unmarked, seed=7)
     assert "['seed'] cannot be checked" in caplog.text
 

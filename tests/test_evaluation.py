@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from datasets import concatenate_datasets
 
-from ume_rl.data import generate_synthetic_dataset
+from ume_rl.data.generate import generate_synthetic_dataset
 from ume_rl.rewards.modalities import MODALITIES
 from ume_rl.rewards.ume import UmeReward
 from ume_rl.training.evaluation import (

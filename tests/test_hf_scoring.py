@@ -8,7 +8,7 @@ import pickle
 import pytest
 import torch
 
-from ume_rl.rewards.hf_scoring import HFMaskedLMScorer, MaskedLM, model_max_length
+from ume_rl.rewards.engine.hf_scoring import HFMaskedLMScorer, MaskedLM, model_max_length
 
 SEQS = {
     "amino_acid": ["MKVLAAGGW", "MK", "ACDEFGHIKLMNPQRSTVWY"],

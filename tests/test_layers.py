@@ -13,21 +13,18 @@ import ume_rl
 
 PACKAGE = Path(ume_rl.__file__).resolve().parent
 
-# A module may import its own layer and the layers below it; training and inspection never import each other.
+# The layers are folders (plus three root modules). A module may import its own layer and the layers below it;
+# training and inspection never import each other.
 LAYERS = {
-    "rewards": 0,
-    "models": 1,
-    "masked_lms": 1,
-    "data": 1,
-    "dataset_store": 1,
-    "profiles": 1,
-    "corpus": 1,
-    "small_ume": 1,
-    "training": 2,
-    "inspection": 2,
-    "cli": 3,
-    "lobster_compat": 3,
-    "__init__": 3,
+    "rewards": 0,  # tags, the modality table, the rewards; rewards/engine/ scores token ids with a masked LM
+    "data": 1,  # the real corpus, the prompt/reference generator, dataset directories on disk
+    "models": 2,  # the policy, the UME, public masked LMs, the small UME trained here
+    "profiles": 3,
+    "training": 4,
+    "inspection": 4,
+    "cli": 5,
+    "lobster_compat": 5,
+    "__init__": 5,
 }
 
 
@@ -77,7 +74,7 @@ def test_each_name_has_one_import_path():
                 isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets
             ):
                 pytest.fail(f"{name} declares __all__ (a re-export list)")
-    for sub in ("rewards", "training", "inspection"):
+    for sub in ("rewards", "rewards.engine", "data", "models", "training", "inspection"):
         module = importlib.import_module(f"ume_rl.{sub}")
         public = [
             n for n, v in vars(module).items() if not n.startswith("_") and not isinstance(v, ModuleType)

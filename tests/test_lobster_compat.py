@@ -24,10 +24,10 @@ from ume_rl.lobster_compat import (
     extract_tagged_content,
     train_ume_grpo,
 )
-from ume_rl.models import load_ume
+from ume_rl.models.ume import load_ume
+from ume_rl.rewards.engine.ume_scoring import UmeScorer
 from ume_rl.rewards.modalities import MODALITIES
 from ume_rl.rewards.ume import UmeReward
-from ume_rl.rewards.ume_scoring import UmeScorer
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from ume_rl.models import build_tiny_qwen, build_tiny_ume, download_qwen, find_qwen_in_cache, load_ume
+from ume_rl.models.policy import build_tiny_qwen, download_qwen, find_qwen_in_cache
+from ume_rl.models.ume import build_tiny_ume, load_ume
 
 MESSAGES = [{"role": "user", "content": "Write a DNA sequence between <dna> and </dna>."}]
 
@@ -142,7 +143,7 @@ def _save_lightning_checkpoint(ume, path, like_flash_training: bool):
 @pytest.mark.parametrize("like_flash_training", [True, False])
 def test_unpadded_lightning_checkpoint_scores_like_the_padded_model(tmp_path, like_flash_training):
     """Real UME checkpoints are trained with flash-attn (unpadded layout); on CPU they load and score exactly."""
-    from ume_rl.rewards.ume_scoring import UmeScorer
+    from ume_rl.rewards.engine.ume_scoring import UmeScorer
 
     trained = build_tiny_ume(layout="unpadded")
     with torch.no_grad():  # weights no seed reproduces: the checkpoint must be read
@@ -173,8 +174,8 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path):
 
 
 def test_masked_lm_round_trips_through_a_local_directory(tmp_path, tiny_mlms):
-    from ume_rl.masked_lms import build_tiny_masked_lm, load_reward_model
-    from ume_rl.rewards.hf_scoring import HFMaskedLMScorer, MaskedLM
+    from ume_rl.models.masked_lms import build_tiny_masked_lm, load_reward_model
+    from ume_rl.rewards.engine.hf_scoring import HFMaskedLMScorer, MaskedLM
 
     for modality in ("amino_acid", "SMILES", "nucleotide"):
         saved = build_tiny_masked_lm(modality, out_dir=tmp_path / modality)
@@ -196,7 +197,7 @@ def test_masked_lm_round_trips_through_a_local_directory(tmp_path, tiny_mlms):
 
 
 def test_uncached_hub_model_offline_names_the_fix(monkeypatch, tmp_path):
-    from ume_rl.masked_lms import load_reward_model
+    from ume_rl.models.masked_lms import load_reward_model
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty_cache"))

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ume_rl.data import generate_synthetic_dataset
+from ume_rl.data.generate import generate_synthetic_dataset
 from ume_rl.inspection.probes import (
     PROBE_KINDS,
     VARIANT_KINDS,

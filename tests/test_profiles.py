@@ -84,11 +84,11 @@ def test_demo_profile_uses_the_small_ume_and_real_references(monkeypatch, tmp_pa
     profile = get_profile("demo")
     assert (profile.name, profile.qwen, profile.ume, profile.references) == ("demo", "tiny", "demo", "real")
     assert profile.dataset_dir != get_profile("tiny").dataset_dir
-    import ume_rl.small_ume
+    import ume_rl.models.small_ume
 
     asked = []
     monkeypatch.setattr(
-        ume_rl.small_ume, "demo_ume_checkpoint", lambda runs: asked.append(runs) or tmp_path / "x.ckpt"
+        ume_rl.models.small_ume, "demo_ume_checkpoint", lambda runs: asked.append(runs) or tmp_path / "x.ckpt"
     )
     assert profile.ume_path() == str(tmp_path / "x.ckpt") and asked == [profile.runs]
     assert get_profile("tiny").ume_path() == "tiny"

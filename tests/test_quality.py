@@ -15,7 +15,7 @@ from ume_rl.inspection.quality import (
     mutate_smiles,
     reward_quality,
 )
-from ume_rl.models import load_ume
+from ume_rl.models.ume import load_ume
 from ume_rl.rewards.modalities import MODALITY_TABLE
 
 
@@ -105,7 +105,7 @@ def test_context_baseline_learns_local_order():
 @pytest.fixture(scope="module")
 def qualities(trained_small_ume, real_corpus, fast_small_ume_config):
     """reward_quality of the UME trained for seconds and of the same architecture untrained."""
-    from ume_rl.small_ume import cpu_mlm_ume_class
+    from ume_rl.models.small_ume import cpu_mlm_ume_class
 
     ckpt, _ = trained_small_ume
     config = fast_small_ume_config

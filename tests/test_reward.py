@@ -31,7 +31,7 @@ def masked_reward(tiny_ume):
 
 
 def test_valid_reward_is_score_over_temperature(masked_reward, tiny_ume):
-    from ume_rl.rewards.ume_scoring import UmeScorer
+    from ume_rl.rewards.engine.ume_scoring import UmeScorer
 
     assert masked_reward.mode == "masked"
     rows = masked_reward.details(VALID)
@@ -93,7 +93,7 @@ def test_modality_column_as_trl_passes_it(reward):
 
 
 def test_invalid_never_outscores_valid_with_defaults(masked_reward, tiny_ume):
-    from ume_rl.data import generate_synthetic_dataset
+    from ume_rl.data.generate import generate_synthetic_dataset
 
     ds = generate_synthetic_dataset(n_per_modality=3, seed=3, progress=False)["full"]
     rewards = masked_reward(ds["completion"], modality=ds["modality"])
@@ -211,7 +211,7 @@ def test_property_any_completion_gets_a_finite_reward(reward, completions, modal
 def test_grpo_trainer_step_with_tiny_qwen(tiny_ume, tiny_qwen_path, tmp_path):
     from trl import GRPOConfig, GRPOTrainer
 
-    from ume_rl.data import generate_synthetic_dataset
+    from ume_rl.data.generate import generate_synthetic_dataset
 
     dataset = generate_synthetic_dataset(n_per_modality=3, seed=0, progress=False)["full"]
     reward = UmeReward(tiny_ume, mode="unmasked")
@@ -247,8 +247,8 @@ def mixed_models(tiny_ume, tiny_mlms):
 
 
 def test_mixed_models_score_each_modality_with_its_own(mixed_models, tiny_ume, tiny_mlms):
-    from ume_rl.rewards.hf_scoring import HFMaskedLMScorer
-    from ume_rl.rewards.ume_scoring import UmeScorer
+    from ume_rl.rewards.engine.hf_scoring import HFMaskedLMScorer
+    from ume_rl.rewards.engine.ume_scoring import UmeScorer
 
     reward = UmeReward(mixed_models)
     assert {m: type(s).__name__ for m, s in reward.scorers.items()} == {
@@ -296,7 +296,7 @@ def test_mixed_models_floor_per_vocabulary_and_penalty_below_all(mixed_models, t
 def test_an_adversarial_masked_lm_is_floored_at_its_own_floor(tiny_mlms, tiny_ume):
     import copy
 
-    from ume_rl.rewards.hf_scoring import MaskedLM
+    from ume_rl.rewards.engine.hf_scoring import MaskedLM
 
     esm = tiny_mlms["amino_acid"]
     model = copy.deepcopy(esm.model)
@@ -312,7 +312,7 @@ def test_an_adversarial_masked_lm_is_floored_at_its_own_floor(tiny_mlms, tiny_um
 
 
 def test_reward_model_mapping_is_checked(tiny_ume, tiny_mlms):
-    from ume_rl.rewards.ume_scoring import UmeScorer
+    from ume_rl.rewards.engine.ume_scoring import UmeScorer
 
     with pytest.raises(ValueError, match="no reward model for"):
         UmeReward({"amino_acid": tiny_mlms["amino_acid"]})
@@ -331,7 +331,7 @@ def test_grpo_trainer_step_with_a_model_per_modality(mixed_models, warm_policy_p
     model inside GRPO, and the step moves the policy."""
     from trl import GRPOConfig, GRPOTrainer
 
-    from ume_rl.data import generate_synthetic_dataset
+    from ume_rl.data.generate import generate_synthetic_dataset
 
     dataset = generate_synthetic_dataset(n_per_modality=3, seed=0, progress=False)["full"]
     reward = UmeReward(mixed_models, mode="unmasked")

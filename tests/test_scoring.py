@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from ume_rl.models import flash_attn_available
-from ume_rl.rewards.batching import plan_batches
-from ume_rl.rewards.ume_scoring import UmeScorer
+from ume_rl.models.ume import flash_attn_available
+from ume_rl.rewards.engine.batching import plan_batches
+from ume_rl.rewards.engine.ume_scoring import UmeScorer
 
 DEVICE = os.environ.get("UME_RL_TEST_DEVICE", "cpu")
 DTYPE = os.environ.get("UME_RL_TEST_DTYPE") or None
@@ -59,7 +59,7 @@ def ume(tiny_ume):
     used (CUDA and flash_attn importable), else padded (same weights either way, as ``build_tiny_ume``)."""
     if DEVICE == "cpu":
         return tiny_ume
-    from ume_rl.models import load_ume
+    from ume_rl.models.ume import load_ume
 
     return load_ume("tiny", device=DEVICE)
 
@@ -72,7 +72,7 @@ def padded_ume(tiny_ume):
 
 @pytest.fixture(scope="module")
 def unpadded_ume():
-    from ume_rl.models import build_tiny_ume
+    from ume_rl.models.ume import build_tiny_ume
 
     ume = build_tiny_ume(layout="unpadded")
     ume.freeze()
@@ -219,7 +219,7 @@ def test_plan_batches_buckets_lengths():
 
 @pytest.mark.parametrize("mode", ["masked", "unmasked"])
 def test_pad_shapes_is_exact_and_uses_ladder_shapes(ume, padded_ume, mode):
-    from ume_rl.rewards.batching import ShapeLadder
+    from ume_rl.rewards.engine.batching import ShapeLadder
 
     scorer = UmeScorer(ume, mode=mode, token_budget=64, dtype=DTYPE, pad_shapes=True)
     got = scorer.score(SEQS, MODS)
@@ -244,7 +244,7 @@ def test_pad_shapes_unpadded_checkpoint_and_batch_invariance(padded_ume, unpadde
 
 
 def test_padding_rows_are_never_scored():
-    from ume_rl.rewards.batching import batch_arrays
+    from ume_rl.rewards.engine.batching import batch_arrays
 
     ids = [[0, 5, 6, 2], [0, 7, 8, 9, 2], [0, 5, 2]]
     seqs, positions = np.array([0, 1, 2]), np.full(3, -1)
@@ -274,7 +274,7 @@ def test_warmup_runs_every_ladder_shape_without_touching_stats(ume):
 
 
 def test_plan_batches_with_a_ladder_keeps_the_budget():
-    from ume_rl.rewards.batching import ShapeLadder
+    from ume_rl.rewards.engine.batching import ShapeLadder
 
     ladder = ShapeLadder.for_max_length(512)
     assert ladder.widths == (16, 32, 48, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 368, 432, 512)

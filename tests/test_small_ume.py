@@ -8,10 +8,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from ume_rl.models import load_ume
-from ume_rl.rewards.flexbert import encoder_layout
-from ume_rl.rewards.ume_scoring import UmeScorer
-from ume_rl.small_ume import (
+from ume_rl.models.small_ume import (
     CHECKPOINT_NAME,
     LOSSES_NAME,
     SIDECAR_NAME,
@@ -20,6 +17,9 @@ from ume_rl.small_ume import (
     read_loss_curve,
     train_small_ume,
 )
+from ume_rl.models.ume import load_ume
+from ume_rl.rewards.engine.flexbert import encoder_layout
+from ume_rl.rewards.engine.ume_scoring import UmeScorer
 
 SEQUENCES = ["CC(=O)Oc1ccccc1C(=O)O", "c1ccncc1", "MKVLAAGIVGLLL", "ACGTTGCAACGGT"]
 MODALITIES = ["SMILES", "SMILES", "amino_acid", "nucleotide"]
@@ -36,7 +36,7 @@ def test_checkpoint_loads_back_in_the_unpadded_layout_with_identical_scores(trai
         got = UmeScorer(loaded, mode=mode).score(SEQUENCES, MODALITIES)
         assert got == pytest.approx(want, abs=1e-5)
     # the same weights in lobster's padded layout (no ckpt_path), as a CPU user would also load them
-    from ume_rl.models import lobster_ume_class
+    from ume_rl.models.ume import lobster_ume_class
 
     padded = lobster_ume_class().load_from_checkpoint(
         str(ckpt), device="cpu", use_flash_attn=False, ckpt_path=None
@@ -69,7 +69,7 @@ def test_training_is_seeded(real_corpus, tmp_path, fast_small_ume_config, single
 
 
 def _counting(monkeypatch):
-    import ume_rl.small_ume as module
+    import ume_rl.models.small_ume as module
 
     calls = []
     original = module.train_small_ume
@@ -95,7 +95,7 @@ def test_demo_checkpoint_is_reused_and_a_broken_one_rebuilt(
     data = ckpt.read_bytes()
     ckpt.write_bytes(data[: len(data) // 2])  # an interrupted copy
     assert "size" in checkpoint_problem(ckpt.parent, config)
-    with caplog.at_level("WARNING", logger="ume_rl.small_ume"):
+    with caplog.at_level("WARNING", logger="ume_rl.models.small_ume"):
         assert demo_ume_checkpoint(tmp_path, config, progress=False) == ckpt
     assert len(calls) == 2 and "training it again" in caplog.text
     assert checkpoint_problem(ckpt.parent, config) is None

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ume_rl.cli import main, parse_train_args
-from ume_rl.data import generate_synthetic_dataset
+from ume_rl.data.generate import generate_synthetic_dataset
 from ume_rl.training.recipes import RECIPES_DIR, load_recipe
 from ume_rl.training.validation import ConfigError
 

@@ -1,9 +1,11 @@
 """ume_rl: GRPO training of small LLMs against masked-LM pseudo-likelihood rewards (UME first of all).
 
-The layers, each a folder: :mod:`ume_rl.rewards` (tags, the modality table, the scoring engine, the rewards),
+The layers, each a folder, from the bottom: :mod:`ume_rl.rewards` (tags, the modality table, the rewards, and
+:mod:`ume_rl.rewards.engine`, which scores token ids with a masked LM), :mod:`ume_rl.data` (the real corpus, the
+generator, dataset directories), :mod:`ume_rl.models` (the policy, the UME, public masked LMs, the small UME),
 :mod:`ume_rl.training` (GRPO config, warm start, trainer builder, the run workflow, evaluation) and
-:mod:`ume_rl.inspection` (probes, plots, widgets); at the root the profiles, models, dataset, the real corpus,
-the small UME trained here, command line and the lobster-compatible names. What a user calls is exported here; submodules load lazily, so
+:mod:`ume_rl.inspection` (probes, plots, widgets); at the root the profiles, the command line and the
+lobster-compatible names. What a user calls is exported here; submodules load lazily, so
 ``import ume_rl`` is cheap and lobster (slow to import) loads only when a UME is needed.
 
 >>> import ume_rl
@@ -23,23 +25,23 @@ _EXPORTS: dict[str, str] = {
     # profiles, models, data
     "Profile": "profiles",
     "get_profile": "profiles",
-    "download_qwen": "models",
-    "build_tiny_qwen": "models",
-    "load_ume": "models",
-    "load_reward_model": "masked_lms",
-    "generate_synthetic_dataset": "data",
-    "save_dataset": "dataset_store",
-    "load_or_generate_dataset": "dataset_store",
-    "load_real_corpus": "corpus",
-    "train_small_ume": "small_ume",
-    "demo_ume_checkpoint": "small_ume",
+    "download_qwen": "models.policy",
+    "build_tiny_qwen": "models.policy",
+    "load_ume": "models.ume",
+    "load_reward_model": "models.masked_lms",
+    "generate_synthetic_dataset": "data.generate",
+    "save_dataset": "data.store",
+    "load_or_generate_dataset": "data.store",
+    "load_real_corpus": "data.corpus",
+    "train_small_ume": "models.small_ume",
+    "demo_ume_checkpoint": "models.small_ume",
     # rewards
     "MODALITY_TABLE": "rewards.modalities",
     "wrap": "rewards.tags",
     "read_completions": "rewards.tags",
-    "UmeScorer": "rewards.ume_scoring",
-    "HFMaskedLMScorer": "rewards.hf_scoring",
-    "MaskedLM": "rewards.hf_scoring",
+    "UmeScorer": "rewards.engine.ume_scoring",
+    "HFMaskedLMScorer": "rewards.engine.hf_scoring",
+    "MaskedLM": "rewards.engine.hf_scoring",
     "UmeReward": "rewards.ume",
     "ComplexityReward": "rewards.complexity",
     "LengthReward": "rewards.length",

@@ -34,9 +34,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ume_rl.rewards.hf_scoring import MaskedLM
+from ume_rl.rewards.engine.hf_scoring import MaskedLM
+from ume_rl.rewards.engine.scoring import DEFAULT_MODE
 from ume_rl.rewards.modalities import MODALITIES, MODALITY_TABLE, TAG_TO_MODALITY
-from ume_rl.rewards.scoring import DEFAULT_MODE
 from ume_rl.rewards.tags import detect_modality, iter_tagged  # noqa: F401 (detect_modality: lobster's name, exported)
 from ume_rl.rewards.ume import UmeReward, make_scorer
 from ume_rl.training.config import DEFAULT_OUTPUT_DIR
@@ -71,7 +71,7 @@ def compute_pseudo_likelihood(ume_model, sequences, modality, mode: str = DEFAUL
 
     Args:
         ume_model: a lobster ``UME``, or any reward model :class:`~ume_rl.rewards.ume.UmeReward` takes for
-            ``modality`` (a :class:`~ume_rl.rewards.hf_scoring.MaskedLM`, a scorer).
+            ``modality`` (a :class:`~ume_rl.rewards.engine.hf_scoring.MaskedLM`, a scorer).
         sequences: bare sequences (no tags), all of ``modality``.
         modality: a lobster ``Modality`` or its value (``"SMILES"``, ``"amino_acid"``, ``"nucleotide"``), or a tag name.
         mode: ``"masked"`` (default: the exact pseudo-log-likelihood) or ``"unmasked"`` (one pass).
@@ -232,8 +232,8 @@ def create_ume_grpo_trainer(
 
     Args:
         model_path: the policy: hub id, local directory, or a loaded ``PreTrainedModel``.
-        ume_model: a loaded UME (:func:`ume_rl.models.load_ume`), or a mapping modality -> UME or
-            :class:`~ume_rl.rewards.hf_scoring.MaskedLM` (:func:`ume_rl.masked_lms.load_reward_model`), as
+        ume_model: a loaded UME (:func:`ume_rl.models.ume.load_ume`), or a mapping modality -> UME or
+            :class:`~ume_rl.rewards.engine.hf_scoring.MaskedLM` (:func:`ume_rl.models.masked_lms.load_reward_model`), as
             :class:`~ume_rl.rewards.ume.UmeReward` takes it; every model is moved to this process's device.
         reward_temperature, penalty_for_invalid, reward_mode: the reward's ``temperature``, ``penalty`` and
             ``mode`` (``None``: its defaults). ``reward_batch_size`` is accepted and unused (token budget).
@@ -289,7 +289,7 @@ def train_ume_grpo(
     """The seed guide's ``train_ume_grpo``: load the UME, build the trainer, train, save the final model.
 
     Args:
-        ume_model_path: anything :func:`ume_rl.models.load_ume` accepts (``"tiny"``, a registry name, a
+        ume_model_path: anything :func:`ume_rl.models.ume.load_ume` accepts (``"tiny"``, a registry name, a
             ``.ckpt`` path), a loaded UME, or a mapping modality -> UME or ``MaskedLM`` (one reward model per
             modality, as :func:`create_ume_grpo_trainer` takes it).
         device: where the UME goes; default this process's device (accelerate's, from ``LOCAL_RANK``).
@@ -306,7 +306,7 @@ def train_ume_grpo(
     """
     from accelerate import PartialState
 
-    from ume_rl.models import load_ume
+    from ume_rl.models.ume import load_ume
     from ume_rl.training.rundir import claim_on_main_process, mark_run, resolve_resume
     from ume_rl.training.trainer import outside_zero3
 

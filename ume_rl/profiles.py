@@ -6,8 +6,8 @@ Three profiles exist:
   (a registry name such as ``ume-mini-base-12M`` or a local ``.ckpt`` file).
 - ``demo``: offline, and the reward knows real sequences: the tiny Qwen2 policy (its tokenizer trained on
   real sequences too) and a small UME trained here on real SMILES / protein / DNA
-  (:func:`ume_rl.small_ume.demo_ume_checkpoint`: a few CPU minutes on first use, cached under
-  ``runs/models``). Dataset references are real sequences (:mod:`ume_rl.corpus`).
+  (:func:`ume_rl.models.small_ume.demo_ume_checkpoint`: a few CPU minutes on first use, cached under
+  ``runs/models``). Dataset references are real sequences (:mod:`ume_rl.data.corpus`).
 - ``tiny``: the fastest, for unit tests: the tiny Qwen2 and an untrained UME with lobster's real tokenizers;
   random references.
 
@@ -87,8 +87,8 @@ class Profile:
         ``download=True`` it is fetched first (a no-op when cached), else a missing model is an error that
         names the fix.
         """
-        from ume_rl.data import tokenizer_corpus
-        from ume_rl.models import build_tiny_qwen, download_qwen, find_qwen_in_cache
+        from ume_rl.data.generate import tokenizer_corpus
+        from ume_rl.models.policy import build_tiny_qwen, download_qwen, find_qwen_in_cache
 
         if self.qwen == "tiny":
             kind = "-real" if self.references == "real" else ""
@@ -102,14 +102,14 @@ class Profile:
     def ume_path(self) -> str:
         """What ``load_ume`` takes for this profile: ``demo`` trains its small UME on first use (cached)."""
         if self.ume == "demo":
-            from ume_rl.small_ume import demo_ume_checkpoint
+            from ume_rl.models.small_ume import demo_ume_checkpoint
 
             return str(demo_ume_checkpoint(self.runs))
         return self.ume
 
     def load_ume(self, device: str | torch.device | None = None):
         """The reward model for this profile, frozen, in eval mode, on ``device``."""
-        from ume_rl.models import load_ume
+        from ume_rl.models.ume import load_ume
 
         return load_ume(self.ume_path(), device=device, seed=self.seed)
 

@@ -315,7 +315,7 @@ def plot_ume_loss_curve(
     """The masked-LM training loss of a small UME per step: all tokens, and per modality (running means).
 
     Args:
-        curve: ``ume_rl.small_ume.read_loss_curve(ckpt)``: ``loss`` and ``loss/<modality>`` per step (NaN
+        curve: ``ume_rl.models.small_ume.read_loss_curve(ckpt)``: ``loss`` and ``loss/<modality>`` per step (NaN
             where a step had no sequence of that modality).
         window: running-mean window in steps (the raw total loss is drawn faintly).
         baselines: optional ``{modality: loss}`` reference lines, e.g. the unigram's held-out cross-entropy
@@ -324,7 +324,7 @@ def plot_ume_loss_curve(
     import pandas as pd
 
     if not curve.get("loss"):
-        raise ValueError("empty loss curve: read it with ume_rl.small_ume.read_loss_curve(ckpt)")
+        raise ValueError("empty loss curve: read it with ume_rl.models.small_ume.read_loss_curve(ckpt)")
     frame = pd.DataFrame(curve)
     steps = np.arange(1, len(frame) + 1)
     fig = Figure(figsize=(7.5, 4.2), layout="constrained")

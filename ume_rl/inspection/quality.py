@@ -11,10 +11,10 @@ Everything is measured on the corpus's **held-out** split only (the baselines ar
   (SMILES whole molecules of 10-50 characters, protein fragments of 20-100, DNA sub-windows of 50-200);
 - decoys of each real sequence: proteins and DNA ``shuffled`` (same composition: only context separates
   them); SMILES ``mutated_20pct`` (about 20% of the bare atoms swapped within their class, aliphatic C/N/O/S
-  or aromatic c/n, kept only if RDKit parses it, canonical) and ``synthetic`` (``ume_rl.data.random_smiles``,
+  or aromatic c/n, kept only if RDKit parses it, canonical) and ``synthetic`` (``ume_rl.data.generate.random_smiles``,
   the synthetic generator, within ±3 characters of the real one); every modality ``mutated_10pct`` (10% of
   the positions substituted; SMILES: atoms swapped within class as above);
-- scores: the UME's exact masked pseudo-log-likelihood per token (:class:`~ume_rl.rewards.ume_scoring.UmeScorer`,
+- scores: the UME's exact masked pseudo-log-likelihood per token (:class:`~ume_rl.rewards.engine.ume_scoring.UmeScorer`,
   ``mode="masked"``), a unigram model (train-split token frequencies) and a :class:`ContextBaseline` (a
   token given its ±2 neighbours, backed off to ±1 and the unigram);
 - AUROC: the probability that a real sequence scores above a decoy (ties count half); 0.5 is chance.
@@ -80,7 +80,7 @@ def mutate_smiles(smiles: str, rate: float, rng: random.Random, tries: int = 20)
 
 def make_decoys(real: Sequence[str], modality: str, seed: int = 0) -> dict[str, list[str | None]]:
     """Decoys of each real sequence, aligned with ``real`` (``None`` where none could be made)."""
-    from ume_rl.data import random_smiles
+    from ume_rl.data.generate import random_smiles
     from ume_rl.inspection.probes import point_mutations, shuffle_sequence
 
     out: dict[str, list[str | None]] = {}
@@ -300,7 +300,7 @@ def reward_quality(
 
     Args:
         ume: a lobster UME (e.g. ``load_ume(path)``); scored with ``UmeScorer(ume, mode="masked")``.
-        corpus: a :class:`~ume_rl.corpus.RealCorpus`; baselines fit its train split, sequences come from its
+        corpus: a :class:`~ume_rl.data.corpus.RealCorpus`; baselines fit its train split, sequences come from its
             held-out split.
         n: held-out sequences per modality (an int for all, or a dict); default :data:`DEFAULT_N` (200 SMILES,
             150 protein, 60 DNA: with decoys and probes ~1,450 sequences, 80 s for the demo UME on one busy
@@ -316,7 +316,7 @@ def reward_quality(
     from tqdm.auto import tqdm
 
     from ume_rl.inspection.probes import make_probes
-    from ume_rl.rewards.ume_scoring import UmeScorer
+    from ume_rl.rewards.engine.ume_scoring import UmeScorer
 
     start = time.perf_counter()
     sizes = dict(DEFAULT_N) if n is None else ({m: n for m in MODALITIES} if isinstance(n, int) else dict(n))

@@ -7,11 +7,11 @@ a masked LM per modality.
 [-64.6..., -91.5...]
 
 Data flows one way: completion (string, or chat messages) → tagged sequence (:mod:`ume_rl.rewards.tags`) →
-token ids of its modality's model → score (the engine of :mod:`ume_rl.rewards.scoring`, mean per-residue
+token ids of its modality's model → score (the engine of :mod:`ume_rl.rewards.engine.scoring`, mean per-residue
 log-prob) → reward.
 
 Reward models: one UME scores every modality; or a mapping modality → model gives each modality its own
-(:class:`~ume_rl.rewards.hf_scoring.MaskedLM` from :func:`ume_rl.masked_lms.load_reward_model`: ESM-2 for
+(:class:`~ume_rl.rewards.engine.hf_scoring.MaskedLM` from :func:`ume_rl.models.masked_lms.load_reward_model`: ESM-2 for
 proteins, ChemBERTa for SMILES, the Nucleotide Transformer for DNA; a UME; or a ready scorer):
 
 >>> reward = UmeReward({"amino_acid": esm2, "SMILES": chemberta, "nucleotide": ume})  # doctest: +SKIP
@@ -48,11 +48,11 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
-from ume_rl.rewards.hf_scoring import HFMaskedLMScorer, MaskedLM
+from ume_rl.rewards.engine.hf_scoring import HFMaskedLMScorer, MaskedLM
+from ume_rl.rewards.engine.scoring import DEFAULT_MODE, PseudoLikelihoodScorer
+from ume_rl.rewards.engine.ume_scoring import UmeScorer
 from ume_rl.rewards.modalities import MODALITIES, normalize_modality
-from ume_rl.rewards.scoring import DEFAULT_MODE, PseudoLikelihoodScorer
 from ume_rl.rewards.tags import INVALID_REASONS, UNTAGGED, read_completions
-from ume_rl.rewards.ume_scoring import UmeScorer
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def make_scorer(model, modality, mode: str = DEFAULT_MODE, **scorer_kwargs) -> P
     if hasattr(model, "get_tokenizer") and hasattr(model, "model"):  # a lobster UME
         return UmeScorer(model, mode=mode, **scorer_kwargs)
     raise TypeError(
-        f"reward model for {modality}: expected a lobster UME, a MaskedLM (ume_rl.masked_lms.load_reward_model) "
+        f"reward model for {modality}: expected a lobster UME, a MaskedLM (ume_rl.models.masked_lms.load_reward_model) "
         f"or a PseudoLikelihoodScorer, got {type(model).__name__}"
     )
 
@@ -168,13 +168,13 @@ class UmeReward:
         temperature: rewards are ``score / temperature``; must be positive.
         penalty: reward of an invalid completion; default ``(score_floor - margin) / temperature``.
         mode: ``"masked"`` (exact pseudo-log-likelihood) or ``"unmasked"`` (single pass); see
-            :mod:`ume_rl.rewards.scoring` for cost and agreement.
+            :mod:`ume_rl.rewards.engine.scoring` for cost and agreement.
         score_floor: lowest score a valid completion is rewarded with, for every modality; default, per
             modality, ``-ln(vocab_size) - margin`` of its model. ``-math.inf`` disables flooring (then pass an
             explicit ``penalty``).
         margin: nats between the uniform-model score and the floor, and between the floor and the penalty.
         token_budget, dtype, pad_shapes, sdpa, dedup, cache_size: passed to the scorers the reward builds
-            (:class:`~ume_rl.rewards.scoring.PseudoLikelihoodScorer`; identical sequences of a call are scored
+            (:class:`~ume_rl.rewards.engine.scoring.PseudoLikelihoodScorer`; identical sequences of a call are scored
             once; with ``cache_size > 0`` scores are remembered across calls, exact for a frozen model; each
             scorer has its own cache). Ready scorers in a mapping keep their own settings.
         untagged: ``"invalid"`` (default: no tag pair is ``no_tag``) or ``"detect"`` (a bare sequence is read,

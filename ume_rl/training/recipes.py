@@ -26,8 +26,8 @@ from pathlib import Path
 
 import yaml
 
+from ume_rl.rewards.engine.scoring import DEFAULT_MODE
 from ume_rl.rewards.modalities import MODALITIES, normalize_modality
-from ume_rl.rewards.scoring import DEFAULT_MODE
 from ume_rl.training.config import UmeGRPOConfig
 from ume_rl.training.validation import ConfigError, Sources, check_raw_types, config_error, validate_config
 

@@ -63,7 +63,7 @@ class TrainRun:
         """
         from accelerate import PartialState
 
-        from ume_rl.dataset_store import load_dataset_dir, load_or_generate_dataset
+        from ume_rl.data.store import load_dataset_dir, load_or_generate_dataset
         from ume_rl.profiles import get_profile
         from ume_rl.training.rundir import claim_on_main_process
 
@@ -105,7 +105,7 @@ class TrainRun:
 
     def load_ume(self):
         """The UME (``ume_model_path``, else the profile's) on this process's device, outside ZeRO-3."""
-        from ume_rl.models import load_ume
+        from ume_rl.models.ume import load_ume
         from ume_rl.training.trainer import outside_zero3
 
         name = self.script.ume_model_path or self.profile.ume_path()
@@ -115,9 +115,9 @@ class TrainRun:
 
     def load_reward_models(self):
         """The reward model of each modality on this process's device, outside ZeRO-3: the UME when it scores
-        every modality, else a mapping modality → model (:func:`~ume_rl.masked_lms.load_reward_model`), which
+        every modality, else a mapping modality → model (:func:`~ume_rl.models.masked_lms.load_reward_model`), which
         :class:`~ume_rl.rewards.ume.UmeReward` takes as it is."""
-        from ume_rl.masked_lms import is_ume_name, load_reward_model
+        from ume_rl.models.masked_lms import is_ume_name, load_reward_model
 
         names = self.script.reward_model_names(self.profile)
         ume = self.script.ume_model_path or self.profile.ume
@@ -265,7 +265,7 @@ def download_models(name_or_path: str | Path, **overrides) -> dict[str, Any]:
     """
     import tempfile
 
-    from ume_rl.masked_lms import download_reward_model, is_ume_name
+    from ume_rl.models.masked_lms import download_reward_model, is_ume_name
     from ume_rl.profiles import get_profile
 
     with tempfile.TemporaryDirectory() as unused:  # the recipe is checked, but no run directory is involved

@@ -67,7 +67,7 @@ def warm_start(
 
     Args:
         model_path: the policy (hub id or local directory).
-        dataset: rows with ``prompt`` and ``completion`` columns (``ume_rl.data`` builds them).
+        dataset: rows with ``prompt`` and ``completion`` columns (``ume_rl.data.generate`` builds them).
         num_train_epochs, learning_rate, per_device_train_batch_size: SFT settings; recipes set them per model.
         reuse: a complete warm start already in ``output_dir`` (:func:`completed_warm_start`) is returned as it
             is when its settings are the same (``"same"``), whatever its settings (``"any"``, with a warning

@@ -183,8 +183,8 @@ def validate_config(script, grpo, sources: Sources | None = None) -> None:
     """
     from ume_rl.profiles import PROFILES
     from ume_rl.rewards.complexity import MEASURES
+    from ume_rl.rewards.engine.scoring import MODES
     from ume_rl.rewards.registry import REWARDS
-    from ume_rl.rewards.scoring import MODES
 
     sources = sources or Sources()
     s, g = script, grpo
@@ -277,8 +277,8 @@ def validate_config(script, grpo, sources: Sources | None = None) -> None:
 
 
 def _check_paths(script, sources: Sources) -> None:
-    from ume_rl.dataset_store import dataset_problems, generate_command
-    from ume_rl.models import looks_like_path
+    from ume_rl.data.store import dataset_problems, generate_command
+    from ume_rl.models.ume import looks_like_path
 
     if script.dataset_dir is not None:
         generate = (

@@ -17,7 +17,7 @@ the loss per modality instead of lobster's full-vocabulary perplexity metrics.
 The checkpoint is an ordinary lobster checkpoint: ``hyper_parameters`` name the architecture
 (``UME_rl_h<hidden>_l<layers>_a<heads>_i<ffn>``) and carry a ``ckpt_path``, so
 ``UME.load_from_checkpoint`` builds the unpadded layout real UME checkpoints use;
-``ume_rl.models.load_ume`` registers the architecture (stored in the checkpoint under ``ume_rl``) first.
+``ume_rl.models.ume.load_ume`` registers the architecture (stored in the checkpoint under ``ume_rl``) first.
 Optimizer state is not saved (the file is the weights).
 
 The default (:class:`SmallUmeConfig`): a 2-layer FlexBERT (hidden 128, 4 heads, MLP 256; 0.6M parameters,
@@ -111,7 +111,7 @@ class SmallUmeConfig:
 
 def cpu_mlm_ume_class():
     """lobster's ``UME`` with :meth:`_compute_mlm_loss` run on the padded layout (see the module docstring)."""
-    from ume_rl.models import lobster_ume_class
+    from ume_rl.models.ume import lobster_ume_class
 
     UME = lobster_ume_class()
 
@@ -151,7 +151,7 @@ def cpu_mlm_ume_class():
 
 class TokenBatches(torch.utils.data.IterableDataset):
     """Endless padded batches ``{"input_ids", "attention_mask": (B, 1, L), "modality": [str]}`` from the train
-    split of a :class:`~ume_rl.corpus.RealCorpus`, tokenized with the UME's own tokenizers."""
+    split of a :class:`~ume_rl.data.corpus.RealCorpus`, tokenized with the UME's own tokenizers."""
 
     def __init__(self, ume, corpus, config: SmallUmeConfig, pool_size: int = 256):
         super().__init__()
@@ -252,7 +252,7 @@ def train_small_ume(
     callbacks: list | None = None,
     num_threads: int | None = 1,
 ) -> Path:
-    """Train a small UME on ``corpus`` (default: :func:`~ume_rl.corpus.load_real_corpus` with the config's
+    """Train a small UME on ``corpus`` (default: :func:`~ume_rl.data.corpus.load_real_corpus` with the config's
     seed) and write ``small_ume.ckpt``, ``small_ume.losses.json`` and ``small_ume.json`` into ``out_dir``.
 
     Every file is written to a temporary name and renamed into place; the sidecar ``small_ume.json``
@@ -260,7 +260,7 @@ def train_small_ume(
 
     Args:
         out_dir: output directory (created).
-        corpus: a :class:`~ume_rl.corpus.RealCorpus`; only its train split is read.
+        corpus: a :class:`~ume_rl.data.corpus.RealCorpus`; only its train split is read.
         config: architecture and budget (default :class:`SmallUmeConfig`).
         progress: show Lightning's progress bar.
         callbacks: extra Lightning callbacks (e.g. a ``ModelCheckpoint`` every N steps).
@@ -269,12 +269,12 @@ def train_small_ume(
             per step for this model size (0.93 s vs 0.13 s at load average ~4.8; OpenMP oversubscription).
 
     Returns:
-        Path of the ``.ckpt``; load it with ``ume_rl.models.load_ume(path)``.
+        Path of the ``.ckpt``; load it with ``ume_rl.models.ume.load_ume(path)``.
     """
     import lightning as L
 
-    from ume_rl.corpus import load_real_corpus
-    from ume_rl.models import register_flexbert_arch
+    from ume_rl.data.corpus import load_real_corpus
+    from ume_rl.models.ume import register_flexbert_arch
 
     config = config or SmallUmeConfig()
     out_dir = Path(out_dir)

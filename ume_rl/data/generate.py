@@ -15,10 +15,10 @@ Columns: ``prompt`` (chat messages, so an Instruct model's chat template applies
 
 References: ``references="random"`` builds them with the seeded generators below (fragment-built SMILES,
 uniform random residues); ``references="real"`` (the ``demo`` profile) draws them from the **train** split of
-:func:`ume_rl.corpus.load_real_corpus` within the same length ranges (ChEMBL-like molecules whole, protein
+:func:`ume_rl.data.corpus.load_real_corpus` within the same length ranges (ChEMBL-like molecules whole, protein
 fragments and DNA sub-windows cut to fit), so a warm start teaches the policy real sequences.
 
-Saving, checking and loading a dataset directory: :mod:`ume_rl.dataset_store`.
+Saving, checking and loading a dataset directory: :mod:`ume_rl.data.store`.
 """
 
 from __future__ import annotations
@@ -100,8 +100,8 @@ def _split_counts(n: int) -> dict[str, int]:
 
 def real_references(modality: str, n: int, seed: int, corpus=None) -> list[str]:
     """``n`` distinct sequences of ``modality`` from the real corpus's train split, within the table's
-    ``length_range`` (see :meth:`ume_rl.corpus.RealCorpus.sample`)."""
-    from ume_rl.corpus import load_real_corpus
+    ``length_range`` (see :meth:`ume_rl.data.corpus.RealCorpus.sample`)."""
+    from ume_rl.data.corpus import load_real_corpus
 
     corpus = corpus if corpus is not None else load_real_corpus(progress=False)
     length_range = MODALITY_TABLE[modality].length_range
@@ -131,7 +131,7 @@ def generate_synthetic_dataset(
         seed: the same seed gives an identical dataset.
         progress: show a tqdm progress bar.
         references: ``"random"`` (the seeded generators) or ``"real"`` (the real corpus's train split).
-        corpus: with ``"real"``: a :class:`~ume_rl.corpus.RealCorpus` (default ``load_real_corpus()``).
+        corpus: with ``"real"``: a :class:`~ume_rl.data.corpus.RealCorpus` (default ``load_real_corpus()``).
 
     Returns:
         ``DatasetDict`` with splits ``train``, ``validation``, ``test`` and ``full`` (all rows).

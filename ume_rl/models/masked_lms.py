@@ -1,7 +1,7 @@
 """Any Hugging Face masked LM as a reward model for one modality (ESM-2, ChemBERTa, Nucleotide Transformer, ...).
 
 - :func:`load_reward_model` takes a hub id or a local directory of an ``AutoModelForMaskedLM`` (never with
-  ``trust_remote_code``), or anything :func:`~ume_rl.models.load_ume` takes, and returns what
+  ``trust_remote_code``), or anything :func:`~ume_rl.models.ume.load_ume` takes, and returns what
   :class:`~ume_rl.rewards.ume.UmeReward` scores a modality with;
 - :func:`download_reward_model` fetches a hub model into the Hugging Face cache once (offline with no cached
   copy: an error naming the fix);
@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from ume_rl.models import hub_cache_dir, load_ume
+from ume_rl.models.policy import hub_cache_dir
+from ume_rl.models.ume import load_ume
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def download_reward_model(repo_id: str, cache_dir: str | Path | None = None) -> 
         raise RuntimeError(
             f"Could not download the reward model {repo_id!r} into {cache} ({type(err).__name__}: {err}). Fix: "
             f"download it once on a machine with access to huggingface.co (notebook 01 with this recipe, or "
-            f"ume_rl.masked_lms.download_reward_model({repo_id!r}); unset HF_HUB_OFFLINE), set HF_HUB_CACHE to a "
+            f"ume_rl.models.masked_lms.download_reward_model({repo_id!r}); unset HF_HUB_OFFLINE), set HF_HUB_CACHE to a "
             "cache that holds it, or pass a local directory."
         ) from err
     return snapshot
@@ -86,7 +87,7 @@ def _load_masked_lm(source: Path, name: str):
     if not (source / "config.json").is_file() or not any((source / f).is_file() for f in _WEIGHT_FILES):
         raise FileNotFoundError(
             f"{name}: {source} holds no complete masked LM (config.json and weights: {', '.join(_WEIGHT_FILES)}). "
-            "Fix: download it again (ume_rl.masked_lms.download_reward_model, online) or pass a directory written by "
+            "Fix: download it again (ume_rl.models.masked_lms.download_reward_model, online) or pass a directory written by "
             "save_pretrained."
         )
     try:
@@ -112,7 +113,7 @@ def load_reward_model(name_or_path: str | Path, modality, device: str | torch.de
         device: default ``cuda`` when available, else ``cpu``.
 
     Returns:
-        A lobster ``UME`` for UME names, else a :class:`~ume_rl.rewards.hf_scoring.MaskedLM` (model, tokenizer,
+        A lobster ``UME`` for UME names, else a :class:`~ume_rl.rewards.engine.hf_scoring.MaskedLM` (model, tokenizer,
         modality); :class:`~ume_rl.rewards.ume.UmeReward` takes either, per modality. Hub models come from the
         cache, downloaded once (:func:`download_reward_model`); ``trust_remote_code`` is never enabled.
 
@@ -120,7 +121,7 @@ def load_reward_model(name_or_path: str | Path, modality, device: str | torch.de
         RuntimeError: an uncached hub model while offline; names the fix.
         FileNotFoundError: a directory without a complete model.
     """
-    from ume_rl.rewards.hf_scoring import MaskedLM
+    from ume_rl.rewards.engine.hf_scoring import MaskedLM
     from ume_rl.rewards.modalities import normalize_modality
 
     modality = normalize_modality(modality)
@@ -154,7 +155,7 @@ def _tiny_tokenizer(modality: str, work_dir: Path, seed: int):
     # ChemBERTa-shaped: a RoBERTa BPE over SMILES characters, <s> … </s>
     import random
 
-    from ume_rl.data import random_smiles
+    from ume_rl.data.generate import random_smiles
 
     rng = random.Random(seed)
     corpus = [random_smiles(rng) for _ in range(300)]
@@ -193,11 +194,11 @@ def build_tiny_masked_lm(modality, seed: int = 0, out_dir: str | Path | None = N
 
     Two layers, hidden size 32; the weights depend on ``seed`` alone. With ``out_dir`` the model and tokenizer
     are saved there (``save_pretrained``), so :func:`load_reward_model` loads them like a hub snapshot.
-    Returns a :class:`~ume_rl.rewards.hf_scoring.MaskedLM`.
+    Returns a :class:`~ume_rl.rewards.engine.hf_scoring.MaskedLM`.
     """
     from transformers import EsmConfig, EsmForMaskedLM, RobertaConfig, RobertaForMaskedLM
 
-    from ume_rl.rewards.hf_scoring import MaskedLM
+    from ume_rl.rewards.engine.hf_scoring import MaskedLM
     from ume_rl.rewards.modalities import normalize_modality
 
     modality = normalize_modality(modality)

@@ -7,7 +7,7 @@
 (``ume_rl_dataset.json``) holding the generation arguments; :func:`dataset_problems` says what keeps a
 directory from being a complete saved ``DatasetDict`` (cheaply, without reading the Arrow data);
 :func:`load_or_generate_dataset` regenerates only a directory this package generated, and refuses one whose
-generation arguments disagree with the ones asked for. The generator itself is :mod:`ume_rl.data`.
+generation arguments disagree with the ones asked for. The generator itself is :mod:`ume_rl.data.generate`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from datasets import DatasetDict, load_from_disk
 
-from ume_rl.data import generate_synthetic_dataset
+from ume_rl.data.generate import generate_synthetic_dataset
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """lobster FlexBERT internals the scorer relies on: layouts, padded twins, the last-layer shortcut, dtypes.
 
-Nothing here is specific to scoring; :class:`ume_rl.rewards.ume_scoring.UmeScorer` calls these on ``ume.model``
+Nothing here is specific to scoring; :class:`ume_rl.rewards.engine.ume_scoring.UmeScorer` calls these on ``ume.model``
 (the ``FlexBertForMaskedLM``) and its ``.model`` (the ``FlexBertModel`` encoder).
 
 - :func:`encoder_layout` names how a FlexBERT runs a batch: ``padded``, ``padded_fa``, ``varlen`` or

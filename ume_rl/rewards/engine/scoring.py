@@ -8,14 +8,14 @@ between its special tokens), of
 - ``mode="unmasked"``: log p(token_i | the whole unmasked sequence), the single-pass approximation.
 
 >>> from ume_rl.models import load_ume
->>> from ume_rl.rewards.ume_scoring import UmeScorer
+>>> from ume_rl.rewards.engine.ume_scoring import UmeScorer
 >>> scorer = UmeScorer(load_ume("tiny"), mode="masked")  # doctest: +SKIP
 >>> scorer.score(["CCO", "MKVL", "ACGT"], ["SMILES", "amino_acid", "nucleotide"])  # doctest: +SKIP
 [-6.46..., -7.25..., -7.47...]
 
 One engine, :class:`PseudoLikelihoodScorer` (here), with a small adapter per model family:
-:class:`~ume_rl.rewards.ume_scoring.UmeScorer` (lobster FlexBERT; its layouts are described there) and
-:class:`~ume_rl.rewards.hf_scoring.HFMaskedLMScorer` (any Hugging Face ``AutoModelForMaskedLM``).
+:class:`~ume_rl.rewards.engine.ume_scoring.UmeScorer` (lobster FlexBERT; its layouts are described there) and
+:class:`~ume_rl.rewards.engine.hf_scoring.HFMaskedLMScorer` (any Hugging Face ``AutoModelForMaskedLM``).
 
 How a call runs: each sequence is tokenized (no padding, no truncation); the work rows (one per sequence
 unmasked, one per residue masked) are sorted by length and bucketed into batches of at most ``token_budget``
@@ -28,11 +28,11 @@ host-to-device copy per batch on CUDA.
 Fresh batches as fast as repeated ones (CUDA): GRPO never scores the same batch twice, so every call would
 bring new (rows, length) shapes. ``pad_shapes`` (default: on for CUDA, off on CPU, where it only adds
 padding) rounds each batch's padded length and row count up to a small fixed ladder
-(:class:`~ume_rl.rewards.batching.ShapeLadder`); :meth:`PseudoLikelihoodScorer.warmup` runs every ladder
+(:class:`~ume_rl.rewards.engine.batching.ShapeLadder`); :meth:`PseudoLikelihoodScorer.warmup` runs every ladder
 shape once.
 ``sdpa`` (default ``"auto"``: no cuDNN attention on CUDA) picks the attention kernels
-(:func:`~ume_rl.rewards.flexbert.sdpa_backends` says why). Identical sequences of a call are scored once and,
-with ``cache_size > 0``, remembered across calls (:mod:`ume_rl.rewards.cache`); ``stats`` counts
+(:func:`~ume_rl.rewards.engine.flexbert.sdpa_backends` says why). Identical sequences of a call are scored once and,
+with ``cache_size > 0``, remembered across calls (:mod:`ume_rl.rewards.engine.cache`); ``stats`` counts
 ``duplicates`` and ``cache_hits``.
 
 A sequence's score does not depend on what else is in the call (within 1e-5 in fp32) and repeated calls
@@ -61,9 +61,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ume_rl.rewards.batching import HOST_ONLY, ShapeLadder, batch_arrays, plan_batches, to_device
-from ume_rl.rewards.cache import ScoreMemo, weights_version
-from ume_rl.rewards.flexbert import (
+from ume_rl.rewards.engine.batching import HOST_ONLY, ShapeLadder, batch_arrays, plan_batches, to_device
+from ume_rl.rewards.engine.cache import ScoreMemo, weights_version
+from ume_rl.rewards.engine.flexbert import (
     resolve_dtype,
     sdpa_backends,
 )
@@ -97,7 +97,7 @@ class PseudoLikelihoodScorer:
             to padded layouts whose batches may mix lengths (not flash-attn layouts, not ESM ``token_dropout``
             in masked mode, see :meth:`_ladder`).
         sdpa: attention kernels, ``"auto"`` (no cuDNN on CUDA), ``None`` (PyTorch's choice) or names
-            (:func:`~ume_rl.rewards.flexbert.sdpa_backends`).
+            (:func:`~ume_rl.rewards.engine.flexbert.sdpa_backends`).
         dedup: score identical token sequences of a call once (exact).
         cache_size: scores remembered across calls (LRU, emptied when the weights change); 0: none.
     """
@@ -231,7 +231,7 @@ class PseudoLikelihoodScorer:
         """Like :meth:`score`, from token ids as returned by :meth:`encode`.
 
         Identical sequences are scored once (``stats["duplicates"]``) and, with ``cache_size > 0``, scores of
-        earlier calls are reused (``stats["cache_hits"]``); see :mod:`ume_rl.rewards.cache`.
+        earlier calls are reused (``stats["cache_hits"]``); see :mod:`ume_rl.rewards.engine.cache`.
         """
         n = len(token_ids)
         self.stats["calls"] += 1

@@ -1,5 +1,5 @@
 """The scoring engine on a lobster UME: :class:`UmeScorer`, the FlexBERT adapter of
-:class:`~ume_rl.rewards.scoring.PseudoLikelihoodScorer` (what the score is and how a call is batched are
+:class:`~ume_rl.rewards.engine.scoring.PseudoLikelihoodScorer` (what the score is and how a call is batched are
 described there).
 
 >>> from ume_rl.models import load_ume
@@ -17,8 +17,8 @@ UME layouts (lobster FlexBERT), all exact:
   runs a padded twin of the encoder sharing the same weight tensors;
 - padded + flash-attn (pads are attended): batches never mix lengths.
 
-Layout detection, padded twins and the last-layer shortcut live in :mod:`ume_rl.rewards.flexbert`; length
-bucketing and batch packing in :mod:`ume_rl.rewards.batching`.
+Layout detection, padded twins and the last-layer shortcut live in :mod:`ume_rl.rewards.engine.flexbert`; length
+bucketing and batch packing in :mod:`ume_rl.rewards.engine.batching`.
 """
 
 from __future__ import annotations
@@ -27,14 +27,14 @@ from collections.abc import Sequence
 
 import torch
 
-from ume_rl.rewards.flexbert import (
+from ume_rl.rewards.engine.flexbert import (
     encoder_layout,
     hidden_at_positions,
     last_layer_shortcut_applies,
     padded_twin,
 )
+from ume_rl.rewards.engine.scoring import DEFAULT_MODE, PseudoLikelihoodScorer
 from ume_rl.rewards.modalities import normalize_modality
-from ume_rl.rewards.scoring import DEFAULT_MODE, PseudoLikelihoodScorer
 
 
 class UmeScorer(PseudoLikelihoodScorer):

@@ -1,12 +1,12 @@
 """The scoring engine on any Hugging Face masked LM: ESM-2, ChemBERTa, Nucleotide Transformer, your own.
 
-:class:`HFMaskedLMScorer` is the Hugging Face adapter of :class:`~ume_rl.rewards.scoring.PseudoLikelihoodScorer`
-(the engine behind :class:`~ume_rl.rewards.ume_scoring.UmeScorer`): same rows, length bucketing, token budget,
+:class:`HFMaskedLMScorer` is the Hugging Face adapter of :class:`~ume_rl.rewards.engine.scoring.PseudoLikelihoodScorer`
+(the engine behind :class:`~ume_rl.rewards.engine.ume_scoring.UmeScorer`): same rows, length bucketing, token budget,
 masked copies batched, one device-to-host copy, autocast, ``too_long`` / ``unknown_token`` handling. A
 :class:`MaskedLM` is what it scores with: an ``AutoModelForMaskedLM``, its tokenizer and the modality it
-reads (:func:`ume_rl.masked_lms.load_reward_model` returns one).
+reads (:func:`ume_rl.models.masked_lms.load_reward_model` returns one).
 
->>> from ume_rl.masked_lms import build_tiny_masked_lm
+>>> from ume_rl.models.masked_lms import build_tiny_masked_lm
 >>> scorer = HFMaskedLMScorer(build_tiny_masked_lm("amino_acid"))  # doctest: +SKIP
 >>> scorer.score(["MKVL"], ["amino_acid"])  # doctest: +SKIP
 [-3.52...]
@@ -46,8 +46,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ume_rl.rewards.engine.scoring import DEFAULT_MODE, PseudoLikelihoodScorer
 from ume_rl.rewards.modalities import MODALITY_TABLE, normalize_modality
-from ume_rl.rewards.scoring import DEFAULT_MODE, PseudoLikelihoodScorer
 
 NORMALIZATIONS = ("residue", "token")
 
@@ -124,7 +124,7 @@ class HFMaskedLMScorer(PseudoLikelihoodScorer):
         max_length: longest tokenized sequence scored; default :func:`model_max_length`.
         normalize: ``"residue"`` (default) or ``"token"``; see the module docstring.
         pad_shapes, sdpa, dedup, cache_size: engine options, see
-            :class:`~ume_rl.rewards.scoring.PseudoLikelihoodScorer` (the shape ladder is off for ESM models
+            :class:`~ume_rl.rewards.engine.scoring.PseudoLikelihoodScorer` (the shape ladder is off for ESM models
             with ``token_dropout`` in masked mode, whose batches never mix lengths).
 
     Scores only ``masked_lm.modality``; other modalities are a ``ValueError``.
