@@ -89,3 +89,35 @@ def test_public_api_resolves_and_excludes_internals():
         assert internal not in ume_rl.__all__
     with pytest.raises(AttributeError):
         ume_rl.not_a_name  # noqa: B018
+
+
+def _defined_names(path: Path) -> set[str]:
+    """Names a module defines at top level (functions, classes, assignments), not the ones it imports."""
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    return names
+
+
+def test_names_are_imported_from_where_they_are_defined():
+    """``from ume_rl.a import n`` must find ``n`` defined in ``a``: importing a name through a module that only
+    imported it itself is a re-export by import (the public API in ``ume_rl/__init__.py`` is the one exception)."""
+    modules = dict(_modules())
+    sources = [path for _, path in modules.items()] + sorted(Path(__file__).parent.glob("test_*.py"))
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("ume_rl.")):
+                continue
+            target = modules.get(node.module)
+            assert target is not None, f"{path.name} imports {node.module}, which does not exist"
+            defined = _defined_names(target)
+            for alias in node.names:
+                submodule = f"{node.module}.{alias.name}" in modules
+                assert alias.name in defined or submodule, (
+                    f"{path.name} imports {alias.name} from {node.module}, which does not define it"
+                )
