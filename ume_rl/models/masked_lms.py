@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from ume_rl.models.names import resolve
 from ume_rl.models.policy import hub_cache_dir
 from ume_rl.models.ume import load_ume
 
@@ -35,12 +36,6 @@ _WEIGHT_FILES = (
 
 ESM2_VOCAB = ("<cls>", "<pad>", "<eos>", "<unk>", *"LAGVSERTIDPKQNFYMHWCXBUZO.-", "<null_1>", "<mask>")
 """ESM-2's vocabulary (``facebook/esm2_*``), in id order."""
-
-
-def is_ume_name(name: str | Path) -> bool:
-    """True for what :func:`load_ume` loads: ``"tiny"``, a ``.ckpt`` path or a lobster registry name (``ume-…``)."""
-    name = str(name)
-    return name == "tiny" or name.endswith(".ckpt") or name.lower().startswith("ume-")
 
 
 def download_reward_model(repo_id: str, cache_dir: str | Path | None = None) -> Path:
@@ -103,14 +98,21 @@ def _load_masked_lm(source: Path, name: str):
     return model, tokenizer
 
 
-def load_reward_model(name_or_path: str | Path, modality, device: str | torch.device | None = None):
+def load_reward_model(
+    name_or_path: str | Path,
+    modality,
+    device: str | torch.device | None = None,
+    runs_dir: str | Path | None = None,
+):
     """A reward model for ``modality``, frozen, in eval mode, on ``device``.
 
     Args:
-        name_or_path: a Hugging Face hub id (``facebook/esm2_t6_8M_UR50D``), a local directory written by
-            ``save_pretrained``, or anything :func:`load_ume` takes (``"tiny"``, a ``.ckpt``, ``ume-…``).
+        name_or_path: read by :func:`~ume_rl.models.names.resolve`: a Hugging Face hub id
+            (``facebook/esm2_t6_8M_UR50D``), a local directory written by ``save_pretrained``, or anything
+            :func:`load_ume` takes (``"tiny"``, ``"demo"``, a ``.ckpt``, ``ume-…``).
         modality: what it scores (``"amino_acid"``, ``"protein"``, ``"SMILES"``, ``"DNA"``...).
         device: default ``cuda`` when available, else ``cpu``.
+        runs_dir: where the ``"demo"`` UME is cached (see :func:`load_ume`).
 
     Returns:
         A lobster ``UME`` for UME names, else a :class:`~ume_rl.rewards.engine.hf_scoring.MaskedLM` (model, tokenizer,
@@ -126,11 +128,11 @@ def load_reward_model(name_or_path: str | Path, modality, device: str | torch.de
 
     modality = normalize_modality(modality)
     name = str(name_or_path)
-    if is_ume_name(name):
-        return load_ume(name, device=device)
+    ref = resolve(name)
+    if ref.is_ume:
+        return load_ume(name, device=device, runs_dir=runs_dir)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    path = Path(name).expanduser()
-    source = path if path.exists() or name.startswith((".", "/", "~")) else download_reward_model(name)
+    source = Path(ref.location) if ref.is_local else download_reward_model(name)
     model, tokenizer = _load_masked_lm(source, name)
     model.requires_grad_(False)
     logger.info(

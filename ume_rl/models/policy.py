@@ -8,13 +8,11 @@
 >>> path = build_tiny_qwen("/tmp/ume_rl_doctest_qwen")  # doctest: +SKIP
 """
 
-
 from __future__ import annotations
 
 import json
 import logging
 import os
-import warnings
 from pathlib import Path
 
 import torch
@@ -153,5 +151,3 @@ def build_tiny_qwen(
     (out_dir / "ume_rl_tiny.json").write_text(json.dumps({"seed": seed, "vocab_size": vocab_size}))
     logger.info("built tiny Qwen2 (%d parameters) at %s", model.num_parameters(), out_dir)
     return out_dir
-
-
