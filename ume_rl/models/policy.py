@@ -17,10 +17,11 @@ from pathlib import Path
 
 import torch
 
+from ume_rl.rewards.modalities import TAG_TOKENS
+
 logger = logging.getLogger(__name__)
 
 QWEN_SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
-TAG_TOKENS = tuple(f"<{slash}{tag}>" for tag in ("smiles", "protein", "dna") for slash in ("", "/"))
 
 # Qwen2-Instruct's ChatML template: a default system turn, then <|im_start|>role\ncontent<|im_end|>.
 CHATML_TEMPLATE = (

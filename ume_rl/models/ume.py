@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+import zipfile
 from pathlib import Path
 
 import torch
@@ -139,8 +140,6 @@ def check_checkpoint_file(path: str | Path) -> None:
         ValueError: the file is empty, is not a ``torch.save`` archive (garbage, text, another format), or is a
             truncated or corrupt one; the message says what a checkpoint looks like.
     """
-    import zipfile
-
     path = Path(path)
     size = path.stat().st_size
     if size == 0:

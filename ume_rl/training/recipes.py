@@ -29,6 +29,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 import yaml
 
 from ume_rl.profiles import PROFILES, default_output_dir, recipe_path, resolve_profile_name
@@ -200,8 +201,6 @@ def recipe_parser():
 def apply_runtime(script: TrainScriptArguments) -> None:
     """Apply the run's process settings (``torch_num_threads``)."""
     if script.torch_num_threads:
-        import torch
-
         torch.set_num_threads(script.torch_num_threads)
 
 

@@ -16,7 +16,6 @@ the parser, which reports its own type errors), :func:`validate_config` every re
 from __future__ import annotations
 
 import logging
-import math
 import numbers
 import types
 import typing
@@ -25,6 +24,7 @@ from enum import Enum
 from pathlib import Path
 
 from ume_rl.models.names import NAMES_HELP, resolve
+from ume_rl.rewards.checks import number_problem
 
 logger = logging.getLogger(__name__)
 
@@ -125,33 +125,11 @@ def check_raw_types(values: dict, dataclass_types, sources: Sources) -> None:
 # ------------------------------------------------------------------------------------------ value checks
 
 
-def _check_number(
-    name,
-    value,
-    sources,
-    *,
-    integer=False,
-    minimum=None,
-    above=None,
-    optional=False,
-    fix=None,
-    allowed=(),
-):
-    """Finite real (or integer) ``value`` with ``value >= minimum`` / ``value > above``."""
-    if value is None and optional:
-        return
-    if value in allowed and not isinstance(value, bool):
-        return
-    kind = "an integer" if integer else "a finite number"
-    wrong_type = isinstance(value, bool) or not isinstance(
-        value, numbers.Integral if integer else numbers.Real
-    )
-    if wrong_type or not math.isfinite(value):
-        raise config_error(name, value, sources, f"must be {kind}", fix)
-    if minimum is not None and value < minimum:
-        raise config_error(name, value, sources, f"must be {kind} >= {minimum}", fix)
-    if above is not None and not value > above:
-        raise config_error(name, value, sources, f"must be {kind} > {above}", fix)
+def _check_number(name, value, sources, *, fix=None, **rules):
+    """:func:`~ume_rl.rewards.checks.number_problem` as a :class:`ConfigError` naming the value's source."""
+    problem = number_problem(value, **rules)
+    if problem:
+        raise config_error(name, value, sources, problem, fix)
 
 
 def _check_choice(name, value, choices, sources):
