@@ -297,3 +297,16 @@ def test_loaders_read_names_with_the_resolver(tmp_path, monkeypatch):
     build_tiny_masked_lm("amino_acid", out_dir=tmp_path / "esm")
     monkeypatch.chdir(tmp_path)
     assert load_reward_model("esm", "protein", device="cpu").name == "esm"  # relative directory, not a hub id
+
+
+def test_download_models_fetches_only_hub_models(tmp_path):
+    """UMEs and local directories are never downloaded: download_models reports them as they are named."""
+    from ume_rl.models.masked_lms import build_tiny_masked_lm
+    from ume_rl.training.run import download_models
+
+    build_tiny_masked_lm("amino_acid", out_dir=tmp_path / "esm")
+    found = download_models(
+        "tiny", reward_models={"protein": str(tmp_path / "esm")}, output_dir=tmp_path / "o"
+    )
+    assert (Path(found.pop("policy")) / "config.json").is_file()  # the tiny policy, built under runs/models
+    assert found == {"SMILES": "tiny", "amino_acid": str(tmp_path / "esm"), "nucleotide": "tiny"}

@@ -132,3 +132,19 @@ def test_demo_profile_uses_the_small_ume_and_real_references(monkeypatch, tmp_pa
         profile.load_ume(device="cpu")
     assert asked == [profile.runs]
     assert get_profile("tiny").ume == "tiny"
+
+
+@pytest.mark.parametrize("name", PROFILES)
+def test_each_shipped_recipe_is_complete_on_its_own(name, tmp_path):
+    """A recipe names its policy, its UME and its references itself (no profile, no environment variable)."""
+    import yaml
+
+    from ume_rl.models.names import resolve
+    from ume_rl.training.recipes import load_recipe
+
+    raw = yaml.safe_load((RECIPES_DIR / f"{name}.yaml").read_text())
+    assert {"model_path", "ume_model_path", "references"} <= set(raw) and "profile" not in raw
+    script, grpo = load_recipe(name, output_dir=tmp_path / "out")
+    assert resolve(script.ume_model_path).is_ume and resolve(script.model_path).kind in ("tiny", "hub")
+    assert set(script.reward_model_names()) == {"SMILES", "amino_acid", "nucleotide"}
+    assert default_output_dir(name).name == f"grpo-{name}"
