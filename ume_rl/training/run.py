@@ -10,9 +10,10 @@ own code with evaluations in between:
 >>> run.save_evaluation(run.evaluate(run.output_dir, rewards[0]))  # doctest: +SKIP
 
 The configuration comes from a recipe (:mod:`ume_rl.training.recipes`). Reward models: the recipe's UME
-(``ume_model_path``) scores every modality unless ``reward_models`` names another model for a modality (a hub id or local directory of a
-Hugging Face masked LM; ``ume`` for the UME), as the ``full-public`` recipe does for all three;
-:func:`download_models` fetches what a recipe needs (notebook 01).
+(``ume_model_path``) scores every modality unless ``reward_models`` names another model for a modality (a hub id
+or local directory of a Hugging Face masked LM; ``ume`` for the UME), as the ``full-public`` recipe does for all
+three; :func:`download_models` fetches what a recipe needs (notebook 01). Model names are read by
+:func:`ume_rl.models.names.resolve`.
 
 A run never clobbers another (:mod:`ume_rl.training.rundir`): a directory that holds a run needs
 ``resume_from_checkpoint="last"`` or ``overwrite_output_dir=True``, and one run at a time holds its lock.
