@@ -14,7 +14,9 @@ import pytest
 
 import ume_rl
 from ume_rl.cli import main, parse_train_args
-from ume_rl.training.recipes import RECIPES_DIR, load_recipe, recipe_path
+from ume_rl.profiles import RECIPES_DIR, recipe_path
+from ume_rl.training.recipes import load_recipe
+from ume_rl.training.validation import ConfigError
 
 TINY = str(RECIPES_DIR / "tiny.yaml")
 FULL = str(RECIPES_DIR / "full.yaml")
@@ -32,11 +34,16 @@ def _restore_threads():
 
 def test_both_recipes_parse(tmp_path):
     tiny_script, tiny = load_recipe("tiny", output_dir=tmp_path)
-    assert tiny_script.profile == "tiny" and tiny_script.warm_start_epochs > 0
+    assert (tiny_script.model_path, tiny_script.ume_model_path) == (
+        "tiny",
+        "tiny",
+    ) and tiny_script.warm_start_epochs > 0
     assert tiny.generation_batch_size % tiny.num_generations == 0
     assert tiny.bf16 is False and tiny.report_to == [] and tiny.log_completions
     full_script, full = load_recipe(FULL, output_dir=tmp_path)
-    assert full_script.profile == "full" and full.max_completion_length >= 200  # DNA references reach 200 bp
+    assert (
+        full_script.ume_model_path == "ume-mini-base-12M" and full.max_completion_length >= 200
+    )  # DNA references reach 200 bp
     assert full.generation_batch_size % full.num_generations == 0
 
 
@@ -61,7 +68,9 @@ def test_full_public_recipe_loads_through_the_full_code_path(tmp_path, monkeypat
     from ume_rl.training.run import TrainRun, download_models
 
     script, _ = load_recipe("full-public", output_dir=tmp_path / "out")
-    assert script.profile == "full" and set(script.reward_models) == {"SMILES", "amino_acid", "nucleotide"}
+    full, _ = load_recipe("full", output_dir=tmp_path / "out")
+    assert (script.model_path, script.ume_model_path) == (full.model_path, full.ume_model_path)
+    assert set(script.reward_models) == {"SMILES", "amino_acid", "nucleotide"}
     cache = tmp_path / "hub"
     snapshots = {
         modality: _cache_snapshot(cache, repo, lambda d, m=modality: build_tiny_masked_lm(m, out_dir=d))
@@ -69,13 +78,12 @@ def test_full_public_recipe_loads_through_the_full_code_path(tmp_path, monkeypat
     }
     qwen = _cache_snapshot(cache, "Qwen/Qwen2-0.5B-Instruct", lambda d: shutil.copytree(tiny_qwen_path, d))
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.delenv("UME_RL_QWEN", raising=False)
     assert download_models("full-public", output_dir=tmp_path / "out") == {"policy": qwen, **snapshots}
 
     dataset = tmp_path / "data"
     save_dataset(generate_synthetic_dataset(n_per_modality=3, seed=0, progress=False), dataset)
     run = TrainRun.prepare(*load_recipe("full-public", output_dir=tmp_path / "out", dataset_dir=str(dataset)))
-    assert run.profile.name == "full" and Path(run.base_policy) == qwen
+    assert Path(run.base_policy) == qwen
     models = run.load_reward_models()
     assert {m: (type(v).__name__, v.name) for m, v in models.items()} == {
         m: ("MaskedLM", repo) for m, repo in script.reward_models.items()
@@ -88,8 +96,6 @@ def test_full_public_recipe_loads_through_the_full_code_path(tmp_path, monkeypat
 
 
 def test_reward_models_choose_per_modality_and_fall_back_to_the_ume(tmp_path):
-    from ume_rl.profiles import get_profile
-    from ume_rl.training.validation import ConfigError
 
     esm = tmp_path / "esm"
     esm.mkdir()
@@ -98,7 +104,7 @@ def test_reward_models_choose_per_modality_and_fall_back_to_the_ume(tmp_path):
         ["--config", TINY, "--output_dir", str(tmp_path / "out"), "--reward_models", flag]
     )
     assert script.reward_models == {"amino_acid": str(esm), "nucleotide": "ume"}
-    names = script.reward_model_names(get_profile("tiny"))
+    names = script.reward_model_names()
     assert names == {"SMILES": "tiny", "amino_acid": str(esm), "nucleotide": "tiny"}
     with pytest.raises(ConfigError, match="mapping modality -> model"):
         parse_train_args(["--config", TINY, "--reward_models", "facebook/esm2_t6_8M_UR50D"])
@@ -127,16 +133,17 @@ def test_recipes_ship_inside_the_package(tmp_path, monkeypatch):
         "full.yaml",
         "tiny.yaml",
     ]
-    monkeypatch.chdir(
-        tmp_path
-    )  # no recipes/ here: the old repository-relative spelling finds the packaged file
-    assert recipe_path("recipes/tiny.yaml") == recipe_path("tiny") == RECIPES_DIR / "tiny.yaml"
+    monkeypatch.chdir(tmp_path)  # the packaged recipes are found by name from anywhere
+    assert recipe_path("tiny") == recipe_path("TINY") == RECIPES_DIR / "tiny.yaml"
     by_name, _ = parse_train_args(["--config", "full", "--max_steps", "3"])
-    by_old_path, grpo = parse_train_args(["--config=recipes/full.yaml", "--max_steps", "3"])
-    assert by_name.profile == by_old_path.profile == "full" and grpo.max_steps == 3
+    by_path, grpo = parse_train_args([f"--config={RECIPES_DIR / 'full.yaml'}", "--max_steps", "3"])
+    assert by_name.ume_model_path == by_path.ume_model_path == "ume-mini-base-12M" and grpo.max_steps == 3
     own = tmp_path / "mine.yaml"
-    own.write_text("profile: tiny\nmax_steps: 7\n")
+    own.write_text("model_path: tiny\nume_model_path: tiny\nmax_steps: 7\n")
     assert parse_train_args(["--config", str(own)])[1].max_steps == 7
+    own.write_text("max_steps: 7\n")  # a recipe is complete on its own: it names its models
+    with pytest.raises(ConfigError, match="model_path=None .*the recipe must name its policy"):
+        parse_train_args(["--config", str(own)])
     with pytest.raises(FileNotFoundError):
         recipe_path("recipes/missing.yaml")
 

@@ -1,11 +1,13 @@
 """Models: the tiny Qwen stand-in, UME loading, and loud failures for what cannot be loaded offline."""
 
 import hashlib
+from pathlib import Path
 
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from ume_rl.models.names import KINDS, ModelRef, resolve
 from ume_rl.models.policy import build_tiny_qwen, download_qwen, find_qwen_in_cache
 from ume_rl.models.ume import build_tiny_ume, load_ume
 
@@ -105,7 +107,7 @@ def test_tiny_ume_uses_lobster_tokenizers(tiny_ume):
 
 
 def test_unloadable_ume_names_the_fix(tmp_path):
-    with pytest.raises(FileNotFoundError, match="does not exist.*UME_RL_UME_CHECKPOINT"):
+    with pytest.raises(FileNotFoundError, match="does not exist.*--ume_model_path"):
         load_ume(tmp_path / "nope.ckpt", device="cpu")
     with pytest.raises(FileNotFoundError, match="is not a file"):
         load_ume(tmp_path, device="cpu")
@@ -243,3 +245,68 @@ def test_a_file_that_is_not_a_lightning_checkpoint_says_so(tmp_path, make, messa
         load_ume(path, device="cpu")
     assert "'state_dict', 'hyper_parameters'" in str(err.value)  # what a checkpoint looks like
     assert str(path) in str(err.value)
+
+
+# ------------------------------------------------------------------------------------------ model names
+
+
+def test_each_model_name_resolves_to_one_kind(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my-esm").mkdir()  # a relative name that exists here is that directory, not a hub id
+    home = resolve("~/ume.pt")
+    assert home == ModelRef("checkpoint", home.location) and "~" not in str(home.location)
+    cases = {
+        "Tiny": ModelRef("tiny", "tiny"),
+        " demo ": ModelRef("demo", "demo"),
+        "runs/models/small_ume.ckpt": ModelRef("checkpoint", Path("runs/models/small_ume.ckpt")),
+        "UME-Mini-Base-12M": ModelRef("registry", "UME-Mini-Base-12M"),
+        "facebook/esm2_t6_8M_UR50D": ModelRef("hub", "facebook/esm2_t6_8M_UR50D"),
+        "gpt2": ModelRef("hub", "gpt2"),
+        "my-esm": ModelRef("directory", Path("my-esm")),
+        "./not-yet": ModelRef("directory", Path("./not-yet")),
+        "/data/models/esm": ModelRef("directory", Path("/data/models/esm")),
+        "data/models/esm": ModelRef("directory", Path("data/models/esm")),  # two slashes: never a hub id
+    }
+    assert {name: resolve(name) for name in cases} == cases
+    assert {ref.kind for ref in cases.values()} | {home.kind} == set(KINDS)
+    assert [n for n, r in cases.items() if r.is_ume] == [
+        "Tiny",
+        " demo ",
+        "runs/models/small_ume.ckpt",
+        "UME-Mini-Base-12M",
+    ]
+    assert [n for n, r in cases.items() if r.is_local] == [
+        "runs/models/small_ume.ckpt",
+        "my-esm",
+        "./not-yet",
+        "/data/models/esm",
+        "data/models/esm",
+    ]
+    with pytest.raises(ValueError, match="empty model name"):
+        resolve("  ")
+
+
+def test_loaders_read_names_with_the_resolver(tmp_path, monkeypatch):
+    """The reward-model loader sends every UME kind to load_ume (demo included) and the rest to transformers."""
+    from ume_rl.models.masked_lms import build_tiny_masked_lm, load_reward_model
+
+    with pytest.raises(ValueError, match="'demo' UME is trained and cached under a runs directory"):
+        load_reward_model("demo", "protein", device="cpu")
+    with pytest.raises(FileNotFoundError, match="UME checkpoint .*missing.pth does not exist"):
+        load_reward_model(tmp_path / "missing.pth", "DNA", device="cpu")
+    build_tiny_masked_lm("amino_acid", out_dir=tmp_path / "esm")
+    monkeypatch.chdir(tmp_path)
+    assert load_reward_model("esm", "protein", device="cpu").name == "esm"  # relative directory, not a hub id
+
+
+def test_download_models_fetches_only_hub_models(tmp_path):
+    """UMEs and local directories are never downloaded: download_models reports them as they are named."""
+    from ume_rl.models.masked_lms import build_tiny_masked_lm
+    from ume_rl.training.run import download_models
+
+    build_tiny_masked_lm("amino_acid", out_dir=tmp_path / "esm")
+    found = download_models(
+        "tiny", reward_models={"protein": str(tmp_path / "esm")}, output_dir=tmp_path / "o"
+    )
+    assert (Path(found.pop("policy")) / "config.json").is_file()  # the tiny policy, built under runs/models
+    assert found == {"SMILES": "tiny", "amino_acid": str(tmp_path / "esm"), "nucleotide": "tiny"}

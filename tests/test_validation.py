@@ -11,7 +11,8 @@ import pytest
 
 from ume_rl.cli import main, parse_train_args
 from ume_rl.data.generate import generate_synthetic_dataset
-from ume_rl.training.recipes import RECIPES_DIR, load_recipe
+from ume_rl.profiles import RECIPES_DIR
+from ume_rl.training.recipes import load_recipe
 from ume_rl.training.validation import ConfigError
 
 TINY = str(RECIPES_DIR / "tiny.yaml")
@@ -80,7 +81,12 @@ def _refused(capsys, tmp_path, *flags, config=("--config", "tiny")):
         ),
         (["--learning_rate", "nan"], "learning_rate=nan (flag --learning_rate): must be a finite number"),
         (["--temperature", "0"], "temperature=0.0 (flag --temperature): must be a finite number > 0"),
-        (["--profile", "huge"], "profile='huge' (flag --profile): must be one of"),
+        (["--references", "huge"], "references='huge' (flag --references): must be one of"),
+        (["--model_path", "demo"], "model_path='demo' (flag --model_path): is a UME (demo), not a policy"),
+        (
+            ["--ume_model_path", "facebook/esm2_t6_8M_UR50D"],
+            "ume_model_path='facebook/esm2_t6_8M_UR50D' (flag --ume_model_path): is not a UME (hub)",
+        ),
         (["--reward_temp", "0.5"], "unknown flag(s) --reward_temp: did you mean --reward_temperature"),
         (
             ["--ume_model_path", "/nope/ume.ckpt"],
@@ -114,7 +120,9 @@ def test_each_bad_flag_fails_before_any_work(capsys, tmp_path, flags, expected):
 )
 def test_bad_recipe_values_name_the_recipe_file(capsys, tmp_path, recipe, expected):
     path = tmp_path / "mine.yaml"
-    path.write_text("profile: tiny\n" + recipe if not recipe.startswith("-") else recipe)
+    path.write_text(
+        "model_path: tiny\nume_model_path: tiny\n" + recipe if not recipe.startswith("-") else recipe
+    )
     assert expected.format(path=path) in _refused(capsys, tmp_path, config=("--config", str(path)))
 
 
@@ -158,9 +166,10 @@ def test_without_config_the_active_profiles_recipe_is_used_and_logged(monkeypatc
     assert f"no --config given: using the tiny profile's recipe {RECIPES_DIR / 'tiny.yaml'}" in caplog.text
     recipe_script, recipe_grpo = load_recipe("tiny")
     assert (script.warm_start_epochs, grpo.max_completion_length) == (8, recipe_grpo.max_completion_length)
-    assert grpo.max_steps == 3 and script.profile == "tiny"
-    full, _ = parse_train_args(["--profile", "full"])  # the profile flag picks the recipe too
-    assert full.warm_start_epochs == 1 and full.profile == "full"
+    assert grpo.max_steps == 3 and script.ume_model_path == "tiny"
+    monkeypatch.setenv("UME_RL_PROFILE", "full")  # the profile picks the recipe, its models with it
+    full, _ = parse_train_args([])
+    assert full.warm_start_epochs == 1 and full.ume_model_path == "ume-mini-base-12M"
 
 
 def test_two_recipes_of_one_profile_never_share_a_default_run_directory(monkeypatch, tmp_path):
@@ -190,7 +199,7 @@ def test_help_documents_config_resume_last_and_overwrite(capsys):
     out = capsys.readouterr().out
     flat = " ".join(out.split())
     assert out.startswith("usage: ume-rl train [--config RECIPE] [--FIELD VALUE ...]")
-    assert "--config RECIPE\n    tiny, full or full-public" in out
+    assert "--config RECIPE\n    demo, full, full-public, tiny (the recipes shipped" in out
     assert "--resume_from_checkpoint last\n    continue the run" in out
     assert "'last' (or 'true') takes its newest complete checkpoint-N" in flat  # the field's own help
     assert "--overwrite_output_dir" in out and "-1: run num_train_epochs passes" in flat

@@ -50,7 +50,7 @@ _EXPORTS: dict[str, str] = {
     "build_grpo_config": "training.config",
     "build_trainer": "training.trainer",
     "warm_start": "training.sft",
-    "load_recipe": "training.run",
+    "load_recipe": "training.recipes",
     "evaluate_policy": "training.evaluation",
     "generate_completions": "training.evaluation",
     # inspection

@@ -1,6 +1,6 @@
 """Command line: ``ume-rl train --config tiny`` (flags override the recipe's values).
 
-``--config`` takes a recipe name (``tiny``, ``full``, ``full-public``: the recipes shipped in ``ume_rl/recipes/``) or the path
+``--config`` takes a recipe name (``tiny``, ``demo``, ``full``, ``full-public``: the recipes shipped in ``ume_rl/recipes/``) or the path
 of your own YAML; any recipe field (:class:`~ume_rl.training.recipes.TrainScriptArguments` or ``GRPOConfig``)
 can be overridden by a flag. The same command runs unchanged on several GPUs or nodes::
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import sys
 
+from ume_rl.profiles import PROFILES
 from ume_rl.training.recipes import DESCRIPTION, USAGE, parse_config
 from ume_rl.training.run import run_train
 from ume_rl.training.rundir import RunDirectoryError
@@ -35,7 +36,7 @@ Run `ume-rl train --help` for every field."""
 
 
 def parse_train_args(argv: list[str] | None = None):
-    """Parse ``ume-rl train`` arguments: ``--config RECIPE`` (a profile name or a YAML path; default the active
+    """Parse ``ume-rl train`` arguments: ``--config RECIPE`` (a recipe name or a YAML path; default the active
     profile's recipe), then flags that override it. Returns ``(TrainScriptArguments, UmeGRPOConfig)``, checked.
 
     Raises:
@@ -49,7 +50,9 @@ def parse_train_args(argv: list[str] | None = None):
             recipe = args[i].split("=", 1)[1]
         elif args[i] == "--config":
             if i + 1 >= len(args):
-                raise ConfigError("--config needs a value: a profile name (tiny, full) or a recipe YAML path")
+                raise ConfigError(
+                    f"--config needs a value: a recipe name ({', '.join(PROFILES)}) or a recipe YAML path"
+                )
             recipe = args[i + 1]
             i += 1
         else:

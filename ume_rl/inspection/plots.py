@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from ume_rl.rewards.modalities import MODALITY_TABLE
+from ume_rl.rewards.modalities import MODALITIES, MODALITY_TABLE
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
@@ -52,7 +52,7 @@ def _label(column: str) -> str:
 
 def _modality_panels(frame, suptitle: str) -> tuple[Figure, list]:
     """One axes per modality present in ``frame`` (lobster order first); returns ``(fig, [(modality, ax, rows)])``."""
-    order = ("SMILES", "amino_acid", "nucleotide")
+    order = MODALITIES
     present = list(dict.fromkeys(frame["modality"]))
     modalities = [m for m in order if m in present] + [m for m in present if m not in order]
     if not modalities:

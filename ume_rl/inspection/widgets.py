@@ -21,14 +21,12 @@ import logging
 import ipywidgets as widgets
 
 from ume_rl.rewards.complexity import sequence_complexity
-from ume_rl.rewards.engine.scoring import DEFAULT_MODE
+from ume_rl.rewards.engine.scoring import DEFAULT_MODE, MODES
 from ume_rl.rewards.modalities import MODALITY_TABLE, normalize_modality
 from ume_rl.rewards.tags import wrap
 from ume_rl.rewards.ume import UmeReward
 
 logger = logging.getLogger(__name__)
-
-MODES = ("masked", "unmasked")
 
 
 class ScoringPanel(widgets.VBox):

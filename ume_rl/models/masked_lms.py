@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import itertools
 import logging
+import random
 import tempfile
 from pathlib import Path
 
 import torch
 
+from ume_rl.models.names import resolve
 from ume_rl.models.policy import hub_cache_dir
 from ume_rl.models.ume import load_ume
 
@@ -35,12 +37,6 @@ _WEIGHT_FILES = (
 
 ESM2_VOCAB = ("<cls>", "<pad>", "<eos>", "<unk>", *"LAGVSERTIDPKQNFYMHWCXBUZO.-", "<null_1>", "<mask>")
 """ESM-2's vocabulary (``facebook/esm2_*``), in id order."""
-
-
-def is_ume_name(name: str | Path) -> bool:
-    """True for what :func:`load_ume` loads: ``"tiny"``, a ``.ckpt`` path or a lobster registry name (``ume-…``)."""
-    name = str(name)
-    return name == "tiny" or name.endswith(".ckpt") or name.lower().startswith("ume-")
 
 
 def download_reward_model(repo_id: str, cache_dir: str | Path | None = None) -> Path:
@@ -103,14 +99,21 @@ def _load_masked_lm(source: Path, name: str):
     return model, tokenizer
 
 
-def load_reward_model(name_or_path: str | Path, modality, device: str | torch.device | None = None):
+def load_reward_model(
+    name_or_path: str | Path,
+    modality,
+    device: str | torch.device | None = None,
+    runs_dir: str | Path | None = None,
+):
     """A reward model for ``modality``, frozen, in eval mode, on ``device``.
 
     Args:
-        name_or_path: a Hugging Face hub id (``facebook/esm2_t6_8M_UR50D``), a local directory written by
-            ``save_pretrained``, or anything :func:`load_ume` takes (``"tiny"``, a ``.ckpt``, ``ume-…``).
+        name_or_path: read by :func:`~ume_rl.models.names.resolve`: a Hugging Face hub id
+            (``facebook/esm2_t6_8M_UR50D``), a local directory written by ``save_pretrained``, or anything
+            :func:`load_ume` takes (``"tiny"``, ``"demo"``, a ``.ckpt``, ``ume-…``).
         modality: what it scores (``"amino_acid"``, ``"protein"``, ``"SMILES"``, ``"DNA"``...).
         device: default ``cuda`` when available, else ``cpu``.
+        runs_dir: where the ``"demo"`` UME is cached (see :func:`load_ume`).
 
     Returns:
         A lobster ``UME`` for UME names, else a :class:`~ume_rl.rewards.engine.hf_scoring.MaskedLM` (model, tokenizer,
@@ -126,11 +129,11 @@ def load_reward_model(name_or_path: str | Path, modality, device: str | torch.de
 
     modality = normalize_modality(modality)
     name = str(name_or_path)
-    if is_ume_name(name):
-        return load_ume(name, device=device)
+    ref = resolve(name)
+    if ref.is_ume:
+        return load_ume(name, device=device, runs_dir=runs_dir)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    path = Path(name).expanduser()
-    source = path if path.exists() or name.startswith((".", "/", "~")) else download_reward_model(name)
+    source = Path(ref.location) if ref.is_local else download_reward_model(name)
     model, tokenizer = _load_masked_lm(source, name)
     model.requires_grad_(False)
     logger.info(
@@ -139,22 +142,22 @@ def load_reward_model(name_or_path: str | Path, modality, device: str | torch.de
     return MaskedLM(model.eval().to(device), tokenizer, modality, name)
 
 
-def _tiny_tokenizer(modality: str, work_dir: Path, seed: int):
+def _tiny_tokenizer(family: str, work_dir: Path, seed: int):
     from tokenizers import Tokenizer, models, processors, trainers
     from transformers import EsmTokenizer, PreTrainedTokenizerFast
 
-    if modality == "amino_acid":  # ESM-2: one token per residue, <cls> … <eos>
+    if family == "esm2":  # one token per residue, <cls> … <eos>
         (work_dir / "vocab.txt").write_text("\n".join(ESM2_VOCAB))
         return EsmTokenizer(str(work_dir / "vocab.txt"))
-    if modality == "nucleotide":  # Nucleotide Transformer v1: 6-mers, then single nucleotides; <cls> only
+    if family == "nucleotide_transformer":  # v1: 6-mers, then single nucleotides; <cls> only
         kmers = ["".join(p) for p in itertools.product("ATCG", repeat=6)]
         (work_dir / "vocab.txt").write_text(
             "\n".join(["<unk>", "<pad>", "<mask>", "<cls>", *kmers, *"ATCGN"])
         )
         return EsmTokenizer(str(work_dir / "vocab.txt"), eos_token=None, model_max_length=1000)
-    # ChemBERTa-shaped: a RoBERTa BPE over SMILES characters, <s> … </s>
-    import random
-
+    if family != "chemberta":
+        raise ValueError(f"no offline stand-in for the masked-LM family {family!r}")
+    # ChemBERTa: a RoBERTa BPE over SMILES characters, <s> … </s>
     from ume_rl.data.generate import random_smiles
 
     rng = random.Random(seed)
@@ -185,12 +188,13 @@ def _tiny_tokenizer(modality: str, work_dir: Path, seed: int):
 
 
 def build_tiny_masked_lm(modality, seed: int = 0, out_dir: str | Path | None = None):
-    """An untrained masked LM shaped like the public model of ``modality``, with a tokenizer built here.
+    """An untrained masked LM shaped like the public model of ``modality`` (the modality table's
+    ``public_masked_lm``), with a tokenizer built here.
 
-    - ``amino_acid``: ``EsmForMaskedLM`` with ESM-2's vocabulary, rotary positions, token dropout (ESM-2);
-    - ``nucleotide``: ``EsmForMaskedLM`` with 6-mer tokens, learned positions, ``<cls>`` only (Nucleotide
-      Transformer v1);
-    - ``SMILES``: ``RobertaForMaskedLM`` with a BPE trained on this package's random SMILES (ChemBERTa).
+    - ``esm2`` (protein): ``EsmForMaskedLM`` with ESM-2's vocabulary, rotary positions, token dropout;
+    - ``nucleotide_transformer`` (DNA): ``EsmForMaskedLM`` with 6-mer tokens, learned positions, ``<cls>`` only
+      (Nucleotide Transformer v1);
+    - ``chemberta`` (SMILES): ``RobertaForMaskedLM`` with a BPE trained on this package's random SMILES.
 
     Two layers, hidden size 32; the weights depend on ``seed`` alone. With ``out_dir`` the model and tokenizer
     are saved there (``save_pretrained``), so :func:`load_reward_model` loads them like a hub snapshot.
@@ -199,18 +203,19 @@ def build_tiny_masked_lm(modality, seed: int = 0, out_dir: str | Path | None = N
     from transformers import EsmConfig, EsmForMaskedLM, RobertaConfig, RobertaForMaskedLM
 
     from ume_rl.rewards.engine.hf_scoring import MaskedLM
-    from ume_rl.rewards.modalities import normalize_modality
+    from ume_rl.rewards.modalities import spec
 
-    modality = normalize_modality(modality)
+    modality = spec(modality).name
+    family = spec(modality).public_masked_lm
     with tempfile.TemporaryDirectory() as work:
-        tokenizer = _tiny_tokenizer(modality, Path(work), seed)
+        tokenizer = _tiny_tokenizer(family, Path(work), seed)
     shape = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
     ids = {"pad_token_id": tokenizer.pad_token_id, "vocab_size": len(tokenizer)}
-    if modality == "SMILES":
+    if family == "chemberta":
         config = RobertaConfig(**shape, **ids, max_position_embeddings=514, bos_token_id=0, eos_token_id=2)
         model_class = RobertaForMaskedLM
     else:
-        esm2 = modality == "amino_acid"
+        esm2 = family == "esm2"
         config = EsmConfig(
             **shape,
             **ids,

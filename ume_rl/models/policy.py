@@ -8,21 +8,20 @@
 >>> path = build_tiny_qwen("/tmp/ume_rl_doctest_qwen")  # doctest: +SKIP
 """
 
-
 from __future__ import annotations
 
 import json
 import logging
 import os
-import warnings
 from pathlib import Path
 
 import torch
 
+from ume_rl.rewards.modalities import TAG_TOKENS
+
 logger = logging.getLogger(__name__)
 
 QWEN_SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
-TAG_TOKENS = tuple(f"<{slash}{tag}>" for tag in ("smiles", "protein", "dna") for slash in ("", "/"))
 
 # Qwen2-Instruct's ChatML template: a default system turn, then <|im_start|>role\ncontent<|im_end|>.
 CHATML_TEMPLATE = (
@@ -153,5 +152,3 @@ def build_tiny_qwen(
     (out_dir / "ume_rl_tiny.json").write_text(json.dumps({"seed": seed, "vocab_size": vocab_size}))
     logger.info("built tiny Qwen2 (%d parameters) at %s", model.num_parameters(), out_dir)
     return out_dir
-
-

@@ -7,16 +7,17 @@ masked LM per modality: :mod:`ume_rl.models.masked_lms`.
 >>> ume = load_ume("tiny")  # doctest: +SKIP
 """
 
-
 from __future__ import annotations
 
-import json
 import logging
-import os
 import warnings
+import zipfile
 from pathlib import Path
 
 import torch
+
+from ume_rl.models.names import resolve
+from ume_rl.models.small_ume import demo_ume_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -132,12 +133,6 @@ def ume_registry_names() -> tuple[str, ...]:
     return tuple(version.value for version in UMEModelVersion)
 
 
-def looks_like_path(name: str) -> bool:
-    """True when a UME name is meant as a file: a ``.ckpt``/``.pt``/``.pth`` name or one with a directory part
-    (registry names have neither)."""
-    return name.endswith((".ckpt", ".pt", ".pth")) or "/" in name or os.sep in name or name.startswith("~")
-
-
 def check_checkpoint_file(path: str | Path) -> None:
     """Cheap checks that ``path`` can be a Lightning checkpoint, before lobster reads it.
 
@@ -145,8 +140,6 @@ def check_checkpoint_file(path: str | Path) -> None:
         ValueError: the file is empty, is not a ``torch.save`` archive (garbage, text, another format), or is a
             truncated or corrupt one; the message says what a checkpoint looks like.
     """
-    import zipfile
-
     path = Path(path)
     size = path.stat().st_size
     if size == 0:
@@ -181,11 +174,13 @@ def load_ume(
     device: str | torch.device | None = None,
     use_flash_attn: bool | None = None,
     seed: int = 0,
+    runs_dir: str | Path | None = None,
 ):
     """Load a UME reward model, frozen and in eval mode, on ``device``.
 
     Args:
-        name_or_path: ``"tiny"``; a registry name (``ume-mini-base-12M``, ``ume-small-base-90M``,
+        name_or_path: read by :func:`~ume_rl.models.names.resolve`: ``"tiny"``; ``"demo"`` (with ``runs_dir``);
+            a registry name (``ume-mini-base-12M``, ``ume-small-base-90M``,
             ``ume-medium-base-480M``, ``ume-large-base-740M``, via ``UME.from_pretrained``); or a local
             ``.ckpt`` file (via ``UME.load_from_checkpoint``).
         device: default ``cuda`` when available, else ``cpu``.
@@ -193,6 +188,7 @@ def load_ume(
             ``True`` without both is an error, not a silent fallback. Without flash-attn, lobster uses the
             padded SDPA layout (the tiny stand-in too; with flash-attn it is built in the unpadded layout).
         seed: seed of the ``"tiny"`` stand-in.
+        runs_dir: where the ``"demo"`` UME is trained on first use and cached (``runs_dir/models``).
 
     Raises:
         FileNotFoundError: a ``.ckpt`` path that does not exist or is not a file.
@@ -220,15 +216,24 @@ def load_ume(
         )
     flash = (device.type == "cuda" and flash_attn_available()) if use_flash_attn is None else use_flash_attn
     name = str(name_or_path)
-    path = Path(name).expanduser()
-    if name.lower() == "tiny":
+    ref = resolve(name)
+    if ref.kind == "demo":
+        if runs_dir is None:
+            raise ValueError(
+                "the 'demo' UME is trained and cached under a runs directory: pass runs_dir "
+                "(ume_rl.profiles.runs_dir()), or the path of its .ckpt file."
+            )
+        name = str(demo_ume_checkpoint(runs_dir))
+        ref = resolve(name)
+    if ref.kind == "tiny":
         ume = build_tiny_ume(seed=seed, layout="unpadded" if flash else "padded", use_flash_attn=flash)
-    elif looks_like_path(name) or path.exists():
+    elif ref.is_local:
+        path = Path(ref.location)
         if not path.is_file():
             problem = "is not a file" if path.exists() else "does not exist"
             raise FileNotFoundError(
                 f"UME checkpoint {name} {problem}. Fix: pass the path of a UME .ckpt file "
-                "(UME_RL_UME_CHECKPOINT=/path/to/model.ckpt), a registry name, or use UME_RL_PROFILE=tiny."
+                "(--ume_model_path /path/to/model.ckpt), a registry name, or the offline recipe: UME_RL_PROFILE=tiny."
             )
         check_checkpoint_file(path)
         _register_tiny_arch()  # a checkpoint of the tiny stand-in names the UME_tiny architecture
@@ -245,7 +250,7 @@ def load_ume(
         if name.lower() not in registry:
             raise ValueError(
                 f"Unknown UME {name!r}: pass one of {', '.join(registry.values())} (lobster's registry), "
-                "'tiny' (the offline stand-in), or the path of a .ckpt file."
+                "'tiny' (the offline stand-in), 'demo' (trained here) or the path of a .ckpt file."
             )
         if registry[name.lower()] != name:
             logger.info("UME name %r read as lobster's %r", name, registry[name.lower()])
@@ -256,8 +261,8 @@ def load_ume(
             raise RuntimeError(
                 f"Could not load UME {name!r} ({type(err).__name__}: {err}). Registry checkpoints are fetched "
                 "from Prescient Design's storage and need network access and credentials. Fix: pass a local "
-                "checkpoint (load_ume('/path/to/model.ckpt') or UME_RL_UME_CHECKPOINT=/path/to/model.ckpt), "
-                "or use the offline profile: UME_RL_PROFILE=tiny."
+                "checkpoint (load_ume('/path/to/model.ckpt') or --ume_model_path /path/to/model.ckpt), "
+                "or use the offline recipe: UME_RL_PROFILE=tiny."
             ) from err
     ume.freeze()
     ume.eval()

@@ -38,12 +38,13 @@ is not penalised twice.
 from __future__ import annotations
 
 import math
-import numbers
 from collections import Counter
 from collections.abc import Sequence
 
+from ume_rl.rewards.checks import check_penalty_and_max_chars
+from ume_rl.rewards.engine.ume_scoring import DEFAULT_MAX_CHARS
 from ume_rl.rewards.modalities import MODALITY_TABLE
-from ume_rl.rewards.tags import DEFAULT_MAX_CHARS, read_completions
+from ume_rl.rewards.tags import read_completions
 
 MEASURES: tuple[str, ...] = ("entropy", "kmer", "both")
 # The entropy maximum uses each modality's ``entropy_alphabet_size`` and the k-mer fraction its ``kmer_size``
@@ -80,24 +81,6 @@ def sequence_complexity(sequence: str, modality: str, measure: str = "both") -> 
     return {"entropy": entropy, "kmer": kmer, "both": (entropy + kmer) / 2}[measure]
 
 
-def check_penalty_and_max_chars(penalty, max_chars) -> None:
-    """The parameters every auxiliary reward shares, checked at construction: a finite real ``penalty`` (or
-    ``None``: invalid completions unscored) and a positive integer ``max_chars`` (or ``None``: no bound)."""
-    if penalty is not None:
-        if isinstance(penalty, bool) or not isinstance(penalty, numbers.Real):
-            raise TypeError(
-                f"penalty must be a real number or None, got {type(penalty).__name__} {penalty!r:.40}"
-            )
-        if not math.isfinite(penalty):
-            raise ValueError(
-                f"penalty must be finite, got {penalty}: None leaves invalid completions unscored"
-            )
-    if max_chars is not None and (
-        isinstance(max_chars, bool) or not isinstance(max_chars, numbers.Integral) or max_chars < 1
-    ):
-        raise ValueError(f"max_chars must be a positive integer or None (no bound), got {max_chars!r:.40}")
-
-
 class ComplexityReward:
     """TRL reward: complexity in ``[0, 1]`` of the first tagged sequence of each completion.
 
@@ -106,7 +89,7 @@ class ComplexityReward:
         penalty: reward for an invalid completion (see the module docstring); ``None`` (default) means
             "not scored": TRL leaves it out of this reward's sum and mean.
         max_chars: longer tagged content is invalid (``too_long``) before any parsing (default: what can fit
-            UME, :data:`ume_rl.rewards.tags.DEFAULT_MAX_CHARS`).
+            UME, :data:`ume_rl.rewards.engine.ume_scoring.DEFAULT_MAX_CHARS`).
 
     Call it as ``reward(completions, **kwargs) -> list[float | None]``; completions are strings or chat
     messages; a ``modality`` kwarg (the dataset column TRL forwards, or one modality for all) makes a tag of

@@ -29,9 +29,10 @@ from __future__ import annotations
 import numbers
 from collections.abc import Mapping, Sequence
 
-from ume_rl.rewards.complexity import check_penalty_and_max_chars
+from ume_rl.rewards.checks import check_penalty_and_max_chars
+from ume_rl.rewards.engine.ume_scoring import DEFAULT_MAX_CHARS
 from ume_rl.rewards.modalities import MODALITY_TABLE, normalize_modality
-from ume_rl.rewards.tags import DEFAULT_MAX_CHARS, read_completions
+from ume_rl.rewards.tags import read_completions
 
 
 def length_score(length: int, low: int, high: int) -> float:

@@ -35,6 +35,9 @@ class ModalitySpec:
         mutation_alphabet: residues a point mutation draws from (probes).
         foreign_alphabet: characters outside the alphabet (the ``wrong_alphabet`` probe).
         prompts: request templates of the synthetic dataset, each naming ``tag``.
+        public_masked_lm: the public Hugging Face masked-LM family that scores it (``full-public``), whose shape
+            the offline stand-in copies (:func:`ume_rl.models.masked_lms.build_tiny_masked_lm`): ``chemberta``,
+            ``esm2`` or ``nucleotide_transformer``.
     """
 
     name: str
@@ -49,6 +52,7 @@ class ModalitySpec:
     mutation_alphabet: str
     foreign_alphabet: str
     prompts: tuple[str, ...]
+    public_masked_lm: str
 
     @property
     def tag_names(self) -> tuple[str, ...]:
@@ -82,6 +86,7 @@ MODALITY_TABLE: dict[str, ModalitySpec] = {
                 "Write the SMILES of an organic molecule between <smiles> and </smiles>.",
                 "Propose a small molecule and give its SMILES inside <smiles>...</smiles> tags.",
             ),
+            public_masked_lm="chemberta",
         ),
         ModalitySpec(
             name="amino_acid",
@@ -100,6 +105,7 @@ MODALITY_TABLE: dict[str, ModalitySpec] = {
                 "Write an amino acid sequence for a short protein between <protein> and </protein>.",
                 "Design a protein and give its sequence inside <protein>...</protein> tags.",
             ),
+            public_masked_lm="esm2",
         ),
         ModalitySpec(
             name="nucleotide",
@@ -118,12 +124,18 @@ MODALITY_TABLE: dict[str, ModalitySpec] = {
                 "Write a DNA sequence between <dna> and </dna>.",
                 "Design a short gene fragment and give its DNA sequence inside <dna>...</dna> tags.",
             ),
+            public_masked_lm="nucleotide_transformer",
         ),
     )
 }
 
 MODALITIES: tuple[str, ...] = tuple(MODALITY_TABLE)
 """lobster ``Modality`` values, in the order ume_rl reports them."""
+
+TAG_TOKENS: tuple[str, ...] = tuple(
+    f"<{slash}{s.tag}>" for s in MODALITY_TABLE.values() for slash in ("", "/")
+)
+"""The canonical tags as the policy's whole tokens: ``<smiles>``, ``</smiles>``, ``<protein>`` ..."""
 
 TAG_TO_MODALITY: dict[str, str] = {name: s.name for s in MODALITY_TABLE.values() for name in s.tag_names}
 """Every tag name the reward reads (lower case), canonical tags and aliases, to its modality."""

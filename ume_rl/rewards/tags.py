@@ -24,7 +24,7 @@ Reading a batch as TRL passes it (strings or chat messages, the ``modality`` col
 [None, 'no_tag']
 
 A bare sequence (no tag pair) is ``no_tag`` unless the caller asks for detection (``untagged="detect"``,
-what the seed guide's bare-SMILES example needs): then the whole text is read as one sequence of the row's
+as lobster's reward reads a bare SMILES): then the whole text is read as one sequence of the row's
 modality, or of the modality :func:`detect_modality` finds (lobster's rules):
 
 >>> detect_modality("CC(C)CC1=CC=C(C=C1)C(C)C(=O)O"), detect_modality("MKTAYIAKQR"), detect_modality("ACGTAC")
@@ -57,10 +57,6 @@ INVALID_REASONS: tuple[str, ...] = (
     "too_long",  # more UME tokens than the model's max_length
     "unknown_token",  # the UME tokenizer maps part of it to <unk> (e.g. RDKit accepts [Og], UME does not)
 )
-
-# Default bound on tagged content before any parsing: UME's max_length (512) times the longest residue token
-# (9 characters, '[195Pt+2]'); longer content cannot fit UME and is ``too_long`` without reaching RDKit.
-DEFAULT_MAX_CHARS = 512 * 9
 
 UNTAGGED = ("invalid", "detect")
 """What a completion without a tag pair is: ``invalid`` (``no_tag``) or ``detect`` (a bare sequence)."""

@@ -43,11 +43,11 @@ from __future__ import annotations
 
 import logging
 import math
-import numbers
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
+from ume_rl.rewards.checks import check_real
 from ume_rl.rewards.engine.hf_scoring import HFMaskedLMScorer, MaskedLM
 from ume_rl.rewards.engine.scoring import DEFAULT_MODE, PseudoLikelihoodScorer
 from ume_rl.rewards.engine.ume_scoring import UmeScorer
@@ -67,17 +67,6 @@ _SCORER_STATS = {
 
 
 # ------------------------------------------------------------------------------------------ parameter checks
-
-
-def check_real(name: str, value, optional: bool = False) -> None:
-    """``TypeError`` unless ``value`` is a real number (``bool`` and numeric strings are not), or ``None`` when
-    ``optional``."""
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(
-            f"{name} must be a real number{' or None' if optional else ''}, got {type(value).__name__} {value!r:.40}"
-        )
 
 
 def _check_reward_params(temperature, penalty, score_floor, margin) -> None:
@@ -238,7 +227,7 @@ class UmeReward:
         if self.penalty >= lowest_valid:
             logger.warning(
                 "penalty %.4g >= the lowest valid reward %.4g (score_floor / temperature): an invalid"
-                " completion can outscore a valid one (the upstream bug). Use penalty=None for the safe default %.4g.",
+                " completion can outscore a valid one. Use penalty=None for the safe default %.4g.",
                 self.penalty,
                 lowest_valid,
                 (self.score_floor - margin) / self.temperature,

@@ -1,15 +1,17 @@
 """Recipes: one YAML file per experiment, checked in full before anything runs.
 
-A recipe holds :class:`TrainScriptArguments` fields (profile, models, rewards, warm start) and any ``GRPOConfig``
-field (:class:`~ume_rl.training.config.UmeGRPOConfig`); an ``env:`` mapping sets environment variables (TRL's
+A recipe is the whole run configuration: :class:`TrainScriptArguments` fields (policy ``model_path``, reward
+models ``ume_model_path`` and ``reward_models``, ``references``, rewards, warm start) and any ``GRPOConfig`` field
+(:class:`~ume_rl.training.config.UmeGRPOConfig`); an ``env:`` mapping sets environment variables (TRL's
 ``TrlParser``). Rewards are named (``reward_funcs: [ume, complexity]``, see :mod:`ume_rl.rewards.registry`) and
-weighted by TRL's ``reward_weights``; ``reward_models`` picks a masked LM per modality. Recipes ship in the
-package (``ume_rl/recipes/<name>.yaml``); :func:`load_recipe` takes a recipe name or a YAML path, and
-:func:`parse_config` adds ``ume-rl train``'s flags.
+weighted by TRL's ``reward_weights``; ``reward_models`` picks a masked LM per modality, the UME scores the rest.
+Recipes ship in the package (``ume_rl/recipes/<name>.yaml``, :data:`ume_rl.profiles.PROFILES`); :func:`load_recipe`
+takes a recipe name or a YAML path, and :func:`parse_config` adds ``ume-rl train``'s flags. The run goes to
+``output_dir``, by default :func:`ume_rl.profiles.default_output_dir` (``runs/grpo-<recipe>``).
 
 >>> script, grpo = load_recipe("tiny", max_steps=3, output_dir="/tmp/ume_rl_doctest")
->>> grpo.max_steps, script.warm_start_epochs, script.reward_funcs
-(3, 8, ['ume'])
+>>> grpo.max_steps, script.warm_start_epochs, script.reward_funcs, script.model_path
+(3, 8, ['ume'], 'tiny')
 
 The whole configuration is checked when it is parsed (:mod:`ume_rl.training.validation`): a bad value is a
 one-line :class:`~ume_rl.training.validation.ConfigError` naming the field, its value, its source and the fix,
@@ -18,31 +20,33 @@ before anything is loaded or written.
 
 from __future__ import annotations
 
+import argparse
+import difflib
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 import yaml
 
+from ume_rl.profiles import PROFILES, default_output_dir, recipe_path, resolve_profile_name
 from ume_rl.rewards.engine.scoring import DEFAULT_MODE
 from ume_rl.rewards.modalities import MODALITIES, normalize_modality
 from ume_rl.training.config import UmeGRPOConfig
-from ume_rl.training.validation import ConfigError, Sources, check_raw_types, config_error, validate_config
+from ume_rl.training.validation import ConfigError, Sources, check_raw_types, validate_config
 
 logger = logging.getLogger(__name__)
 
-RECIPES_DIR = (
-    Path(__file__).resolve().parent.parent / "recipes"
-)  # package data: ume_rl/recipes/<profile>.yaml
 TRANSFORMERS_DEFAULT_OUTPUT_DIR = "trainer_output"
 USAGE = "ume-rl train [--config RECIPE] [--FIELD VALUE ...]"
-DESCRIPTION = """GRPO training of a policy against the UME reward.
+DESCRIPTION = f"""GRPO training of a policy against the UME reward.
 
 --config RECIPE
-    tiny, full or full-public (the recipes shipped with ume_rl) or the path of your own YAML. Default: the active
-    profile's recipe ($UME_RL_PROFILE, else full on CUDA, else tiny). Every field below overrides the
+    {", ".join(PROFILES)} (the recipes shipped with ume_rl) or the path of your own YAML. Default: the
+    active profile's recipe ($UME_RL_PROFILE, else full on CUDA, else demo). Every field below overrides the
     recipe's value.
 --resume_from_checkpoint last
     continue the run in --output_dir from its newest complete checkpoint (its warm start is reused).
@@ -59,16 +63,21 @@ Every value is checked before anything is loaded or written. Examples:
 class TrainScriptArguments:
     """Settings of a training run that are not ``GRPOConfig`` fields."""
 
-    profile: str | None = field(
-        default=None,
-        metadata={"help": "'tiny' or 'full'; default $UME_RL_PROFILE, else full on CUDA, else tiny."},
-    )
     model_path: str | None = field(
-        default=None, metadata={"help": "Policy (hub id or directory); default the profile's policy."}
+        default=None, metadata={"help": "Policy: 'tiny' (built here), a hub id or a directory. Required."}
     )
     ume_model_path: str | None = field(
         default=None,
-        metadata={"help": "UME: 'tiny', a registry name or a .ckpt path; default the profile's UME."},
+        metadata={
+            "help": "UME scoring every modality reward_models leaves out: 'tiny', 'demo' (trained here), a registry "
+            "name or a .ckpt path. Required."
+        },
+    )
+    references: str = field(
+        default="random",
+        metadata={
+            "help": "Dataset references when dataset_dir is unset: 'random' (generated) or 'real' (corpus)."
+        },
     )
     reward_models: dict | str | None = field(
         default=None,
@@ -79,7 +88,9 @@ class TrainScriptArguments:
     )
     dataset_dir: str | None = field(
         default=None,
-        metadata={"help": "Saved DatasetDict; default the profile's dataset (generated if missing)."},
+        metadata={
+            "help": "Saved DatasetDict; default runs/data/<references' dataset> (generated if missing)."
+        },
     )
     reward_funcs: list[str] = field(
         default_factory=lambda: ["ume"],
@@ -130,12 +141,11 @@ class TrainScriptArguments:
                 )
             self.reward_models = {normalize_modality(k): str(v) for k, v in self.reward_models.items()}
 
-    def reward_model_names(self, profile) -> dict[str, str]:
-        """Per modality, the reward model's name: ``reward_models``' entry, else (or ``ume``) the UME
-        (``ume_model_path``, else the profile's)."""
-        ume = self.ume_model_path or profile.ume
+    def reward_model_names(self) -> dict[str, str]:
+        """Per modality, the reward model's name (see :mod:`ume_rl.models.names`): ``reward_models``' entry, else
+        (or ``ume``) ``ume_model_path``."""
         chosen = self.reward_models or {}
-        return {m: ume if chosen.get(m, "ume") == "ume" else chosen[m] for m in MODALITIES}
+        return {m: self.ume_model_path if chosen.get(m, "ume") == "ume" else chosen[m] for m in MODALITIES}
 
     def reward_settings(self) -> dict[str, dict]:
         """Keyword arguments per reward name, for :func:`~ume_rl.rewards.registry.build_reward_funcs`."""
@@ -169,8 +179,6 @@ def recipe_parser():
     Its errors raise :class:`~ume_rl.training.validation.ConfigError` (one line) instead of printing the
     whole usage and exiting; abbreviated flags are not accepted (a typo is an error, not another field).
     """
-    import argparse
-
     from trl import TrlParser
 
     class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -190,32 +198,14 @@ def recipe_parser():
     )
 
 
-def recipe_path(name_or_path: str | Path) -> Path:
-    """The recipe file for a recipe name (``tiny``, ``full``, ``full-public``: shipped in the package) or a YAML path.
-
-    ``recipes/<name>.yaml`` (the repository's old layout) still finds the packaged recipe when no such file exists.
-    """
-    path = Path(name_or_path)
-    if path.suffix not in (".yaml", ".yml"):
-        path = RECIPES_DIR / f"{name_or_path}.yaml"
-    elif not path.is_file() and path.parent.name == "recipes" and (RECIPES_DIR / path.name).is_file():
-        path = RECIPES_DIR / path.name
-    if not path.is_file():
-        shipped = ", ".join(sorted(p.stem for p in RECIPES_DIR.glob("*.yaml")))
-        raise FileNotFoundError(f"recipe {path} not found: pass a YAML path or one of {shipped}")
-    return path
-
-
 def apply_runtime(script: TrainScriptArguments) -> None:
     """Apply the run's process settings (``torch_num_threads``)."""
     if script.torch_num_threads:
-        import torch
-
         torch.set_num_threads(script.torch_num_threads)
 
 
 def load_recipe(name_or_path: str | Path, **overrides) -> tuple[TrainScriptArguments, UmeGRPOConfig]:
-    """Read a recipe (a profile name or a YAML path); keyword overrides win, ``None`` values are ignored.
+    """Read a recipe (a recipe name or a YAML path); keyword overrides win, ``None`` values are ignored.
 
     Applies the recipe's ``env`` variables and ``torch_num_threads``, as ``ume-rl train`` does, and checks the
     whole configuration (:func:`parse_config`).
@@ -228,15 +218,6 @@ def _flag_names(args: list[str]) -> frozenset[str]:
     return frozenset(arg[2:].split("=", 1)[0] for arg in args if arg.startswith("--"))
 
 
-def _flag_value(args: list[str], name: str) -> str | None:
-    for i, arg in enumerate(args):
-        if arg == f"--{name}" and i + 1 < len(args):
-            return args[i + 1]
-        if arg.startswith(f"--{name}="):
-            return arg.split("=", 1)[1]
-    return None
-
-
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
@@ -247,8 +228,8 @@ def parse_config(
     """The checked configuration of a run: ``recipe``, then keyword ``overrides``, then command-line ``args``.
 
     Args:
-        recipe: a profile name or a YAML path; ``None``: the active profile's recipe (``--profile`` in
-            ``args``, else ``$UME_RL_PROFILE``...), logged.
+        recipe: a recipe name or a YAML path; ``None``: the active profile's recipe
+            (:func:`~ume_rl.profiles.resolve_profile_name`: ``$UME_RL_PROFILE``...), logged.
         args: flags (``["--max_steps", "5"]``), as ``ume-rl train`` takes them.
         overrides: field values (``None`` values are ignored), as :func:`load_recipe` takes them.
 
@@ -260,8 +241,6 @@ def parse_config(
         ConfigError: one line naming the field, its value, its source and the fix
             (:func:`~ume_rl.training.validation.validate_config`); nothing has been loaded or written.
     """
-    from ume_rl.profiles import get_profile, resolve_profile_name
-
     args = list(args)
     overrides = {
         key: str(value) if isinstance(value, Path) else value
@@ -269,9 +248,8 @@ def parse_config(
         if value is not None
     }
     if recipe is None:
-        profile = _flag_value(args, "profile") or overrides.get("profile")
         try:
-            name = resolve_profile_name(profile)
+            name = resolve_profile_name()
         except ValueError as err:
             raise ConfigError(_one_line(err)) from None
         path = recipe_path(name)
@@ -297,8 +275,6 @@ def parse_config(
     known = {action.dest for action in parser._actions}
     unknown = [key for key in values if key not in known]
     if unknown:
-        import difflib
-
         close = {key: difflib.get_close_matches(key, known, n=1) for key in unknown}
         hints = "; ".join(f"did you mean {close[k][0]}?" for k in unknown if close[k])
         where = ", ".join(sorted({sources.of(key) for key in unknown}))
@@ -314,10 +290,7 @@ def parse_config(
     except ValueError as err:  # the dataclasses' own checks (TRL's batch / generation rules ...)
         raise _settings_error(err, sources) from None
     if grpo.output_dir in (None, TRANSFORMERS_DEFAULT_OUTPUT_DIR):
-        try:
-            grpo.output_dir = str(default_output_dir(get_profile(script.profile), path))
-        except ValueError as err:
-            raise config_error("profile", script.profile, sources, _one_line(err)) from None
+        grpo.output_dir = str(default_output_dir(path))
     validate_config(script, grpo, sources)
     apply_runtime(script)
     return script, grpo
@@ -325,8 +298,6 @@ def parse_config(
 
 def _parser_error(err: ConfigError, sources: Sources) -> ConfigError:
     """A parser error (``argument --max_steps: invalid int value: 'x'``) with the value's source."""
-    import re
-
     message = str(err)
     match = re.match(r"argument --(\w+)(?:/--[\w-]+)*: (.*)", message)
     if match:
@@ -352,8 +323,6 @@ def _settings_error(err: ValueError, sources: Sources) -> ConfigError:
     """A dataclass's own ``ValueError`` (TRL's settings rules) as one line naming the fields that were set."""
     message = _one_line(err)
     if message.startswith("Some specified arguments are not used"):
-        import difflib
-
         known = sorted({action.dest for action in recipe_parser()._actions})
         flags = [word.strip("[]',") for word in message.split(":", 1)[1].split()]
         flags = [flag for flag in flags if flag.startswith("-")]
@@ -374,9 +343,3 @@ def _settings_error(err: ValueError, sources: Sources) -> ConfigError:
     )
     given = ", ".join(f"{name} ({sources.of(name)})" for name in involved)
     return ConfigError(f"invalid GRPO settings: {message}" + (f" [set here: {given}]" if given else ""))
-
-
-def default_output_dir(profile, recipe: str | Path | None = None) -> Path:
-    """Where a run goes unless ``output_dir`` is set: ``runs/grpo-<recipe>`` (the recipe file's name, e.g.
-    ``grpo-full-public``), ``runs/grpo-<profile>`` without one; two recipes never share a run directory."""
-    return profile.runs / f"grpo-{Path(recipe).stem if recipe is not None else profile.name}"

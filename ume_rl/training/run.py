@@ -9,10 +9,11 @@ own code with evaluations in between:
 >>> trainer = run.train(run.warm_start(), rewards)  # doctest: +SKIP
 >>> run.save_evaluation(run.evaluate(run.output_dir, rewards[0]))  # doctest: +SKIP
 
-The configuration comes from a recipe (:mod:`ume_rl.training.recipes`). Reward models: the profile's UME scores
-every modality unless ``reward_models`` names another model for a modality (a hub id or local directory of a
-Hugging Face masked LM; ``ume`` for the UME), as the ``full-public`` recipe does for all three;
-:func:`download_models` fetches what a recipe needs (notebook 01).
+The configuration comes from a recipe (:mod:`ume_rl.training.recipes`). Reward models: the recipe's UME
+(``ume_model_path``) scores every modality unless ``reward_models`` names another model for a modality (a hub id
+or local directory of a Hugging Face masked LM; ``ume`` for the UME), as the ``full-public`` recipe does for all
+three; :func:`download_models` fetches what a recipe needs (notebook 01). Model names are read by
+:func:`ume_rl.models.names.resolve`.
 
 A run never clobbers another (:mod:`ume_rl.training.rundir`): a directory that holds a run needs
 ``resume_from_checkpoint="last"`` or ``overwrite_output_dir=True``, and one run at a time holds its lock.
@@ -27,14 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ume_rl.models.names import resolve
+from ume_rl.profiles import STAND_IN_SEED, dataset_dir, default_output_dir, policy_path, runs_dir
 from ume_rl.rewards.registry import build_reward_funcs
 from ume_rl.training.config import UmeGRPOConfig
-from ume_rl.training.recipes import (
-    TRANSFORMERS_DEFAULT_OUTPUT_DIR,
-    TrainScriptArguments,
-    default_output_dir,
-    load_recipe,
-)
+from ume_rl.training.recipes import TRANSFORMERS_DEFAULT_OUTPUT_DIR, TrainScriptArguments, load_recipe
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +46,6 @@ class TrainRun:
 
     script: TrainScriptArguments
     grpo: UmeGRPOConfig
-    profile: Any  # ume_rl.profiles.Profile
     dataset: Any  # datasets.DatasetDict with train / validation / test
     base_policy: str | Path
     lock: Any = None  # ume_rl.training.rundir.RunLock, held by the main process
@@ -58,18 +55,16 @@ class TrainRun:
         """Claim the output directory (lock it; clear it for ``overwrite_output_dir``; refuse one that holds a
         run otherwise), then load the dataset and the base policy.
 
-        ``dataset_dir`` is loaded as it is (never generated, an error when incomplete); without it the
-        profile's dataset is loaded, or generated when missing.
+        ``dataset_dir`` is loaded as it is (never generated, an error when incomplete); without it the dataset of
+        the recipe's ``references`` is loaded, or generated when missing.
         """
         from accelerate import PartialState
 
         from ume_rl.data.store import load_dataset_dir, load_or_generate_dataset
-        from ume_rl.profiles import get_profile
         from ume_rl.training.rundir import claim_on_main_process
 
-        profile = get_profile(script.profile)
         if grpo.output_dir in (None, TRANSFORMERS_DEFAULT_OUTPUT_DIR):
-            grpo.output_dir = str(default_output_dir(profile))
+            grpo.output_dir = str(default_output_dir())
         lock = claim_on_main_process(grpo.output_dir, grpo.resume_from_checkpoint, grpo.overwrite_output_dir)
         state = PartialState()
         try:
@@ -79,14 +74,17 @@ class TrainRun:
                     dataset = load_dataset_dir(script.dataset_dir)
                 else:
                     dataset = load_or_generate_dataset(
-                        profile.dataset_dir, rebuild=True, progress=False, references=profile.references
+                        dataset_dir(script.references),
+                        rebuild=True,
+                        progress=False,
+                        references=script.references,
                     )
-                policy = script.model_path or profile.policy_path()
+                policy = policy_path(script.model_path, script.references)
         except BaseException:
             if lock is not None:
                 lock.release()
             raise
-        return cls(script, grpo, profile, dataset, policy, lock)
+        return cls(script, grpo, dataset, policy, lock)
 
     @property
     def output_dir(self) -> Path:
@@ -104,39 +102,35 @@ class TrainRun:
         return concatenate_datasets([self.dataset["validation"], self.dataset["test"]])
 
     def load_ume(self):
-        """The UME (``ume_model_path``, else the profile's) on this process's device, outside ZeRO-3."""
+        """The recipe's UME (``ume_model_path``) on this process's device, outside ZeRO-3."""
         from ume_rl.models.ume import load_ume
         from ume_rl.training.trainer import outside_zero3
 
-        name = self.script.ume_model_path or self.profile.ume_path()
+        name = self.script.ume_model_path
         logger.info("loading UME %s on %s", name, self.grpo.device)
         with outside_zero3():
-            return load_ume(name, device=self.grpo.device, seed=self.profile.seed)
+            return load_ume(name, device=self.grpo.device, seed=STAND_IN_SEED, runs_dir=runs_dir())
 
     def load_reward_models(self):
         """The reward model of each modality on this process's device, outside ZeRO-3: the UME when it scores
         every modality, else a mapping modality → model (:func:`~ume_rl.models.masked_lms.load_reward_model`), which
         :class:`~ume_rl.rewards.ume.UmeReward` takes as it is."""
-        from ume_rl.models.masked_lms import is_ume_name, load_reward_model
+        from ume_rl.models.masked_lms import load_reward_model
 
-        names = self.script.reward_model_names(self.profile)
-        ume = self.script.ume_model_path or self.profile.ume
-        if set(names.values()) == {ume}:
+        names = self.script.reward_model_names()
+        if set(names.values()) == {self.script.ume_model_path}:
             return self.load_ume()
         from ume_rl.training.trainer import outside_zero3
 
         loaded: dict = {}
         models = {}
         for modality, name in names.items():
-            is_ume = name == ume or is_ume_name(name)
-            key = name if is_ume else (name, modality)
+            key = name if resolve(name).is_ume else (name, modality)
             if key not in loaded:
                 logger.info("loading reward model %s for %s on %s", name, modality, self.grpo.device)
                 with outside_zero3():
-                    loaded[key] = (
-                        self.load_ume()
-                        if name == ume
-                        else load_reward_model(name, modality, device=self.grpo.device)
+                    loaded[key] = load_reward_model(
+                        name, modality, device=self.grpo.device, runs_dir=runs_dir()
                     )
             models[modality] = loaded[key]
         return models
@@ -255,27 +249,22 @@ def run_train(script: TrainScriptArguments, grpo: UmeGRPOConfig):
 def download_models(name_or_path: str | Path, **overrides) -> dict[str, Any]:
     """Fetch what a recipe needs, once (notebook 01): its policy and each hub reward model.
 
-    Returns where each model is: ``"policy"`` (full profile: a snapshot in the Hugging Face cache; tiny: built
+    Returns where each model is: ``"policy"`` (a hub id: a snapshot in the Hugging Face cache; ``tiny``: built
     under ``runs/models``) and one entry per modality: the snapshot or directory of its masked LM, or the name
-    of its UME (a UME is loaded when a run starts: ``tiny`` is built, a ``.ckpt`` read, a registry name fetched
-    with Prescient credentials). Offline without a cached model, ``RuntimeError`` names the fix.
+    of its UME (a UME is loaded when a run starts: ``tiny`` is built, ``demo`` trained, a ``.ckpt`` read, a
+    registry name fetched with Prescient credentials). Offline without a cached model, ``RuntimeError`` names the fix.
 
     >>> download_models("tiny")["SMILES"]  # doctest: +SKIP
     'tiny'
     """
     import tempfile
 
-    from ume_rl.models.masked_lms import download_reward_model, is_ume_name
-    from ume_rl.profiles import get_profile
+    from ume_rl.models.masked_lms import download_reward_model
 
     with tempfile.TemporaryDirectory() as unused:  # the recipe is checked, but no run directory is involved
         script, _ = load_recipe(name_or_path, **{"output_dir": f"{unused}/run", **overrides})
-    profile = get_profile(script.profile)
-    ume = script.ume_model_path or profile.ume
-    found: dict[str, Any] = {"policy": profile.policy_path(download=True)}
-    for modality, name in script.reward_model_names(profile).items():
-        if name == ume or is_ume_name(name) or Path(name).expanduser().exists():
-            found[modality] = name
-        else:
-            found[modality] = download_reward_model(name)
+    found: dict[str, Any] = {"policy": policy_path(script.model_path, script.references, download=True)}
+    for modality, name in script.reward_model_names().items():
+        ref = resolve(name)
+        found[modality] = name if ref.is_ume or ref.is_local else download_reward_model(name)
     return found

@@ -16,13 +16,15 @@ the parser, which reports its own type errors), :func:`validate_config` every re
 from __future__ import annotations
 
 import logging
-import math
 import numbers
 import types
 import typing
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+
+from ume_rl.models.names import NAMES_HELP, resolve
+from ume_rl.rewards.checks import number_problem
 
 logger = logging.getLogger(__name__)
 
@@ -123,33 +125,11 @@ def check_raw_types(values: dict, dataclass_types, sources: Sources) -> None:
 # ------------------------------------------------------------------------------------------ value checks
 
 
-def _check_number(
-    name,
-    value,
-    sources,
-    *,
-    integer=False,
-    minimum=None,
-    above=None,
-    optional=False,
-    fix=None,
-    allowed=(),
-):
-    """Finite real (or integer) ``value`` with ``value >= minimum`` / ``value > above``."""
-    if value is None and optional:
-        return
-    if value in allowed and not isinstance(value, bool):
-        return
-    kind = "an integer" if integer else "a finite number"
-    wrong_type = isinstance(value, bool) or not isinstance(
-        value, numbers.Integral if integer else numbers.Real
-    )
-    if wrong_type or not math.isfinite(value):
-        raise config_error(name, value, sources, f"must be {kind}", fix)
-    if minimum is not None and value < minimum:
-        raise config_error(name, value, sources, f"must be {kind} >= {minimum}", fix)
-    if above is not None and not value > above:
-        raise config_error(name, value, sources, f"must be {kind} > {above}", fix)
+def _check_number(name, value, sources, *, fix=None, **rules):
+    """:func:`~ume_rl.rewards.checks.number_problem` as a :class:`ConfigError` naming the value's source."""
+    problem = number_problem(value, **rules)
+    if problem:
+        raise config_error(name, value, sources, problem, fix)
 
 
 def _check_choice(name, value, choices, sources):
@@ -181,7 +161,7 @@ def validate_config(script, grpo, sources: Sources | None = None) -> None:
             ``--resume_from_checkpoint`` or ``--overwrite_output_dir``, another run holding it, nothing to
             resume).
     """
-    from ume_rl.profiles import PROFILES
+    from ume_rl.profiles import REFERENCES
     from ume_rl.rewards.complexity import MEASURES
     from ume_rl.rewards.engine.scoring import MODES
     from ume_rl.rewards.registry import REWARDS
@@ -189,8 +169,7 @@ def validate_config(script, grpo, sources: Sources | None = None) -> None:
     sources = sources or Sources()
     s, g = script, grpo
     # --- script settings
-    if s.profile is not None:
-        _check_choice("profile", s.profile, PROFILES, sources)
+    _check_choice("references", s.references, REFERENCES, sources)
     if not isinstance(s.reward_funcs, list | tuple) or not s.reward_funcs:
         raise config_error(
             "reward_funcs",
@@ -278,12 +257,11 @@ def validate_config(script, grpo, sources: Sources | None = None) -> None:
 
 def _check_paths(script, sources: Sources) -> None:
     from ume_rl.data.store import dataset_problems, generate_command
-    from ume_rl.models.ume import looks_like_path
 
     if script.dataset_dir is not None:
         generate = (
             f"generate one there with {generate_command(script.dataset_dir)}, or leave dataset_dir unset to use "
-            "the profile's dataset (generated when missing)"
+            "the recipe's references (generated when missing)"
         )
         _check_existing_path("dataset_dir", script.dataset_dir, sources, "this directory", generate)
         problems = dataset_problems(script.dataset_dir)
@@ -295,33 +273,53 @@ def _check_paths(script, sources: Sources) -> None:
                 f"not a usable saved dataset: {'; '.join(problems)}",
                 generate,
             )
-    model = script.model_path
-    if model is not None and (
-        model.startswith(("/", "./", "../", "~")) or model.count("/") >= 2
-    ):  # not a hub id
-        _check_existing_path(
-            "model_path", script.model_path, sources, "this policy directory", "a model directory or a hub id"
-        )
-    for modality, name in (script.reward_models or {}).items():
-        local = name.startswith(("/", "./", "../", "~")) and not name.endswith(".ckpt")  # not a hub id
-        if local and not Path(name).expanduser().is_dir():
+    for name, what in (("model_path", "policy"), ("ume_model_path", "UME")):
+        if getattr(script, name) is None:
             raise config_error(
-                "reward_models",
-                f"{modality}: {name}",
-                sources,
-                "this masked LM directory does not exist",
-                "a save_pretrained directory, a hub id, or 'ume'",
+                name, None, sources, f"the recipe must name its {what}", f"set {name}: {NAMES_HELP}"
             )
-    if script.ume_model_path is not None and looks_like_path(script.ume_model_path):
-        path = Path(script.ume_model_path).expanduser()
+    _check_model("ume_model_path", script.ume_model_path, script.ume_model_path, sources, ume=True)
+    _check_model("model_path", script.model_path, script.model_path, sources, policy=True)
+    for modality, name in (script.reward_models or {}).items():
+        if name != "ume":
+            _check_model("reward_models", f"{modality}: {name}", name, sources)
+
+
+def _check_model(field_name, shown, name, sources: Sources, ume=False, policy=False) -> None:
+    """A model name (:func:`~ume_rl.models.names.resolve`) of the right kind whose local file or directory exists."""
+    try:
+        ref = resolve(name)
+    except ValueError as err:
+        raise config_error(field_name, shown, sources, str(err)) from None
+    if ume and not ref.is_ume and ref.kind != "directory":
+        raise config_error(field_name, shown, sources, f"is not a UME ({ref.kind})", NAMES_HELP)
+    if policy and ref.is_ume and ref.kind != "tiny":
+        raise config_error(
+            field_name,
+            shown,
+            sources,
+            f"is a UME ({ref.kind}), not a policy",
+            "'tiny', a hub id or a directory",
+        )
+    if ref.kind == "checkpoint" or (ume and ref.kind == "directory"):
+        path = Path(ref.location)
         if not path.is_file():
             raise config_error(
-                "ume_model_path",
-                script.ume_model_path,
+                field_name,
+                shown,
                 sources,
                 "is not a file" if path.exists() else "this checkpoint does not exist",
-                "the path of a UME .ckpt file, a registry name (ume-mini-base-12M ...) or 'tiny'",
+                "the path of a UME .ckpt file, a registry name (ume-mini-base-12M ...), 'tiny' or 'demo'",
             )
+    elif ref.kind == "directory" and not Path(ref.location).is_dir():
+        what = "this policy directory" if policy else "this masked LM directory"
+        raise config_error(
+            field_name,
+            shown,
+            sources,
+            f"{what} does not exist",
+            f"a save_pretrained directory or {NAMES_HELP}",
+        )
 
 
 def _check_output_dir(grpo, sources: Sources) -> None:

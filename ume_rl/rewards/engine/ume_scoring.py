@@ -34,7 +34,15 @@ from ume_rl.rewards.engine.flexbert import (
     padded_twin,
 )
 from ume_rl.rewards.engine.scoring import DEFAULT_MODE, PseudoLikelihoodScorer
-from ume_rl.rewards.modalities import normalize_modality
+from ume_rl.rewards.modalities import MODALITIES, normalize_modality
+
+UME_MAX_LENGTH = 512
+"""The released UMEs' ``max_length`` (tokens, special tokens included)."""
+UME_LONGEST_TOKEN = 9
+"""Characters of UME's longest residue token (the SMILES token ``[195Pt+2]``)."""
+DEFAULT_MAX_CHARS = UME_MAX_LENGTH * UME_LONGEST_TOKEN
+"""Default bound on tagged content before any parsing for the auxiliary rewards: longer content cannot fit a
+UME and is ``too_long`` without reaching RDKit."""
 
 
 class UmeScorer(PseudoLikelihoodScorer):
@@ -68,7 +76,7 @@ class UmeScorer(PseudoLikelihoodScorer):
         cache_size: int = 0,
     ):
         flex = ume_model.model
-        self._tokenizers = {m: ume_model.get_tokenizer(m) for m in ("SMILES", "amino_acid", "nucleotide")}
+        self._tokenizers = {m: ume_model.get_tokenizer(m) for m in MODALITIES}
         unk_ids = {int(tok.unk_token_id) for tok in self._tokenizers.values()}
         if len(unk_ids) != 1:
             raise RuntimeError(f"UME tokenizers disagree on the <unk> id: {sorted(unk_ids)}")
