@@ -88,15 +88,13 @@ class Profile:
         names the fix.
         """
         from ume_rl.data.generate import tokenizer_corpus
-        from ume_rl.models.policy import build_tiny_qwen, download_qwen, find_qwen_in_cache
+        from ume_rl.models.policy import cached_tiny_qwen, download_qwen, find_qwen_in_cache
 
         if self.qwen == "tiny":
             kind = "-real" if self.references == "real" else ""
             out = self.runs / "models" / f"tiny-qwen{kind}-seed{self.seed}"
-            if not (out / "config.json").is_file():
-                corpus = tokenizer_corpus(seed=self.seed, references=self.references)
-                build_tiny_qwen(out, seed=self.seed, corpus=corpus)
-            return out
+            corpus = lambda: tokenizer_corpus(seed=self.seed, references=self.references)  # noqa: E731
+            return cached_tiny_qwen(out, seed=self.seed, corpus=corpus)
         return download_qwen(self.qwen) if download else find_qwen_in_cache(repo_id=self.qwen)
 
     def ume_path(self) -> str:
