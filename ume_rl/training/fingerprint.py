@@ -88,8 +88,10 @@ FINGERPRINT_KEYS = frozenset({"policy", "reward_models", "dataset", *GRPO_FIELDS
 def model_identity(name) -> str:
     """How a fingerprint names a model: a file by its sha256, a directory with a manifest by the manifest's
     sha256, another directory (a hub snapshot, whose path holds its commit) by its path and weight-file sizes,
-    anything else (a registry name, a hub id, ``tiny``) by its name."""
-    path = Path(str(name)).expanduser()
+    anything else (a registry name, a hub id, ``tiny``) by its name; a model object by its class only."""
+    if not isinstance(name, str | Path):
+        return f"a loaded {type(name).__name__}"
+    path = Path(name).expanduser()
     if path.is_file():
         return f"{path.name} sha256:{sha256_file(path)[:16]}"
     if path.is_dir():

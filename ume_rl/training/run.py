@@ -69,6 +69,9 @@ class TrainRun:
     base_policy: str | Path
     claim: RunClaim | None = None  # the output directory, held by the main process
     reward_models: Any = field(default=None, repr=False)  # loaded by prepare (load_reward_models)
+    model_names: dict | None = (
+        None  # modality -> reward model name, for the fingerprint; default the recipe's
+    )
 
     @classmethod
     def prepare(cls, script: TrainScriptArguments, grpo: UmeGRPOConfig) -> TrainRun:
@@ -92,14 +95,39 @@ class TrainRun:
         profile = get_profile(script.profile)
         if grpo.output_dir in (None, TRANSFORMERS_DEFAULT_OUTPUT_DIR):
             grpo.output_dir = str(default_output_dir(profile))
-        claim = hold_on_main_process(grpo.output_dir, grpo.resume_from_checkpoint, grpo.overwrite_output_dir)
-        try:
+
+        def parts():
             # Rank 0 builds the tiny policy and the dataset once; the other ranks then load them.
             with PartialState().main_process_first():
-                dataset = _needed("the dataset", lambda: _dataset(script, profile))
-                policy = _needed("the policy", lambda: _policy(script, profile))
-            run = cls(script, grpo, profile, dataset, policy, claim)
-            run.reward_models = run.load_reward_models()
+                dataset = needed("the dataset", lambda: _dataset(script, profile))
+                policy = needed("the policy", lambda: _policy(script, profile))
+            return cls(script, grpo, profile, dataset, policy)
+
+        return cls._start(grpo, parts)
+
+    @classmethod
+    def adopt(
+        cls, script: TrainScriptArguments, grpo, dataset, base_policy, load_reward_models, model_names: dict
+    ) -> TrainRun:
+        """The same start as :meth:`prepare` for parts given by the caller (:mod:`ume_rl.lobster_compat`):
+        ``dataset`` (``train`` and optionally ``validation``), ``base_policy``, ``load_reward_models()`` (called
+        once, after the output directory is held and before it is written) and ``model_names`` (modality ->
+        name, for the fingerprint). ``script`` holds the reward settings."""
+        return cls._start(
+            grpo,
+            lambda: cls(script, grpo, None, dataset, base_policy, model_names=model_names),
+            load_reward_models,
+        )
+
+    @classmethod
+    def _start(cls, grpo, parts, load_reward_models=None) -> TrainRun:
+        """Hold the output directory, build the run (``parts()``), load its reward models, then :meth:`begin`;
+        on any failure the directory is given back as it was found."""
+        claim = hold_on_main_process(grpo.output_dir, grpo.resume_from_checkpoint, grpo.overwrite_output_dir)
+        try:
+            run = parts()
+            run.claim = claim
+            run.reward_models = (load_reward_models or run.load_reward_models)()
             run.begin()
         except BaseException:
             if claim is not None:
@@ -109,9 +137,11 @@ class TrainRun:
 
     def fingerprint(self) -> dict:
         """What defines this run's experiment (:func:`~ume_rl.training.fingerprint.run_fingerprint`)."""
-        ume = self.script.ume_model_path or self.profile.ume
-        names = self.script.reward_model_names(self.profile)
-        models = {m: (self.ume_name() if name == ume else name) for m, name in names.items()}
+        models = self.model_names
+        if models is None:
+            ume = self.script.ume_model_path or self.profile.ume
+            names = self.script.reward_model_names(self.profile)
+            models = {m: (self.ume_name() if name == ume else name) for m, name in names.items()}
         return run_fingerprint(
             self.grpo,
             policy=self.base_policy,
@@ -161,7 +191,7 @@ class TrainRun:
     def ume_name(self) -> str:
         """What ``load_ume`` takes for this run's UME: ``ume_model_path``, else the profile's (the demo UME is
         trained on first use, and verified against its sidecar after)."""
-        return self.script.ume_model_path or _needed("the UME", self.profile.ume_path)
+        return self.script.ume_model_path or needed("the UME", self.profile.ume_path)
 
     def load_ume(self):
         """The UME (``ume_model_path``, else the profile's) on this process's device, outside ZeRO-3."""
@@ -171,7 +201,7 @@ class TrainRun:
         name = self.ume_name()
         logger.info("loading UME %s on %s", name, self.grpo.device)
         with outside_zero3():
-            return _needed(
+            return needed(
                 f"the UME {name}", lambda: load_ume(name, device=self.grpo.device, seed=self.profile.seed)
             )
 
@@ -202,7 +232,7 @@ class TrainRun:
                     loaded[key] = (
                         self.load_ume()
                         if name == ume
-                        else _needed(
+                        else needed(
                             f"the reward model {name} ({modality})",
                             lambda name=name, modality=modality: load_reward_model(
                                 name, modality, device=self.grpo.device
@@ -235,7 +265,7 @@ class TrainRun:
             **kwargs,
         )
 
-    def train(self, policy, rewards: list):
+    def train(self, policy, rewards: list, callbacks: list | None = None):
         """GRPO from ``policy`` against ``rewards`` (:meth:`build_rewards`); saves the final model in
         ``output_dir`` and this rank's reward statistics in ``output_dir/reward_stats/rank<N>.json``.
         Returns the trainer."""
@@ -244,7 +274,12 @@ class TrainRun:
         from ume_rl.training.trainer import build_trainer
 
         trainer = build_trainer(
-            policy, rewards, self.dataset["train"], self.dataset["validation"], args=self.grpo
+            policy,
+            rewards,
+            self.dataset["train"],
+            self.dataset.get("validation"),
+            args=self.grpo,
+            callbacks=callbacks,
         )
         trainer.train(
             resume_from_checkpoint=resolve_resume(self.output_dir, self.grpo.resume_from_checkpoint)
@@ -326,7 +361,7 @@ def _policy(script: TrainScriptArguments, profile):
     return script.model_path
 
 
-def _needed(what: str, resolve):
+def needed(what: str, resolve):
     """``resolve()``, with any failure but a refusal turned into a one-line :class:`RunStartError` naming
     ``what`` and the fix."""
     try:
