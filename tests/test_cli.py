@@ -527,3 +527,20 @@ def test_ctrl_c_ends_with_one_line_saying_how_to_resume(run_args, tmp_path, caps
     command = err[0].split("Continue it with: ")[1].split()
     assert command[-2:] == ["--resume_from_checkpoint", "last"] and "--overwrite_output_dir" not in command
     assert parse_train_args(command[2:])[1].resume_from_checkpoint == "last"
+
+
+def test_a_full_start_without_a_cached_policy_is_one_line_and_the_same_command_runs_again(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty_hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = tmp_path / "run"
+    messages = []
+    for _ in range(2):  # the retry is not refused as "an interrupted run": nothing was claimed
+        capsys.readouterr()
+        assert main(["train", "--config", "full", "--output_dir", str(out)]) == 2
+        err = capsys.readouterr().err  # the first start also generates the profile's dataset (progress bars)
+        assert "Traceback" not in err and not out.exists()
+        messages.append([line for line in err.splitlines() if line.startswith("ume-rl train")])
+    assert messages[0] == messages[1] and len(messages[0]) == 1
+    assert "the policy could not be loaded (FileNotFoundError: No snapshot of Qwen/" in messages[0][0]
