@@ -3,7 +3,9 @@
 ``ume-rl train`` and :class:`~ume_rl.training.run.TrainRun` start a run only into a directory that is missing or
 empty, or that holds a run when they are told what to do with it:
 
-- ``--resume_from_checkpoint last`` continues it from its newest complete ``checkpoint-N``;
+- ``--resume_from_checkpoint last`` continues it from its newest complete ``checkpoint-N`` (weights, trainer
+  state, optimizer and scheduler, each parsed whole: :func:`checkpoint_problem`), or from step 0 when it stopped
+  before its first checkpoint;
 - ``--overwrite_output_dir`` deletes everything in it first (a directory that holds other files than a run's
   is never cleared);
 - otherwise the start is refused, before anything is loaded or written, with both ways forward.
@@ -12,7 +14,11 @@ While a run is going, its main process holds an exclusive lock (``output_dir/.um
 PID, host and start time beside it in ``.ume_rl.lock.json``); a second run on the same directory fails at once,
 naming the holder. The operating system frees the lock when the holder dies; a holder file left by a dead
 process is taken over with a warning. ``output_dir/ume_rl_run.json`` records the run's state (``running``,
-``trained``) for the next start's messages.
+``trained``) and its fingerprint (:mod:`ume_rl.training.fingerprint`) for the next start.
+
+A run first *holds* the directory (:func:`hold_output_dir`: locked and checked, nothing else written), loads what
+it needs, then *begins* there (:meth:`RunClaim.begin`: cleared for overwrite, marked running); a start that fails
+before it begins gives the directory back as it was found (:meth:`RunClaim.abandon`).
 
 >>> check_output_dir("/tmp/ume_rl_doctest_new_run", resume=None, overwrite=False)
 'new'
