@@ -56,10 +56,8 @@ RUN_ENTRIES = frozenset(
         "evaluation.csv",
         "trainer_state.json",
         "training_args.bin",
-        "model.safetensors",
-        "model.safetensors.index.json",
-        "pytorch_model.bin",
         "config.json",
+        *WEIGHT_FILES,
     }
 )
 RESUME_LAST = ("last", "true")
