@@ -69,9 +69,8 @@ class TrainRun:
     base_policy: str | Path
     claim: RunClaim | None = None  # the output directory, held by the main process
     reward_models: Any = field(default=None, repr=False)  # loaded by prepare (load_reward_models)
-    model_names: dict | None = (
-        None  # modality -> reward model name, for the fingerprint; default the recipe's
-    )
+    # modality -> reward model name, for the fingerprint; None: the recipe's (reward_models, the UME)
+    model_names: dict | None = None
 
     @classmethod
     def prepare(cls, script: TrainScriptArguments, grpo: UmeGRPOConfig) -> TrainRun:
