@@ -161,27 +161,10 @@ UmeRewardFunction = UMERewardFunction
 """The seed guide's spelling (``from lobster.rl_training import UmeRewardFunction``): the same class."""
 
 
-def create_ume_reward_wrapper(
-    ume_model,
-    temperature: float = 0.1,
-    batch_size: int = 8,
-    enable_wandb_logging: bool = False,
-    penalty_for_invalid: float | None = None,
-    mode: str = DEFAULT_MODE,
-    untagged: str = "detect",
-    **kwargs,
-) -> UMERewardFunction:
-    """lobster-compatible factory; returns a picklable :class:`UMERewardFunction` (not a closure)."""
-    return UMERewardFunction(
-        ume_model,
-        temperature=temperature,
-        batch_size=batch_size,
-        enable_wandb_logging=enable_wandb_logging,
-        penalty_for_invalid=penalty_for_invalid,
-        mode=mode,
-        untagged=untagged,
-        **kwargs,
-    )
+def create_ume_reward_wrapper(ume_model, temperature: float = 0.1, **kwargs) -> UMERewardFunction:
+    """lobster-compatible factory: :class:`UMERewardFunction` with the same parameters (picklable, not a
+    closure)."""
+    return UMERewardFunction(ume_model, temperature=temperature, **kwargs)
 
 
 def _grpo_args(args, output_dir, run_name, grpo_kwargs, wandb: bool, project: str, entity: str | None):
