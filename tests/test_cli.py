@@ -330,6 +330,8 @@ def test_resume_continues_and_reuses_the_complete_warm_start(
     assert json.loads((run / "checkpoint-3" / "trainer_state.json").read_text())["global_step"] == 3
     marker = json.loads((run / "ume_rl_run.json").read_text())
     assert marker["status"] == "trained" and marker["global_step"] == 3 and marker["resumed"]
+    assert marker["resumes"][-1]["changed"] == {"max_steps": [2, 3]}  # allowed, and recorded
+    assert marker["fingerprint"]["max_steps"] == 3
 
 
 def test_overwrite_clears_the_earlier_run_whole(finished_run, run_args, tmp_path):
@@ -384,3 +386,168 @@ def test_a_second_run_on_a_directory_in_use_fails_at_once(tree_digests, run_args
             TrainRun.prepare(script, grpo)
     finally:
         lock.release()
+
+
+# ------------------------------- resume integrity (issue 20): fingerprints, damaged files, nothing claimed early
+
+
+def _flag(args, name):
+    return args[args.index(name) + 1]
+
+
+def test_a_resume_that_changes_the_experiment_is_refused_naming_what_differs(
+    tree_digests, finished_run, run_args, tmp_path, capsys
+):
+    run = _copy(finished_run, tmp_path)
+    before = tree_digests(run)
+    capsys.readouterr()
+    changed = ["--learning_rate", "0.5", "--reward_funcs", "ume", "complexity", "--reward_weights", "1", "1"]
+    resume = [*run_args, "--max_steps", "4", "--output_dir", str(run), "--resume_from_checkpoint", "last"]
+    assert main([*resume, *changed]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds a run with other settings" in err[0]
+    assert (
+        "learning_rate " in err[0]
+        and "-> 0.5" in err[0]
+        and 'reward_funcs ["ume"] -> ["ume", "complexity"]' in err[0]
+    )
+    assert "max_steps" not in err[0]  # harmless: allowed
+    assert (
+        "--overwrite_output_dir" in err[0]
+        and "--accept_changes learning_rate reward_funcs reward_weights" in err[0]
+    )
+    assert tree_digests(run) == before
+
+
+def test_a_resume_on_another_dataset_is_refused(tree_digests, finished_run, run_args, tmp_path, capsys):
+    from ume_rl.data.generate import generate_synthetic_dataset
+    from ume_rl.data.store import save_dataset
+
+    run = _copy(finished_run, tmp_path)
+    other = shutil.copytree(_flag(run_args, "--dataset_dir"), tmp_path / "ds")
+    save_dataset(
+        generate_synthetic_dataset(n_per_modality=10, seed=1, progress=False), other
+    )  # notebook 02, seed 1
+    before = tree_digests(run)
+    capsys.readouterr()
+    args = [*run_args, "--max_steps", "3", "--output_dir", str(run), "--resume_from_checkpoint", "last"]
+    assert main([*args, "--dataset_dir", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "holds a run with other settings" in err and "dataset {" in err
+    assert tree_digests(run) == before
+
+
+def test_resume_skips_a_truncated_newest_checkpoint(finished_run, run_args, tmp_path, caplog):
+    run = _copy(finished_run, tmp_path)
+    weights = run / "checkpoint-2" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    (run / "checkpoint-1" / "optimizer.pt").unlink()  # nothing complete but... see below
+    args = [*run_args, "--max_steps", "3", "--output_dir", str(run), "--resume_from_checkpoint", "last"]
+    assert main(args) == 2  # neither checkpoint is complete now: refused before anything is written
+    shutil.copy(finished_run / "checkpoint-1" / "optimizer.pt", run / "checkpoint-1" / "optimizer.pt")
+    with caplog.at_level(logging.INFO):
+        assert main(args) == 0
+    assert "skipping checkpoint-2 (model.safetensors is unreadable (SafetensorError" in caplog.text
+    assert "resuming from checkpoint-1" in caplog.text
+    assert json.loads((run / "checkpoint-3" / "trainer_state.json").read_text())["global_step"] == 3
+
+
+def test_a_failed_start_leaves_the_directory_as_it_found_it(run_args, tiny_qwen_path, tmp_path, capsys):
+    broken = shutil.copytree(tiny_qwen_path, tmp_path / "policy")
+    (broken / "model.safetensors").write_bytes((broken / "model.safetensors").read_bytes()[:50])
+    ckpt = tmp_path / "ume.ckpt"
+    ckpt.write_bytes(b"PK\x03\x04 truncated")
+    out = tmp_path / "run"
+    cases = [
+        (
+            ["--model_path", str(broken)],
+            f"the policy {broken} is not usable: model.safetensors is unreadable",
+        ),
+        (["--ume_model_path", str(ckpt)], f"the UME {ckpt} could not be loaded"),
+    ]
+    for flags, expected in cases:
+        capsys.readouterr()
+        assert main([*run_args, "--max_steps", "1", "--output_dir", str(out), *flags]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and expected in err[0] and "Fix:" in err[0], err
+        assert not out.exists()  # nothing claimed: the same command can simply be run again
+
+
+def test_a_reward_model_that_is_not_cached_is_one_line_before_anything_is_written(
+    run_args, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = tmp_path / "run"
+    out.mkdir()
+    capsys.readouterr()
+    flags = ["--reward_models", '{"SMILES": "nobody-here/not-a-masked-lm"}']
+    assert main([*run_args, "--max_steps", "1", "--output_dir", str(out), *flags]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        len(err) == 1
+        and "the reward model nobody-here/not-a-masked-lm (SMILES) could not be loaded" in err[0]
+    )
+    assert [p.name for p in out.iterdir()] in ([], [".ume_rl.lock"])  # the lock file, empty, is not a run
+
+
+def test_a_run_killed_before_its_first_checkpoint_resumes_from_its_warm_start(
+    tree_digests, finished_run, run_args, tmp_path, capsys, caplog
+):
+    run = _copy(finished_run, tmp_path)
+    for entry in run.iterdir():  # as a kill after the warm start, before the first checkpoint, leaves it
+        if entry.name not in ("warm_start", "ume_rl_run.json", ".ume_rl.lock"):
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    marker = json.loads((run / "ume_rl_run.json").read_text())
+    (run / "ume_rl_run.json").write_text(json.dumps({**marker, "status": "running"}))
+    warm = {k: v for k, v in tree_digests(run).items() if k.startswith("warm_start/")}
+    capsys.readouterr()
+    assert main([*run_args, "--max_steps", "1", "--output_dir", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "holds an interrupted run (a warm start)" in err
+        and "resume it with --resume_from_checkpoint last" in err
+    )
+    with caplog.at_level(logging.INFO):
+        resume = [*run_args, "--max_steps", "1", "--output_dir", str(run), "--resume_from_checkpoint", "last"]
+        assert main(resume) == 0
+    assert "holds no checkpoint yet" in caplog.text and "reusing the complete warm start" in caplog.text
+    assert {k: v for k, v in tree_digests(run).items() if k.startswith("warm_start/")} == warm
+    assert (run / "checkpoint-1").is_dir()
+
+
+def test_ctrl_c_ends_with_one_line_saying_how_to_resume(run_args, tmp_path, capsys, monkeypatch):
+    import ume_rl.cli
+
+    out = tmp_path / "run"
+
+    def interrupted(script, grpo):  # Ctrl-C once the run has started in its directory
+        out.mkdir()
+        (out / "ume_rl_run.json").write_text("{}")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ume_rl.cli, "run_train", interrupted)
+    args = [*run_args, "--max_steps", "1", "--output_dir", str(out), "--overwrite_output_dir", "true"]
+    capsys.readouterr()
+    assert main(args) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"ume-rl train: interrupted; {out} keeps its checkpoints")
+    command = err[0].split("Continue it with: ")[1].split()
+    assert command[-2:] == ["--resume_from_checkpoint", "last"] and "--overwrite_output_dir" not in command
+    assert parse_train_args(command[2:])[1].resume_from_checkpoint == "last"
+
+
+def test_a_full_start_without_a_cached_policy_is_one_line_and_the_same_command_runs_again(
+    tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty_hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = tmp_path / "run"
+    messages = []
+    for _ in range(2):  # the retry is not refused as "an interrupted run": nothing was claimed
+        capsys.readouterr()
+        assert main(["train", "--config", "full", "--output_dir", str(out)]) == 2
+        err = capsys.readouterr().err  # the first start also generates the profile's dataset (progress bars)
+        assert "Traceback" not in err and not out.exists()
+        messages.append([line for line in err.splitlines() if line.startswith("ume-rl train")])
+    assert messages[0] == messages[1] and len(messages[0]) == 1
+    assert "the policy could not be loaded (FileNotFoundError: No snapshot of Qwen/" in messages[0][0]

@@ -3,6 +3,7 @@
 import json
 import logging
 import shutil
+import subprocess
 from collections import Counter
 
 import pytest
@@ -246,3 +247,51 @@ def test_unknown_references_kind_is_an_error():
 def test_a_fractional_row_count_is_a_type_error():
     with pytest.raises(TypeError, match="n_per_modality must be an integer"):
         generate_synthetic_dataset(n_per_modality=3.5, progress=False)
+
+
+# ------------------------------------------------------------------ dataset fingerprints (issue 20, item 2)
+
+
+def test_a_saved_dataset_records_its_fingerprint_even_when_saved_as_notebook_02_does(tmp_path, caplog):
+    from ume_rl.data.store import dataset_fingerprint, recorded_fingerprint
+
+    first = generate_synthetic_dataset(n_per_modality=3, seed=0, progress=False)
+    again = generate_synthetic_dataset(n_per_modality=3, seed=0, progress=False)
+    other = generate_synthetic_dataset(n_per_modality=3, seed=1, progress=False)
+    assert dataset_fingerprint(first) == dataset_fingerprint(again) != dataset_fingerprint(other)
+    out = tmp_path / "ds"
+    save_dataset(first, out)  # no generation arguments, as notebook 02 calls it
+    assert (
+        recorded_fingerprint(out) == dataset_fingerprint(first) == dataset_fingerprint(load_dataset_dir(out))
+    )
+    with caplog.at_level(logging.WARNING, logger="ume_rl.data.store"):
+        save_dataset(other, out)  # re-running notebook 02 with seed = 1
+    assert f"with different rows ({dataset_fingerprint(other)})" in caplog.text
+    assert "runs trained on the old rows refuse to resume on these" in caplog.text
+    assert recorded_fingerprint(out) == dataset_fingerprint(other)  # the marker is kept, with the new rows'
+
+
+def test_a_prepared_dataset_is_used_without_writing_into_it(tree_digests, saved, tmp_path):
+    prepared = shutil.copytree(saved, tmp_path / "prepared")
+    before = tree_digests(prepared)
+    for path in [prepared, *prepared.rglob("*")]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    try:
+        dataset = load_dataset_dir(prepared)
+        mapped = dataset["train"].map(lambda row: {"n": len(row["completion"])})
+        assert len(mapped) == len(dataset["train"])
+    finally:
+        for path in [prepared, *prepared.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    assert tree_digests(prepared) == before  # no cache-*.arrow written into it
+
+
+def test_a_half_written_datasets_suggested_fix_works(saved, tmp_path):
+    half = shutil.copytree(saved, tmp_path / "half")
+    (half / "test" / "data-00000-of-00001.arrow").unlink()  # killed while writing
+    with pytest.raises(ValueError) as err:
+        load_dataset_dir(half)
+    fix = str(err.value).split("Fix: delete it and generate it again: ")[1]
+    result = subprocess.run(fix, shell=True, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(load_dataset_dir(half)["test"]) > 0

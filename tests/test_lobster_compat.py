@@ -327,3 +327,34 @@ def test_bare_sequences_detect_only_when_asked(tiny_ume):
     ]
     with pytest.raises(ValueError, match="untagged"):
         UmeReward(tiny_ume, untagged="guess")
+
+
+def test_the_compat_adapter_and_ume_rl_train_produce_the_same_run_layout(tmp_path, tiny_qwen_path):
+    """One run path (issue 17): train_ume_grpo runs TrainRun's workflow, so both entry points write the same
+    files (checkpoints, final model, reward statistics, run marker with its fingerprint)."""
+    import json
+
+    from ume_rl.cli import main, parse_train_args
+    from ume_rl.data.store import load_or_generate_dataset
+
+    data = tmp_path / "ds"
+    dataset = load_or_generate_dataset(data, n_per_modality=10, seed=0, progress=False)
+    flags = [
+        *("--config", "tiny", "--model_path", str(tiny_qwen_path), "--dataset_dir", str(data)),
+        *("--max_steps", "2", "--save_steps", "1", "--warm_start_epochs", "0", "--eval_generations", "0"),
+        *("--max_completion_length", "16", "--per_device_train_batch_size", "8"),
+    ]
+    cli_run, compat_run = tmp_path / "cli", tmp_path / "compat"
+    assert main(["train", *flags, "--output_dir", str(cli_run)]) == 0
+    _, grpo = parse_train_args([*flags, "--output_dir", str(compat_run)])
+    train_ume_grpo(tiny_qwen_path, "tiny", dataset["train"], dataset["validation"], args=grpo)
+
+    def layout(run):
+        return sorted(
+            str(p.relative_to(run)) for p in run.rglob("*") if not p.name.startswith(".ume_rl.lock")
+        )
+
+    assert layout(compat_run) == layout(cli_run)
+    assert {"checkpoint-2/optimizer.pt", "reward_stats/rank0.json", "ume_rl_run.json"} <= set(layout(cli_run))
+    marker = json.loads((compat_run / "ume_rl_run.json").read_text())
+    assert marker["status"] == "trained" and marker["fingerprint"]["reward_models"] == {"all": "tiny"}

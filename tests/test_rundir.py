@@ -28,10 +28,16 @@ from ume_rl.training.rundir import (
 
 
 def _checkpoint(path, step, complete=True):
+    """A checkpoint as the Trainer writes it (real safetensors, torch.save and JSON files, tiny)."""
+    import torch
+    from safetensors.torch import save_file
+
     ckpt = path / f"checkpoint-{step}"
     ckpt.mkdir(parents=True)
-    (ckpt / "model.safetensors").write_bytes(b"weights")
+    save_file({"w": torch.zeros(4)}, str(ckpt / "model.safetensors"))
     if complete:
+        torch.save({"state": {}, "param_groups": []}, ckpt / "optimizer.pt")
+        torch.save({"last_epoch": step}, ckpt / "scheduler.pt")
         (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": step}))
     return ckpt
 
@@ -84,7 +90,7 @@ def test_resume_takes_the_newest_complete_checkpoint(tmp_path, caplog):
     _checkpoint(tmp_path, 4, complete=False)  # killed while saving
     with caplog.at_level(logging.WARNING, logger="ume_rl.training.rundir"):
         assert resolve_resume(tmp_path, "last") == str(tmp_path / "checkpoint-2")
-    assert "skipping incomplete checkpoint(s) ['checkpoint-4']" in caplog.text
+    assert "skipping checkpoint-4 (trainer_state.json is missing): resuming from checkpoint-2" in caplog.text
     assert (
         resolve_resume(tmp_path, True) == resolve_resume(tmp_path, "TRUE") == str(tmp_path / "checkpoint-2")
     )
@@ -187,3 +193,77 @@ def test_this_process_hands_its_lock_on_and_another_lock_object_is_refused(tmp_p
             foreign.release()
     finally:
         first.release()
+
+
+# ----------------------------------------------------- damaged checkpoints are skipped, saying why (issue 20)
+
+
+def _truncate(path, keep=20):
+    path.write_bytes(path.read_bytes()[:keep])
+
+
+@pytest.mark.parametrize(
+    "damage,why",
+    [
+        (lambda c: (c / "optimizer.pt").unlink(), "optimizer.pt is missing"),
+        (lambda c: (c / "scheduler.pt").unlink(), "scheduler.pt is missing"),
+        (lambda c: _truncate(c / "model.safetensors"), "model.safetensors is unreadable (SafetensorError"),
+        (
+            lambda c: _truncate(c / "trainer_state.json", 5),
+            "trainer_state.json is unreadable (JSONDecodeError",
+        ),
+        (lambda c: _truncate(c / "optimizer.pt", 100), "optimizer.pt is not a complete torch.save file"),
+    ],
+    ids=["no-optimizer", "no-scheduler", "truncated-weights", "truncated-state", "truncated-optimizer"],
+)
+def test_resume_skips_a_damaged_newest_checkpoint_and_says_why(tmp_path, caplog, damage, why):
+    from ume_rl.training.rundir import checkpoint_problem
+
+    _checkpoint(tmp_path, 2)
+    damage(_checkpoint(tmp_path, 4))
+    assert why in checkpoint_problem(tmp_path / "checkpoint-4")
+    with caplog.at_level(logging.WARNING, logger="ume_rl.training.rundir"):
+        assert resolve_resume(tmp_path, "last") == str(tmp_path / "checkpoint-2")
+    assert f"skipping checkpoint-4 ({why}" in caplog.text
+    with pytest.raises(RunDirectoryError) as err:
+        resolve_resume(tmp_path, str(tmp_path / "checkpoint-4"))
+    assert f"is not a complete checkpoint directory ({why}" in str(err.value)
+
+
+def test_errors_carry_the_field_and_the_problem(tmp_path):
+    _checkpoint(tmp_path / "run", 1)
+    with pytest.raises(RunDirectoryError) as err:
+        check_output_dir(tmp_path / "run")
+    assert err.value.field == "output_dir" and err.value.problem.startswith("holds an interrupted run")
+    assert str(err.value) == f"output_dir {tmp_path / 'run'} {err.value.problem}"
+    with pytest.raises(RunDirectoryError) as err:
+        check_output_dir(tmp_path / "new", resume="last")
+    assert err.value.field == "resume_from_checkpoint" and err.value.problem.startswith("output_dir ")
+
+
+def test_a_held_directory_is_given_back_as_found(tmp_path):
+    from ume_rl.training.rundir import hold_output_dir
+
+    new = tmp_path / "new"
+    claim = hold_output_dir(new)
+    assert claim.action == "new" and not (new / RUN_MARKER).exists()
+    claim.abandon()
+    assert not new.exists()  # created by the claim: removed again
+    run = tmp_path / "run"
+    _checkpoint(run, 1)
+    before = sorted(p.name for p in run.iterdir())
+    claim = hold_output_dir(run, overwrite=True)
+    claim.abandon()  # a start that failed before begin(): nothing cleared
+    assert sorted(p.name for p in run.iterdir() if p.name != LOCK_FILE) == before
+
+
+def test_a_run_stopped_before_its_first_checkpoint_can_be_resumed(tmp_path, caplog):
+    run = tmp_path / "run"
+    (run / "warm_start").mkdir(parents=True)
+    (run / RUN_MARKER).write_text(json.dumps({"status": "running"}))
+    with pytest.raises(RunDirectoryError, match="resume it with --resume_from_checkpoint last"):
+        check_output_dir(run)
+    assert check_output_dir(run, resume="last") == "resume"
+    with caplog.at_level(logging.WARNING, logger="ume_rl.training.rundir"):
+        assert resolve_resume(run, "last") is None  # GRPO from step 0
+    assert "holds no checkpoint yet" in caplog.text

@@ -149,3 +149,21 @@ def test_a_complete_warm_start_is_reused_and_an_incomplete_one_trained_again(
         warm_start(tiny_qwen_path, rows, out, **{**settings, "learning_rate": 1e-3})
     assert "trained with other settings: training it again" in caplog.text
     assert completed_warm_start(out)["learning_rate"] == 1e-3
+
+
+def test_a_damaged_warm_start_is_never_reused(tiny_qwen_path, dataset, tmp_path, caplog):
+    import logging
+
+    from ume_rl.training.sft import completed_warm_start, warm_start
+
+    out = tmp_path / "warm"
+    rows = dataset["train"].select(range(16))
+    settings = {"num_train_epochs": 1, "per_device_train_batch_size": 16, "disable_tqdm": True, "seed": 0}
+    warm_start(tiny_qwen_path, rows, out, **settings)
+    weights = out / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-10])  # truncated after it was written
+    with caplog.at_level(logging.WARNING, logger="ume_rl.training.sft"):
+        assert completed_warm_start(out) is None
+        warm_start(tiny_qwen_path, rows, out, **settings, reuse="any")  # even when resuming
+    assert "is damaged (model.safetensors: size" in caplog.text and "training it again" in caplog.text
+    assert completed_warm_start(out) is not None

@@ -11,8 +11,11 @@ can be overridden by a flag. The same command runs unchanged on several GPUs or 
 
 Without ``--config`` the active profile's recipe is used (and logged). Every value is checked before anything
 is loaded or written: a bad one is a one-line error (exit code 2). A run never clobbers another: an output
-directory that holds a run needs ``--resume_from_checkpoint last`` or ``--overwrite_output_dir``, and a
-directory another run is using is refused at once (exit code 2 too).
+directory that holds a run needs ``--resume_from_checkpoint last`` or ``--overwrite_output_dir``, a
+directory another run is using is refused at once, and a resume with settings that change the experiment is
+refused with what differs (exit code 2 too). A missing or damaged dataset, model or cache is found before the
+output directory is written: one line with the path and the fix (exit code 2), and the same command can simply
+be run again. Ctrl-C ends with one line saying how to continue (exit code 130).
 
 What a run does is :func:`ume_rl.training.run.run_train`.
 """
@@ -21,11 +24,12 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 from ume_rl.profiles import PROFILES
 from ume_rl.training.recipes import DESCRIPTION, USAGE, parse_config
 from ume_rl.training.run import run_train
-from ume_rl.training.rundir import RunDirectoryError
+from ume_rl.training.rundir import RUN_MARKER, RunDirectoryError, RunStartError
 from ume_rl.training.validation import ConfigError
 
 HELP = f"""usage: {USAGE}
@@ -83,10 +87,30 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         run_train(script, grpo)
-    except RunDirectoryError as err:  # another run claimed the directory after the checks
+    except (RunDirectoryError, RunStartError) as err:  # found before the output directory was written
         print(f"ume-rl train: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"ume-rl train: {interrupted_hint(grpo.output_dir, rest)}", file=sys.stderr)
+        return 130
     return 0
+
+
+def interrupted_hint(output_dir, argv: list[str]) -> str:
+    """The line Ctrl-C ends with: how to continue the run in ``output_dir`` (``argv``: the train flags)."""
+    if not (Path(output_dir) / RUN_MARKER).is_file():
+        return f"interrupted before the run started; nothing was written to {output_dir}: run the same command again"
+    flags, skip = [], False
+    for arg in argv:  # a resume must not clear the run: drop --overwrite_output_dir [value]
+        if skip and arg.lower() in ("true", "false", "1", "0", "yes", "no"):
+            skip = False
+            continue
+        skip = arg == "--overwrite_output_dir"
+        if not (skip or arg.startswith("--overwrite_output_dir=")):
+            flags.append(arg)
+    resume = [] if "--resume_from_checkpoint" in flags else ["--resume_from_checkpoint", "last"]
+    command = " ".join(["ume-rl", "train", *flags, *resume])
+    return f"interrupted; {output_dir} keeps its checkpoints and warm start. Continue it with: {command}"
 
 
 if __name__ == "__main__":

@@ -161,52 +161,48 @@ UmeRewardFunction = UMERewardFunction
 """The seed guide's spelling (``from lobster.rl_training import UmeRewardFunction``): the same class."""
 
 
-def create_ume_reward_wrapper(
-    ume_model,
-    temperature: float = 0.1,
-    batch_size: int = 8,
-    enable_wandb_logging: bool = False,
-    penalty_for_invalid: float | None = None,
-    mode: str = DEFAULT_MODE,
-    untagged: str = "detect",
-    **kwargs,
-) -> UMERewardFunction:
-    """lobster-compatible factory; returns a picklable :class:`UMERewardFunction` (not a closure)."""
-    return UMERewardFunction(
-        ume_model,
-        temperature=temperature,
-        batch_size=batch_size,
-        enable_wandb_logging=enable_wandb_logging,
-        penalty_for_invalid=penalty_for_invalid,
-        mode=mode,
-        untagged=untagged,
-        **kwargs,
-    )
+def create_ume_reward_wrapper(ume_model, temperature: float = 0.1, **kwargs) -> UMERewardFunction:
+    """lobster-compatible factory: :class:`UMERewardFunction` with the same parameters (picklable, not a
+    closure)."""
+    return UMERewardFunction(ume_model, temperature=temperature, **kwargs)
 
 
-def _grpo_args(args, output_dir, run_name, grpo_kwargs):
+def _grpo_args(args, output_dir, run_name, grpo_kwargs, wandb: bool, project: str, entity: str | None):
+    """The ``GRPOConfig``: ``args``, or one built from ``grpo_kwargs``; with ``wandb``, ``report_to`` gains
+    ``"wandb"`` (transformers' WandbCallback reads ``WANDB_PROJECT``/``WANDB_ENTITY``)."""
     from ume_rl.training.config import build_grpo_config
 
     if args is None:
-        return build_grpo_config(output_dir, **{"run_name": run_name, **grpo_kwargs})
-    if grpo_kwargs:
+        args = build_grpo_config(output_dir, **{"run_name": run_name, **grpo_kwargs})
+    elif grpo_kwargs:
         raise TypeError(f"pass GRPO settings in args or as keywords, not both (got {sorted(grpo_kwargs)})")
+    if wandb:
+        os.environ.setdefault("WANDB_PROJECT", project)
+        if entity:
+            os.environ.setdefault("WANDB_ENTITY", entity)
+        if "wandb" not in args.report_to:
+            args.report_to = [*args.report_to, "wandb"]
     return args
-
-
-def _enable_wandb(args, project: str, entity: str | None) -> None:
-    # transformers' WandbCallback reads WANDB_PROJECT and WANDB_ENTITY, and names the run args.run_name.
-    os.environ.setdefault("WANDB_PROJECT", project)
-    if entity:
-        os.environ.setdefault("WANDB_ENTITY", entity)
-    if "wandb" not in args.report_to:
-        args.report_to = [*args.report_to, "wandb"]
 
 
 def _to_device(models, device) -> None:
     """Move a UME, a :class:`MaskedLM`'s model, or every model of a mapping modality -> model, to ``device``."""
     for model in models.values() if isinstance(models, Mapping) else [models]:
         (model.model if isinstance(model, MaskedLM) else model).to(device)
+
+
+def _guide_reward(ume_model, reward_temperature, reward_batch_size, penalty_for_invalid, reward_mode):
+    """The seed guide trainer's reward: tags required, as upstream's trainer reward did and the prompts ask (the
+    class alone reads bare text)."""
+    kwargs = {} if reward_mode is None else {"mode": reward_mode}
+    return UMERewardFunction(
+        ume_model,
+        temperature=reward_temperature,
+        batch_size=reward_batch_size,
+        penalty_for_invalid=penalty_for_invalid,
+        untagged="invalid",
+        **kwargs,
+    )
 
 
 def create_ume_grpo_trainer(
@@ -228,42 +224,27 @@ def create_ume_grpo_trainer(
     args=None,
     **grpo_kwargs: Any,
 ):
-    """The seed guide's ``create_ume_grpo_trainer``: a ``GRPOTrainer`` against a :class:`UMERewardFunction`.
+    """The seed guide's ``create_ume_grpo_trainer``: :func:`~ume_rl.training.trainer.build_trainer` against a
+    :class:`UMERewardFunction` (``trainer.reward_funcs[0]``, tags required), then ``extra_reward_funcs``.
 
     Args:
         model_path: the policy: hub id, local directory, or a loaded ``PreTrainedModel``.
-        ume_model: a loaded UME (:func:`ume_rl.models.ume.load_ume`), or a mapping modality -> UME or
-            :class:`~ume_rl.rewards.engine.hf_scoring.MaskedLM` (:func:`ume_rl.models.masked_lms.load_reward_model`), as
-            :class:`~ume_rl.rewards.ume.UmeReward` takes it; every model is moved to this process's device.
+        ume_model: a loaded UME, or a mapping modality -> UME or ``MaskedLM``; moved to this process's device.
         reward_temperature, penalty_for_invalid, reward_mode: the reward's ``temperature``, ``penalty`` and
             ``mode`` (``None``: its defaults). ``reward_batch_size`` is accepted and unused (token budget).
         enable_wandb_logging: add ``"wandb"`` to ``report_to`` (project ``wandb_project``, run ``wandb_run_name``).
-        extra_reward_funcs: more TRL reward callables after the UME reward (weights via ``reward_weights``).
         args: a ready ``GRPOConfig``; when given, ``output_dir`` and ``**grpo_kwargs`` are unused.
         **grpo_kwargs: any ``GRPOConfig`` field, plus ``batch_size`` (= ``per_device_train_batch_size``).
-
-    Other arguments are :func:`~ume_rl.training.trainer.build_trainer`'s. Returns the trainer; its UME reward
-    is ``trainer.reward_funcs[0]`` (tags required, as upstream's trainer reward did and the prompts ask).
     """
     from ume_rl.training.trainer import build_trainer
 
-    args = _grpo_args(args, output_dir, wandb_run_name, grpo_kwargs)
-    if enable_wandb_logging:
-        _enable_wandb(args, wandb_project, wandb_entity)
-    _to_device(ume_model, args.device)
-    reward_kwargs = {"temperature": reward_temperature, "penalty_for_invalid": penalty_for_invalid}
-    if reward_mode is not None:
-        reward_kwargs["mode"] = reward_mode
-    # Tags required, as upstream's trainer reward did and as the prompts ask (the class alone detects bare text).
-    reward = UMERewardFunction(ume_model, batch_size=reward_batch_size, untagged="invalid", **reward_kwargs)
-    return build_trainer(
-        model_path,
-        [reward, *(extra_reward_funcs or [])],
-        train_dataset,
-        eval_dataset,
-        args=args,
-        callbacks=callbacks,
+    args = _grpo_args(
+        args, output_dir, wandb_run_name, grpo_kwargs, enable_wandb_logging, wandb_project, wandb_entity
     )
+    _to_device(ume_model, args.device)
+    reward = _guide_reward(ume_model, reward_temperature, reward_batch_size, penalty_for_invalid, reward_mode)
+    rewards = [reward, *(extra_reward_funcs or [])]
+    return build_trainer(model_path, rewards, train_dataset, eval_dataset, args=args, callbacks=callbacks)
 
 
 def train_ume_grpo(
@@ -286,64 +267,60 @@ def train_ume_grpo(
     args=None,
     **grpo_kwargs: Any,
 ):
-    """The seed guide's ``train_ume_grpo``: load the UME, build the trainer, train, save the final model.
+    """The seed guide's ``train_ume_grpo``, run by ``ume-rl train``'s own workflow
+    (:class:`~ume_rl.training.run.TrainRun`): the same output-directory rules, checks before anything is
+    written, fingerprint on resume, checkpoints, final model, reward statistics and run marker.
 
     Args:
         ume_model_path: anything :func:`ume_rl.models.ume.load_ume` accepts (``"tiny"``, a registry name, a
-            ``.ckpt`` path), a loaded UME, or a mapping modality -> UME or ``MaskedLM`` (one reward model per
-            modality, as :func:`create_ume_grpo_trainer` takes it).
-        device: where the UME goes; default this process's device (accelerate's, from ``LOCAL_RANK``).
+            ``.ckpt`` path), a loaded UME, or a mapping modality -> UME or ``MaskedLM``.
+        device: where the UME goes; default this process's device.
         **grpo_kwargs: any ``GRPOConfig`` field; ``resume_from_checkpoint`` (a checkpoint path, or
-            ``True``/``"last"`` for the newest one in ``output_dir``) resumes training.
+            ``True``/``"last"``) resumes, ``overwrite_output_dir=True`` starts over.
 
-    Other arguments are those of :func:`create_ume_grpo_trainer`. The final model and tokenizer are saved to
-    ``args.output_dir``. Returns the trained trainer.
+    Other arguments are those of :func:`create_ume_grpo_trainer`. Returns the trained trainer.
 
-    The output directory is guarded as ``ume-rl train`` guards it (:mod:`ume_rl.training.rundir`): a run starts
-    only into a missing or empty directory, resumes one (``resume_from_checkpoint``) or clears it
-    (``overwrite_output_dir=True``); anything else, or a second run on the same directory, raises
-    :class:`~ume_rl.training.rundir.RunDirectoryError` before a model is loaded.
+    Raises:
+        RunDirectoryError: the output directory holds a run (and neither resume nor overwrite is asked), another
+            run uses it, or a resume changes the experiment; nothing is loaded or written.
     """
-    from accelerate import PartialState
+    from datasets import DatasetDict
 
     from ume_rl.models.ume import load_ume
-    from ume_rl.training.rundir import claim_on_main_process, mark_run, resolve_resume
+    from ume_rl.training.recipes import TrainScriptArguments
+    from ume_rl.training.run import TrainRun, needed
     from ume_rl.training.trainer import outside_zero3
 
-    args = _grpo_args(args, output_dir, wandb_run_name, grpo_kwargs)
-    # the guard `ume-rl train` has: one run per directory, never clobbered (ume_rl.training.rundir)
-    lock = claim_on_main_process(args.output_dir, args.resume_from_checkpoint, args.overwrite_output_dir)
-    try:
-        if isinstance(ume_model_path, str | Path):
-            logger.info("loading UME %s on %s", ume_model_path, device or args.device)
-            with outside_zero3():
-                ume_model = load_ume(ume_model_path, device=device or args.device)
+    args = _grpo_args(
+        args, output_dir, wandb_run_name, grpo_kwargs, enable_wandb_logging, wandb_project, wandb_entity
+    )
+    named = isinstance(ume_model_path, str | Path)
+
+    def load_reward_models():
+        if not named:
+            model = ume_model_path
         else:
-            ume_model = ume_model_path
-        trainer = create_ume_grpo_trainer(
-            model_path,
-            ume_model,
-            train_dataset,
-            eval_dataset,
-            reward_temperature=reward_temperature,
-            reward_batch_size=reward_batch_size,
-            penalty_for_invalid=penalty_for_invalid,
-            enable_wandb_logging=enable_wandb_logging,
-            wandb_project=wandb_project,
-            wandb_entity=wandb_entity,
-            callbacks=callbacks,
-            reward_mode=reward_mode,
-            extra_reward_funcs=extra_reward_funcs,
-            args=args,
+            with outside_zero3():
+                model = needed(
+                    f"the UME {ume_model_path}",
+                    lambda: load_ume(ume_model_path, device=device or args.device),
+                )
+        _to_device(model, device or args.device)
+        return model
+
+    settings = TrainScriptArguments(
+        reward_funcs=["ume", *(getattr(f, "__name__", type(f).__name__) for f in extra_reward_funcs or [])],
+        reward_temperature=reward_temperature,
+        reward_penalty=penalty_for_invalid,
+        **({} if reward_mode is None else {"reward_mode": reward_mode}),
+    )
+    splits = {"train": train_dataset, **({} if eval_dataset is None else {"validation": eval_dataset})}
+    names = {"all": str(ume_model_path) if named else ume_model_path}
+    run = TrainRun.adopt(settings, args, DatasetDict(splits), model_path, load_reward_models, names)
+    try:
+        reward = _guide_reward(
+            run.reward_models, reward_temperature, reward_batch_size, penalty_for_invalid, reward_mode
         )
-        if device is not None:
-            _to_device(ume_model, device)
-        trainer.train(resume_from_checkpoint=resolve_resume(args.output_dir, args.resume_from_checkpoint))
-        trainer.save_model(args.output_dir)
-        logger.info("saved the trained policy and its tokenizer to %s", args.output_dir)
-        if PartialState().is_main_process:
-            mark_run(args.output_dir, status="trained", global_step=trainer.state.global_step)
-        return trainer
+        return run.train(model_path, [reward, *(extra_reward_funcs or [])], callbacks=callbacks)
     finally:
-        if lock is not None:
-            lock.release()
+        run.close()

@@ -33,7 +33,7 @@ import yaml
 
 from ume_rl.data.generate import tokenizer_corpus
 from ume_rl.models.names import resolve
-from ume_rl.models.policy import build_tiny_qwen, download_qwen, find_qwen_in_cache
+from ume_rl.models.policy import cached_tiny_qwen, download_qwen, find_qwen_in_cache
 from ume_rl.models.ume import load_ume
 
 logger = logging.getLogger(__name__)
@@ -121,10 +121,8 @@ def policy_path(name: str, references: str = "random", download: bool = False) -
     if ref.kind == "tiny":
         kind = "-real" if references == "real" else ""
         out = runs_dir() / "models" / f"tiny-qwen{kind}-seed{STAND_IN_SEED}"
-        if not (out / "config.json").is_file():
-            corpus = tokenizer_corpus(seed=STAND_IN_SEED, references=references)
-            build_tiny_qwen(out, seed=STAND_IN_SEED, corpus=corpus)
-        return out
+        corpus = lambda: tokenizer_corpus(seed=STAND_IN_SEED, references=references)  # noqa: E731
+        return cached_tiny_qwen(out, seed=STAND_IN_SEED, corpus=corpus)
     if ref.kind == "directory":
         return Path(ref.location)
     if ref.kind != "hub":

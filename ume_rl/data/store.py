@@ -12,9 +12,11 @@ generation arguments disagree with the ones asked for. The generator itself is :
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -31,8 +33,41 @@ GENERATED_MARKER = "ume_rl_dataset.json"
 
 
 def generate_command(out_dir: str | Path) -> str:
-    """The shell command that generates the synthetic dataset into ``out_dir``."""
+    """The shell command that generates the synthetic dataset into ``out_dir`` (missing or empty)."""
     return f"python -c \"import ume_rl; ume_rl.load_or_generate_dataset('{out_dir}')\""
+
+
+def regenerate_fix(path: str | Path) -> str:
+    """The fix for a directory that is not a usable dataset: a dataset (or part of one) is deleted and generated
+    again in place; anything else is left alone and a new directory is generated."""
+    path = Path(path)
+    if path.is_dir() and any(
+        (path / name).exists() for name in ("dataset_dict.json", GENERATED_MARKER, "train")
+    ):
+        return f"delete it and generate it again: rm -rf '{path}' && {generate_command(path)}"
+    return f"generate one into a new directory: {generate_command(path.with_name(path.name + '-new'))}"
+
+
+def dataset_fingerprint(dataset: DatasetDict) -> dict[str, str]:
+    """A content hash of each split (sha256 of its rows as sorted-key JSON, 16 hex digits): the same rows give
+    the same fingerprint wherever and however they were saved."""
+    found = {}
+    for name, split in sorted(dataset.items()):
+        digest = hashlib.sha256()
+        for row in split:
+            digest.update(json.dumps(row, sort_keys=True, default=str).encode())
+            digest.update(b"\n")
+        found[name] = digest.hexdigest()[:16]
+    return found
+
+
+def recorded_fingerprint(path: str | Path) -> dict[str, str] | None:
+    """The fingerprint :func:`save_dataset` recorded in ``path``'s marker (``None``: none recorded)."""
+    try:
+        value = json.loads((Path(path) / GENERATED_MARKER).read_text()).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def dataset_problems(path: str | Path, splits: tuple[str, ...] = REQUIRED_SPLITS) -> list[str]:
@@ -95,24 +130,28 @@ def load_dataset_dir(path: str | Path, splits: tuple[str, ...] = REQUIRED_SPLITS
             what is missing and the command that regenerates it.
     """
     path = Path(path)
-    fix = f"Fix: point at a saved DatasetDict, or generate one: {generate_command(path)}"
     if not path.exists():
-        raise FileNotFoundError(f"dataset directory {path} does not exist. {fix}")
+        raise FileNotFoundError(
+            f"dataset directory {path} does not exist. Fix: point at a saved DatasetDict, or generate one: "
+            f"{generate_command(path)}"
+        )
     problems = dataset_problems(path, splits)
     if problems:
-        raise ValueError(f"dataset {path} is not usable: {'; '.join(problems)}. {fix} (into a new directory)")
+        raise ValueError(f"dataset {path} is not usable: {'; '.join(problems)}. Fix: {regenerate_fix(path)}")
     try:
-        dataset = load_from_disk(str(path))
+        # In memory: nothing (no cache-*.arrow of a later .map) is ever written into the dataset directory,
+        # which may be read-only or shared by several runs.
+        dataset = load_from_disk(str(path), keep_in_memory=True)
     except Exception as err:  # pyarrow's ArrowInvalid / OSError for truncated files, and their kin
         raise ValueError(
-            f"dataset {path} has a corrupt data file ({type(err).__name__}: {err}). "
-            f"Fix: delete {path} and regenerate it: {generate_command(path)}"
+            f"dataset {path} has a corrupt data file ({type(err).__name__}: {str(err).splitlines()[0]}). "
+            f"Fix: {regenerate_fix(path)}"
         ) from err
     for split in splits:
         missing = [column for column in REQUIRED_COLUMNS if column not in dataset[split].column_names]
         if missing or not len(dataset[split]):
             what = f"column(s) {', '.join(missing)} missing" if missing else "no rows"
-            raise ValueError(f"dataset {path}, split {split}: {what}. {fix}")
+            raise ValueError(f"dataset {path}, split {split}: {what}. Fix: {regenerate_fix(path)}")
     return dataset
 
 
@@ -121,12 +160,13 @@ def save_dataset(dataset: DatasetDict, out_dir: str | Path, generated_with: dict
 
     The save is atomic: the dataset is written beside ``out_dir`` and renamed into place, so an interrupted save
     never leaves a partial dataset. ``out_dir`` may be missing, empty or a saved dataset (which is replaced,
-    with a warning); a directory holding anything else is refused, never overwritten.
-    ``generated_with`` (the generation arguments) is recorded in ``out_dir/ume_rl_dataset.json``.
+    with a warning that names both fingerprints when the rows differ: runs trained on the old rows refuse to
+    resume on the new ones); a directory holding anything else is refused, never overwritten.
+    The marker ``out_dir/ume_rl_dataset.json`` records the content fingerprint of each split
+    (:func:`dataset_fingerprint`) and ``generated_with`` (the generation arguments, ``None`` when not given).
     """
-    import shutil
-
     out_dir = Path(out_dir)
+    fingerprint = dataset_fingerprint(dataset)
     replacing = out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir()))
     if replacing:
         if not out_dir.is_dir() or not (
@@ -136,12 +176,22 @@ def save_dataset(dataset: DatasetDict, out_dir: str | Path, generated_with: dict
                 f"{out_dir} exists and is not a saved dataset: it is left as it is. Fix: pass a new or empty "
                 "directory, or delete it first."
             )
-        logger.warning("replacing the dataset saved at %s", out_dir)
+        old = recorded_fingerprint(out_dir)
+        if old is not None and old != fingerprint:
+            logger.warning(
+                "replacing the dataset saved at %s (fingerprint %s) with different rows (%s): runs trained on "
+                "the old rows refuse to resume on these",
+                out_dir,
+                old,
+                fingerprint,
+            )
+        else:
+            logger.warning("replacing the dataset saved at %s", out_dir)
     staging = out_dir.with_name(f".{out_dir.name}.saving-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     dataset.save_to_disk(str(staging))
-    if generated_with is not None:
-        (staging / GENERATED_MARKER).write_text(json.dumps({"generate_synthetic_dataset": generated_with}))
+    marker = {"fingerprint": fingerprint, "generate_synthetic_dataset": generated_with}
+    (staging / GENERATED_MARKER).write_text(json.dumps(marker))
     old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
     if out_dir.exists():
         out_dir.rename(old)
@@ -179,9 +229,7 @@ def _check_agrees(out_dir: Path, dataset: DatasetDict, asked: dict) -> None:
     if not asked:
         return
     marker = out_dir / GENERATED_MARKER
-    recorded = (
-        json.loads(marker.read_text()).get("generate_synthetic_dataset", {}) if marker.is_file() else None
-    )
+    recorded = json.loads(marker.read_text()).get("generate_synthetic_dataset") if marker.is_file() else None
     if recorded is None:
         recorded = {}
         if "full" in dataset and "modality" in dataset["full"].column_names:
@@ -191,7 +239,9 @@ def _check_agrees(out_dir: Path, dataset: DatasetDict, asked: dict) -> None:
         unchecked = sorted(set(asked) - set(recorded))
         if unchecked:
             logger.warning(
-                "dataset %s has no %s: %s cannot be checked against it", out_dir, GENERATED_MARKER, unchecked
+                "dataset %s records no generation arguments: %s cannot be checked against it",
+                out_dir,
+                unchecked,
             )
     differ = {
         key: (recorded[key], value)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from ume_rl.models.integrity import WEIGHT_FILES
 from ume_rl.models.names import resolve
 from ume_rl.models.policy import hub_cache_dir
 from ume_rl.models.ume import load_ume
@@ -28,12 +29,6 @@ logger = logging.getLogger(__name__)
 
 REWARD_MODEL_FILES = ("*.json", "*.txt", "*.model", "*.safetensors")
 """Files :func:`download_reward_model` fetches (config, tokenizer, safetensors weights; never TF/Flax weights)."""
-_WEIGHT_FILES = (
-    "model.safetensors",
-    "model.safetensors.index.json",
-    "pytorch_model.bin",
-    "pytorch_model.bin.index.json",
-)
 
 ESM2_VOCAB = ("<cls>", "<pad>", "<eos>", "<unk>", *"LAGVSERTIDPKQNFYMHWCXBUZO.-", "<null_1>", "<mask>")
 """ESM-2's vocabulary (``facebook/esm2_*``), in id order."""
@@ -58,7 +53,7 @@ def download_reward_model(repo_id: str, cache_dir: str | Path | None = None) -> 
                 etag_timeout=10,
             )
         )
-        if not any((snapshot / f).is_file() for f in _WEIGHT_FILES):
+        if not any((snapshot / f).is_file() for f in WEIGHT_FILES):
             snapshot = Path(
                 snapshot_download(
                     repo_id=repo_id,
@@ -80,9 +75,9 @@ def download_reward_model(repo_id: str, cache_dir: str | Path | None = None) -> 
 def _load_masked_lm(source: Path, name: str):
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
-    if not (source / "config.json").is_file() or not any((source / f).is_file() for f in _WEIGHT_FILES):
+    if not (source / "config.json").is_file() or not any((source / f).is_file() for f in WEIGHT_FILES):
         raise FileNotFoundError(
-            f"{name}: {source} holds no complete masked LM (config.json and weights: {', '.join(_WEIGHT_FILES)}). "
+            f"{name}: {source} holds no complete masked LM (config.json and weights: {', '.join(WEIGHT_FILES)}). "
             "Fix: download it again (ume_rl.models.masked_lms.download_reward_model, online) or pass a directory written by "
             "save_pretrained."
         )

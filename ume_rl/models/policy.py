@@ -3,7 +3,9 @@
 - :func:`download_qwen` fetches a Qwen snapshot into the Hugging Face cache (``HF_HUB_CACHE``).
 - :func:`find_qwen_in_cache` returns the newest cached snapshot, or an error naming the fix.
 - :func:`build_tiny_qwen` writes an offline stand-in: a real ``Qwen2ForCausalLM`` with a tiny config,
-  a byte-level BPE tokenizer trained here and Qwen's ChatML chat template.
+  a byte-level BPE tokenizer trained here and Qwen's ChatML chat template, and a manifest of its files last.
+- :func:`cached_tiny_qwen` returns the stand-in cached in a directory, built when missing and built again when
+  its files do not match their manifest (truncated, changed, or interrupted while writing).
 
 >>> path = build_tiny_qwen("/tmp/ume_rl_doctest_qwen")  # doctest: +SKIP
 """
@@ -13,10 +15,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
+from ume_rl.models.integrity import manifest_problem, write_manifest
 from ume_rl.rewards.modalities import TAG_TOKENS
 
 logger = logging.getLogger(__name__)
@@ -150,5 +155,26 @@ def build_tiny_qwen(
     )
     model.save_pretrained(out_dir)
     (out_dir / "ume_rl_tiny.json").write_text(json.dumps({"seed": seed, "vocab_size": vocab_size}))
+    write_manifest(out_dir)  # last: the directory is complete
     logger.info("built tiny Qwen2 (%d parameters) at %s", model.num_parameters(), out_dir)
+    return out_dir
+
+
+def cached_tiny_qwen(
+    out_dir: str | Path, seed: int = 0, corpus: Callable[[], list[str]] | None = None
+) -> Path:
+    """The tiny Qwen2 cached in ``out_dir``: built there (:func:`build_tiny_qwen`, tokenizer trained on
+    ``corpus()``) when missing; a directory whose files do not match its manifest is logged and built again,
+    never loaded. Returns ``out_dir``."""
+    out_dir = Path(out_dir)
+    problem = manifest_problem(out_dir) if out_dir.exists() else None
+    if out_dir.exists() and problem is None:
+        return out_dir
+    if problem is not None:
+        logger.warning("the cached tiny policy in %s is not usable (%s): building it again", out_dir, problem)
+    staging = out_dir.with_name(f".{out_dir.name}.building-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    build_tiny_qwen(staging, seed=seed, corpus=corpus() if corpus is not None else None)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    staging.rename(out_dir)
     return out_dir

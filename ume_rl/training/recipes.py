@@ -124,6 +124,13 @@ class TrainScriptArguments:
         default=None,
         metadata={"help": "CPU threads for torch (tiny models run fastest on 1); default torch's."},
     )
+    accept_changes: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "On --resume_from_checkpoint: settings that may differ from the run's recorded ones (e.g. "
+            "learning_rate); any other difference that changes the experiment is refused."
+        },
+    )
 
     def __post_init__(self):
         if isinstance(self.reward_models, str):

@@ -17,22 +17,38 @@ three; :func:`download_models` fetches what a recipe needs (notebook 01). Model 
 
 A run never clobbers another (:mod:`ume_rl.training.rundir`): a directory that holds a run needs
 ``resume_from_checkpoint="last"`` or ``overwrite_output_dir=True``, and one run at a time holds its lock.
-Each rank writes the statistics of the completions it scored to ``output_dir/reward_stats/rank<N>.json``.
+Nothing is claimed before the run can start: :meth:`TrainRun.prepare` locks the directory, then resolves and
+checks the dataset, the policy and every reward model, and compares the run's fingerprint with the one a
+resumed run recorded (:mod:`ume_rl.training.fingerprint`) before it writes anything there; a failure on the way
+gives the directory back as it was found. Each rank writes the statistics of the completions it scored to ``output_dir/reward_stats/rank<N>.json``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ume_rl.data.store import dataset_fingerprint
 from ume_rl.models.names import resolve
 from ume_rl.profiles import STAND_IN_SEED, dataset_dir, default_output_dir, policy_path, runs_dir
 from ume_rl.rewards.registry import build_reward_funcs
 from ume_rl.training.config import UmeGRPOConfig
+from ume_rl.training.fingerprint import SCRIPT_FIELDS, check_resume, run_fingerprint
 from ume_rl.training.recipes import TRANSFORMERS_DEFAULT_OUTPUT_DIR, TrainScriptArguments, load_recipe
+from ume_rl.training.rundir import (
+    RUN_MARKER,
+    RunClaim,
+    RunDirectoryError,
+    RunStartError,
+    hold_on_main_process,
+    mark_run,
+    read_json,
+    resolve_resume,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -48,43 +64,107 @@ class TrainRun:
     grpo: UmeGRPOConfig
     dataset: Any  # datasets.DatasetDict with train / validation / test
     base_policy: str | Path
-    lock: Any = None  # ume_rl.training.rundir.RunLock, held by the main process
+    claim: RunClaim | None = None  # the output directory, held by the main process
+    reward_models: Any = field(default=None, repr=False)  # loaded by prepare (load_reward_models)
+    # modality -> reward model name, for the fingerprint; None: the recipe's (reward_models, the UME)
+    model_names: dict | None = None
 
     @classmethod
     def prepare(cls, script: TrainScriptArguments, grpo: UmeGRPOConfig) -> TrainRun:
-        """Claim the output directory (lock it; clear it for ``overwrite_output_dir``; refuse one that holds a
-        run otherwise), then load the dataset and the base policy.
+        """Hold the output directory (lock it; refuse one that holds a run without ``resume_from_checkpoint``
+        or ``overwrite_output_dir``), resolve and load everything the run needs (the dataset, the base policy,
+        the reward models), compare a resumed run's fingerprint, and only then start the run there (clear it
+        for ``overwrite_output_dir``, mark it running with its fingerprint).
 
-        ``dataset_dir`` is loaded as it is (never generated, an error when incomplete); without it the dataset of
-        the recipe's ``references`` is loaded, or generated when missing.
+        ``dataset_dir`` is loaded as it is (never generated, an error when incomplete); without it the
+        dataset of the recipe's ``references`` is loaded, or generated when missing.
+
+        Raises:
+            RunDirectoryError: the directory cannot take the run (a resume with other settings included).
+            RunStartError: something the run needs is missing or damaged (one line, the fix).
+            Either way the directory is left as it was found.
         """
         from accelerate import PartialState
 
-        from ume_rl.data.store import load_dataset_dir, load_or_generate_dataset
-        from ume_rl.training.rundir import claim_on_main_process
-
         if grpo.output_dir in (None, TRANSFORMERS_DEFAULT_OUTPUT_DIR):
             grpo.output_dir = str(default_output_dir())
-        lock = claim_on_main_process(grpo.output_dir, grpo.resume_from_checkpoint, grpo.overwrite_output_dir)
-        state = PartialState()
-        try:
+
+        def parts():
             # Rank 0 builds the tiny policy and the dataset once; the other ranks then load them.
-            with state.main_process_first():
-                if script.dataset_dir is not None:
-                    dataset = load_dataset_dir(script.dataset_dir)
-                else:
-                    dataset = load_or_generate_dataset(
-                        dataset_dir(script.references),
-                        rebuild=True,
-                        progress=False,
-                        references=script.references,
-                    )
-                policy = policy_path(script.model_path, script.references)
+            with PartialState().main_process_first():
+                dataset = needed("the dataset", lambda: _dataset(script))
+                policy = needed("the policy", lambda: _policy(script))
+            return cls(script, grpo, dataset, policy)
+
+        return cls._start(grpo, parts)
+
+    @classmethod
+    def adopt(
+        cls, script: TrainScriptArguments, grpo, dataset, base_policy, load_reward_models, model_names: dict
+    ) -> TrainRun:
+        """The same start as :meth:`prepare` for parts given by the caller (:mod:`ume_rl.lobster_compat`):
+        ``dataset`` (``train`` and optionally ``validation``), ``base_policy``, ``load_reward_models()`` (called
+        once, after the output directory is held and before it is written) and ``model_names`` (modality ->
+        name, for the fingerprint). ``script`` holds the reward settings."""
+        return cls._start(
+            grpo,
+            lambda: cls(script, grpo, dataset, base_policy, model_names=model_names),
+            load_reward_models,
+        )
+
+    @classmethod
+    def _start(cls, grpo, parts, load_reward_models=None) -> TrainRun:
+        """Hold the output directory, build the run (``parts()``), load its reward models, then :meth:`begin`;
+        on any failure the directory is given back as it was found."""
+        claim = hold_on_main_process(grpo.output_dir, grpo.resume_from_checkpoint, grpo.overwrite_output_dir)
+        try:
+            run = parts()
+            run.claim = claim
+            run.reward_models = (load_reward_models or run.load_reward_models)()
+            run.begin()
         except BaseException:
-            if lock is not None:
-                lock.release()
+            if claim is not None:
+                claim.abandon()
             raise
-        return cls(script, grpo, dataset, policy, lock)
+        return run
+
+    def fingerprint(self) -> dict:
+        """What defines this run's experiment (:func:`~ume_rl.training.fingerprint.run_fingerprint`)."""
+        models = self.model_names
+        if models is None:
+            ume = self.script.ume_model_path
+            names = self.script.reward_model_names()
+            models = {m: (self.ume_name() if name == ume else name) for m, name in names.items()}
+        return run_fingerprint(
+            self.grpo,
+            policy=self.base_policy,
+            reward_models=models,
+            dataset=dataset_fingerprint(self.dataset),
+            **{name: getattr(self.script, name) for name in SCRIPT_FIELDS},
+        )
+
+    def begin(self) -> None:
+        """Compare a resumed run's recorded fingerprint with this one (every rank), then, on the main process,
+        start the run in the output directory: clear it for ``overwrite_output_dir``, mark it running with the
+        fingerprint and, on a resume, the allowed changes.
+
+        Raises:
+            RunDirectoryError: a resume whose settings change the experiment (one line: what differs, the fix).
+        """
+        current = self.fingerprint()
+        marker = read_json(self.output_dir / RUN_MARKER) if self.resuming else None
+        allowed = (
+            check_resume(self.output_dir, marker, current, self.script.accept_changes)
+            if self.resuming
+            else {}
+        )
+        if self.claim is None:
+            return
+        fields = {"fingerprint": current}
+        if self.resuming:
+            resumed = {"at": time.strftime("%Y-%m-%d %H:%M:%S %z"), "changed": allowed}
+            fields["resumes"] = [*(marker or {}).get("resumes", []), resumed]
+        self.claim.begin(**fields)
 
     @property
     def output_dir(self) -> Path:
@@ -101,24 +181,42 @@ class TrainRun:
 
         return concatenate_datasets([self.dataset["validation"], self.dataset["test"]])
 
+    def ume_name(self) -> str:
+        """What ``load_ume`` takes for this run's UME: ``ume_model_path``; ``demo`` is its checkpoint's path (the
+        demo UME is trained on first use, and verified against its sidecar after)."""
+        from ume_rl.models.small_ume import demo_ume_checkpoint
+
+        name = self.script.ume_model_path
+        if resolve(name).kind == "demo":
+            return str(needed("the demo UME", lambda: demo_ume_checkpoint(runs_dir())))
+        return name
+
     def load_ume(self):
         """The recipe's UME (``ume_model_path``) on this process's device, outside ZeRO-3."""
         from ume_rl.models.ume import load_ume
         from ume_rl.training.trainer import outside_zero3
 
-        name = self.script.ume_model_path
+        name = self.ume_name()
         logger.info("loading UME %s on %s", name, self.grpo.device)
         with outside_zero3():
-            return load_ume(name, device=self.grpo.device, seed=STAND_IN_SEED, runs_dir=runs_dir())
+            return needed(
+                f"the UME {name}",
+                lambda: load_ume(name, device=self.grpo.device, seed=STAND_IN_SEED, runs_dir=runs_dir()),
+            )
 
     def load_reward_models(self):
         """The reward model of each modality on this process's device, outside ZeRO-3: the UME when it scores
         every modality, else a mapping modality → model (:func:`~ume_rl.models.masked_lms.load_reward_model`), which
-        :class:`~ume_rl.rewards.ume.UmeReward` takes as it is."""
+        :class:`~ume_rl.rewards.ume.UmeReward` takes as it is. :meth:`prepare` loads them once; later calls
+        return those."""
         from ume_rl.models.masked_lms import load_reward_model
 
+        if self.reward_models is not None:
+            return self.reward_models
+
         names = self.script.reward_model_names()
-        if set(names.values()) == {self.script.ume_model_path}:
+        ume = self.script.ume_model_path
+        if set(names.values()) == {ume}:
             return self.load_ume()
         from ume_rl.training.trainer import outside_zero3
 
@@ -129,8 +227,15 @@ class TrainRun:
             if key not in loaded:
                 logger.info("loading reward model %s for %s on %s", name, modality, self.grpo.device)
                 with outside_zero3():
-                    loaded[key] = load_reward_model(
-                        name, modality, device=self.grpo.device, runs_dir=runs_dir()
+                    loaded[key] = (
+                        self.load_ume()
+                        if name == ume
+                        else needed(
+                            f"the reward model {name} ({modality})",
+                            lambda name=name, modality=modality: load_reward_model(
+                                name, modality, device=self.grpo.device, runs_dir=runs_dir()
+                            ),
+                        )
                     )
             models[modality] = loaded[key]
         return models
@@ -144,7 +249,8 @@ class TrainRun:
         """SFT of the base policy on the training references (``output_dir/warm_start``); returns the policy.
 
         A complete warm start already there is reused: with the same settings, or with any when resuming (the
-        resumed policy's weights come from the checkpoint).
+        resumed policy's weights come from the checkpoint; a run stopped before its first checkpoint continues
+        from its warm start).
         """
         from ume_rl.training.sft import warm_start
 
@@ -157,19 +263,21 @@ class TrainRun:
             **kwargs,
         )
 
-    def train(self, policy, rewards: list):
+    def train(self, policy, rewards: list, callbacks: list | None = None):
         """GRPO from ``policy`` against ``rewards`` (:meth:`build_rewards`); saves the final model in
         ``output_dir`` and this rank's reward statistics in ``output_dir/reward_stats/rank<N>.json``.
         Returns the trainer."""
-        import time
-
         from accelerate import PartialState
 
-        from ume_rl.training.rundir import mark_run, resolve_resume
         from ume_rl.training.trainer import build_trainer
 
         trainer = build_trainer(
-            policy, rewards, self.dataset["train"], self.dataset["validation"], args=self.grpo
+            policy,
+            rewards,
+            self.dataset["train"],
+            self.dataset.get("validation"),
+            args=self.grpo,
+            callbacks=callbacks,
         )
         trainer.train(
             resume_from_checkpoint=resolve_resume(self.output_dir, self.grpo.resume_from_checkpoint)
@@ -218,8 +326,56 @@ class TrainRun:
 
     def close(self) -> None:
         """Release the output directory's lock (:func:`run_train` does it when the run ends)."""
-        if self.lock is not None:
-            self.lock.release()
+        if self.claim is not None:
+            self.claim.release()
+
+
+def _dataset(script: TrainScriptArguments):
+    from ume_rl.data.store import load_dataset_dir, load_or_generate_dataset
+
+    if script.dataset_dir is not None:
+        return load_dataset_dir(script.dataset_dir)
+    return load_or_generate_dataset(
+        dataset_dir(script.references), rebuild=True, progress=False, references=script.references
+    )
+
+
+def _policy(script: TrainScriptArguments):
+    """The base policy (:func:`~ume_rl.profiles.policy_path`); a local directory is checked whole."""
+    from ume_rl.models.integrity import WEIGHT_FILES, file_problem
+
+    if resolve(script.model_path).kind != "directory":
+        return policy_path(script.model_path, script.references)
+    path = Path(script.model_path).expanduser()
+    weights = [name for name in WEIGHT_FILES if (path / name).is_file()]
+    for name in ("config.json", *(weights or ["model.safetensors"])):
+        problem = file_problem(path / name)
+        if problem is not None:
+            raise RunStartError(
+                f"the policy {path} is not usable: {problem}. Fix: point --model_path at a complete "
+                "save_pretrained directory (or save it again)"
+            )
+    return script.model_path
+
+
+def needed(what: str, resolve):
+    """``resolve()``, with any failure but a refusal turned into a one-line :class:`RunStartError` naming
+    ``what`` and the fix."""
+    try:
+        return resolve()
+    except (RunDirectoryError, RunStartError, KeyboardInterrupt):
+        raise
+    except Exception as err:
+        first = (str(err).strip().splitlines() or [""])[0]
+        fix = (
+            ""
+            if "Fix:" in first
+            else (
+                " Fix: check the name or path; a hub model must be downloaded once first (notebook 01, "
+                "ume_rl.download_models(recipe)), and a damaged cached file deleted so it is fetched or built again"
+            )
+        )
+        raise RunStartError(f"{what} could not be loaded ({type(err).__name__}: {first}).{fix}") from err
 
 
 def run_train(script: TrainScriptArguments, grpo: UmeGRPOConfig):

@@ -3,7 +3,9 @@
 ``ume-rl train`` and :class:`~ume_rl.training.run.TrainRun` start a run only into a directory that is missing or
 empty, or that holds a run when they are told what to do with it:
 
-- ``--resume_from_checkpoint last`` continues it from its newest complete ``checkpoint-N``;
+- ``--resume_from_checkpoint last`` continues it from its newest complete ``checkpoint-N`` (weights, trainer
+  state, optimizer and scheduler, each parsed whole: :func:`checkpoint_problem`), or from step 0 when it stopped
+  before its first checkpoint;
 - ``--overwrite_output_dir`` deletes everything in it first (a directory that holds other files than a run's
   is never cleared);
 - otherwise the start is refused, before anything is loaded or written, with both ways forward.
@@ -12,7 +14,11 @@ While a run is going, its main process holds an exclusive lock (``output_dir/.um
 PID, host and start time beside it in ``.ume_rl.lock.json``); a second run on the same directory fails at once,
 naming the holder. The operating system frees the lock when the holder dies; a holder file left by a dead
 process is taken over with a warning. ``output_dir/ume_rl_run.json`` records the run's state (``running``,
-``trained``) for the next start's messages.
+``trained``) and its fingerprint (:mod:`ume_rl.training.fingerprint`) for the next start.
+
+A run first *holds* the directory (:func:`hold_output_dir`: locked and checked, nothing else written), loads what
+it needs, then *begins* there (:meth:`RunClaim.begin`: cleared for overwrite, marked running); a start that fails
+before it begins gives the directory back as it was found (:meth:`RunClaim.abandon`).
 
 >>> check_output_dir("/tmp/ume_rl_doctest_new_run", resume=None, overwrite=False)
 'new'
@@ -32,6 +38,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ume_rl.models.integrity import WEIGHT_FILES, file_problem
+
 logger = logging.getLogger(__name__)
 
 LOCK_FILE = ".ume_rl.lock"
@@ -48,34 +56,82 @@ RUN_ENTRIES = frozenset(
         "evaluation.csv",
         "trainer_state.json",
         "training_args.bin",
-        "model.safetensors",
-        "model.safetensors.index.json",
-        "pytorch_model.bin",
         "config.json",
+        *WEIGHT_FILES,
     }
 )
 RESUME_LAST = ("last", "true")
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
-_WEIGHTS = (
-    "model.safetensors",
-    "model.safetensors.index.json",
-    "pytorch_model.bin",
-    "adapter_model.safetensors",
-)
+# What a Trainer checkpoint needs besides its weights to continue where it stopped (DeepSpeed keeps the optimizer
+# state in global_stepN/ instead of optimizer.pt).
+TRAINING_STATE = ("trainer_state.json", "optimizer.pt", "scheduler.pt")
 
 
 class RunDirectoryError(RuntimeError):
     """The output directory cannot take this run (it holds one, another run uses it, ...); the message says why
-    and what to do."""
+    and what to do.
+
+    Attributes:
+        field: the setting the problem is about (``"output_dir"``, ``"resume_from_checkpoint"``).
+        problem: the message without the leading setting and value (``"holds a finished run ... Fix: ..."``).
+    """
+
+    def __init__(self, message: str, field: str = "output_dir", problem: str | None = None):
+        super().__init__(message)
+        self.field = field
+        self.problem = problem if problem is not None else message
+
+
+class RunStartError(RuntimeError):
+    """Something the run needs (a dataset, a model, a cache) is missing or damaged, found before the output
+    directory was written; the message is one line naming it and the fix."""
+
+
+def _dir_error(path, problem: str) -> RunDirectoryError:
+    """``output_dir <path> <problem>``, as a :class:`RunDirectoryError` about ``output_dir``."""
+    return RunDirectoryError(f"output_dir {path} {problem}", "output_dir", problem)
+
+
+def _resume_error(value, problem: str) -> RunDirectoryError:
+    """``--resume_from_checkpoint <value>: <problem>``, about ``resume_from_checkpoint``."""
+    return RunDirectoryError(
+        f"--resume_from_checkpoint {value}: {problem}", "resume_from_checkpoint", problem
+    )
 
 
 # ------------------------------------------------------------------------------------------- contents
 
 
-def complete_checkpoint(path: str | Path) -> bool:
-    """True when ``path`` is a checkpoint directory the Trainer finished writing (trainer state and weights)."""
+def checkpoint_problem(path: str | Path) -> str | None:
+    """Why ``path`` is not a checkpoint a run can continue from (``None``: it is one).
+
+    Complete means: ``trainer_state.json``, the weights (every shard of a sharded index), ``optimizer.pt`` and
+    ``scheduler.pt`` (or DeepSpeed's ``global_step*/``), each parsed whole (:func:`~ume_rl.models.integrity.file_problem`).
+    """
     path = Path(path)
-    return (path / "trainer_state.json").is_file() and any((path / name).is_file() for name in _WEIGHTS)
+    if not path.is_dir():
+        return "not a directory"
+    weights = next((path / name for name in WEIGHT_FILES if (path / name).is_file()), None)
+    if weights is None:
+        return "no model weights (killed while saving?)"
+    needed = ["trainer_state.json", weights.name]
+    if weights.name.endswith(".index.json"):
+        index = read_json(weights)
+        if index is None or not isinstance(index.get("weight_map"), dict):
+            return f"{weights.name} is unreadable"
+        needed += sorted(set(index["weight_map"].values()))
+    if not any(p.is_dir() for p in path.glob("global_step*")):
+        needed += [name for name in TRAINING_STATE if name != "trainer_state.json"]
+    for name in needed:
+        problem = file_problem(path / name)
+        if problem is not None:
+            return problem
+    return None
+
+
+def complete_checkpoint(path: str | Path) -> bool:
+    """True when ``path`` is a checkpoint a run can continue from (:func:`checkpoint_problem`)."""
+    return checkpoint_problem(path) is None
 
 
 def checkpoints(path: str | Path) -> list[Path]:
@@ -116,7 +172,14 @@ class RunContents:
 
     @property
     def final_model(self) -> bool:
-        return any(name in self.entries for name in _WEIGHTS)
+        return any(name in self.entries for name in WEIGHT_FILES)
+
+    @property
+    def restartable(self) -> bool:
+        """A run that started (its marker) but has neither a checkpoint nor a final model: killed during the
+        warm start or before GRPO's first checkpoint. Resuming it starts GRPO from step 0 (a complete warm
+        start is reused)."""
+        return self.marker is not None and not self.checkpoints and not self.final_model
 
     def describe(self) -> str:
         """One phrase: what run this is and what it holds."""
@@ -186,9 +249,10 @@ def describe_holder(holder: dict | None) -> str:
 
 def _busy_error(path: Path) -> RunDirectoryError:
     holder = read_json(path / HOLDER_FILE)
-    return RunDirectoryError(
-        f"output_dir {path} is in use by another run: {describe_holder(holder)}. Fix: wait for it to finish "
-        "(or stop it), or pick another --output_dir; two runs in one directory would overwrite each other."
+    return _dir_error(
+        path,
+        f"is in use by another run: {describe_holder(holder)}. Fix: wait for it to finish "
+        "(or stop it), or pick another --output_dir; two runs in one directory would overwrite each other.",
     )
 
 
@@ -231,10 +295,11 @@ class RunLock:
             alive = holder_alive(stale)
             if alive and int(stale.get("pid", -1)) != os.getpid():
                 lock._lock.release()
-                raise RunDirectoryError(
-                    f"output_dir {lock.path} is recorded as in use by {describe_holder(stale)}, which is still "
+                raise _dir_error(
+                    lock.path,
+                    f"is recorded as in use by {describe_holder(stale)}, which is still "
                     "running, although the file lock is free (a file system without locks?). Fix: wait for it, "
-                    f"or, if that process is not a run, delete {lock.path / HOLDER_FILE}."
+                    f"or, if that process is not a run, delete {lock.path / HOLDER_FILE}.",
                 )
             logger.warning(
                 "taking over the lock of %s from %s, which %s",
@@ -292,8 +357,9 @@ def lock_is_held(path: str | Path) -> bool:
 
 def resolve_resume(path: str | Path, value) -> str | None:
     """``resume_from_checkpoint`` as a checkpoint path: ``"last"``/``"true"``/``True`` → the newest *complete*
-    ``checkpoint-N`` of ``path`` (incomplete ones, from a run killed while saving, are skipped with a warning);
-    a path must be a complete checkpoint. ``None``/``False`` → ``None``.
+    ``checkpoint-N`` of ``path`` (:func:`checkpoint_problem`; a newer damaged or incomplete one is skipped
+    with a warning that says why); a path must be a complete checkpoint. ``None``/``False`` → ``None``.
+    A run killed before its first checkpoint (:attr:`RunContents.restartable`) resumes from step 0: ``None``.
 
     Raises:
         RunDirectoryError: nothing to resume, or the path is not a complete checkpoint.
@@ -302,22 +368,35 @@ def resolve_resume(path: str | Path, value) -> str | None:
         return None
     if value is True or str(value).lower() in RESUME_LAST:
         found = checkpoints(path)
-        complete = [p for p in found if complete_checkpoint(p)]
-        skipped = [p.name for p in found if p not in complete]
+        problems = {p.name: checkpoint_problem(p) for p in found}
+        complete = [p for p in found if problems[p.name] is None]
         if not complete:
-            raise RunDirectoryError(
-                f"--resume_from_checkpoint {value}: output_dir {path} holds no complete checkpoint-N"
-                f"{' (incomplete: ' + ', '.join(skipped) + ')' if skipped else ''}. Fix: drop "
-                "--resume_from_checkpoint to start a new run, or point --output_dir at the run to resume."
+            if not found and inspect_run_dir(path).restartable:
+                logger.warning(
+                    "%s holds no checkpoint yet (stopped before the first one): GRPO starts from step 0, "
+                    "a complete warm start is reused",
+                    path,
+                )
+                return None
+            damaged = "; ".join(f"{name}: {why}" for name, why in problems.items())
+            raise _resume_error(
+                value,
+                f"output_dir {path} holds no complete checkpoint-N{f' ({damaged})' if damaged else ''}. Fix: drop "
+                "--resume_from_checkpoint to start a new run, or point --output_dir at the run to resume.",
             )
-        newer = [name for name in skipped if int(name.split("-")[1]) > int(complete[-1].name.split("-")[1])]
-        if newer:
-            logger.warning("skipping incomplete checkpoint(s) %s: resuming from %s", newer, complete[-1].name)
+        newest = int(complete[-1].name.split("-")[1])
+        for p in found:
+            if problems[p.name] is not None and int(p.name.split("-")[1]) > newest:
+                logger.warning(
+                    "skipping %s (%s): resuming from %s", p.name, problems[p.name], complete[-1].name
+                )
         return str(complete[-1])
-    if not complete_checkpoint(value):
-        raise RunDirectoryError(
-            f"--resume_from_checkpoint {value} is not a complete checkpoint directory (trainer_state.json and "
-            "model weights). Fix: pass 'last' (the newest checkpoint-N in output_dir) or a checkpoint-N directory."
+    problem = checkpoint_problem(value)
+    if problem is not None:
+        raise _resume_error(
+            value,
+            f"is not a complete checkpoint directory ({problem}). Fix: pass 'last' (the newest complete "
+            "checkpoint-N in output_dir) or a complete checkpoint-N directory.",
         )
     return str(value)
 
@@ -332,11 +411,11 @@ def check_output_dir(path: str | Path, resume=None, overwrite: bool = False) -> 
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise RunDirectoryError(f"output_dir {path} is a file, not a directory. Fix: pass a directory path.")
+        raise _dir_error(path, "is a file, not a directory. Fix: pass a directory path.")
     for parent in path.parents:
         if parent.exists():
             if not parent.is_dir():
-                raise RunDirectoryError(f"output_dir {path}: {parent} is a file. Fix: pass a directory path.")
+                raise _dir_error(path, f"is under {parent}, which is a file. Fix: pass a directory path.")
             break
     if lock_is_held(path):
         raise _busy_error(path)
@@ -344,7 +423,9 @@ def check_output_dir(path: str | Path, resume=None, overwrite: bool = False) -> 
     if resume not in (None, False):
         if overwrite:
             raise RunDirectoryError(
-                "--resume_from_checkpoint and --overwrite_output_dir contradict each other: pass one."
+                "--resume_from_checkpoint and --overwrite_output_dir contradict each other: pass one.",
+                "resume_from_checkpoint",
+                "contradicts --overwrite_output_dir: pass one of them.",
             )
         resolve_resume(path, resume)
         return "resume"
@@ -352,19 +433,21 @@ def check_output_dir(path: str | Path, resume=None, overwrite: bool = False) -> 
         return "new"
     if not contents.is_run:
         listed = ", ".join(contents.entries[:5]) + (" ..." if len(contents.entries) > 5 else "")
-        raise RunDirectoryError(
-            f"output_dir {path} is not empty and holds no run ({listed}); it is left as it is"
+        raise _dir_error(
+            path,
+            f"is not empty and holds no run ({listed}); it is left as it is"
             f"{' (--overwrite_output_dir only clears run directories)' if overwrite else ''}. "
-            "Fix: pick a new or empty --output_dir."
+            "Fix: pick a new or empty --output_dir.",
         )
     if overwrite:
         return "overwrite"
-    resumable = any(complete_checkpoint(path / name) for name in contents.checkpoints)
+    resumable = contents.restartable or any(complete_checkpoint(path / name) for name in contents.checkpoints)
     resume_hint = "resume it with --resume_from_checkpoint last, or " if resumable else ""
-    raise RunDirectoryError(
-        f"output_dir {path} holds {contents.describe()}; starting again would overwrite it. Fix: {resume_hint}"
+    raise _dir_error(
+        path,
+        f"holds {contents.describe()}; starting again would overwrite it. Fix: {resume_hint}"
         f"start over with --overwrite_output_dir (deletes everything in {path} first), or pick another "
-        "--output_dir."
+        "--output_dir.",
     )
 
 
@@ -393,45 +476,95 @@ def mark_run(path: str | Path, **fields) -> None:
     _write_json(marker, {**(read_json(marker) or {}), **fields})
 
 
-def claim_output_dir(path: str | Path, resume=None, overwrite: bool = False) -> RunLock:
-    """Lock ``path`` for this run, check it (:func:`check_output_dir`), clear it for ``overwrite``, and mark the
-    run as running. Call it on the main process only. Returns the held lock.
+@dataclass
+class RunClaim:
+    """An output directory held for one run: locked and checked, nothing else written yet.
+
+    :meth:`begin` starts the run there (clears it for ``overwrite``, marks it ``running``); until then
+    :meth:`abandon` gives it back as it was found (a directory this claim created is removed again).
     """
-    lock = RunLock.acquire(path)
-    try:
-        action = check_output_dir(path, resume, overwrite)
-        if action == "overwrite":
-            clear_run_dir(path)
+
+    path: Path
+    action: str  # "new", "resume" or "overwrite"
+    lock: RunLock
+    created: bool = False
+    begun: bool = False
+
+    def begin(self, **fields) -> None:
+        """Clear the directory for ``overwrite`` and mark the run ``running`` with ``fields`` in its marker."""
+        if self.action == "overwrite":
+            clear_run_dir(self.path)
         mark_run(
-            path,
+            self.path,
             status="running",
             started=time.strftime("%Y-%m-%d %H:%M:%S %z"),
             command=sys.argv,
-            resumed=action == "resume",
+            resumed=self.action == "resume",
+            **fields,
         )
+        self.begun = True
+
+    def abandon(self) -> None:
+        """Release the lock; before :meth:`begin`, also remove what the claim itself created."""
+        self.release()
+        only_lock = self.path.is_dir() and not [p for p in self.path.iterdir() if p.name not in LOCK_FILES]
+        if not self.begun and self.created and only_lock:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+    def release(self) -> None:
+        self.lock.release()
+
+    @property
+    def locked(self) -> bool:
+        return self.lock.locked
+
+
+def hold_output_dir(path: str | Path, resume=None, overwrite: bool = False) -> RunClaim:
+    """Lock ``path`` for this run and check it (:func:`check_output_dir`); nothing but the lock is written.
+    Call it on the main process only; :meth:`RunClaim.begin` starts the run there."""
+    created = not Path(path).exists()
+    lock = RunLock.acquire(path)
+    try:
+        action = check_output_dir(path, resume, overwrite)
     except BaseException:
-        lock.release()
+        RunClaim(Path(path), "new", lock, created).abandon()
         raise
-    return lock
+    return RunClaim(Path(path), action, lock, created)
 
 
-def claim_on_main_process(path: str | Path, resume=None, overwrite: bool = False) -> RunLock | None:
-    """:func:`claim_output_dir` on the main process of an ``accelerate`` launch (or the only process); a refusal
-    is raised as :class:`RunDirectoryError` on every rank, so none waits for the main process. Returns the lock
-    on the main process, ``None`` on the others."""
+def claim_output_dir(path: str | Path, resume=None, overwrite: bool = False, **fields) -> RunClaim:
+    """:func:`hold_output_dir` and :meth:`RunClaim.begin` at once: lock, check, clear for ``overwrite``,
+    mark the run as running (with ``fields``). Returns the claim (``release()`` frees the lock)."""
+    claim = hold_output_dir(path, resume, overwrite)
+    try:
+        claim.begin(**fields)
+    except BaseException:
+        claim.release()
+        raise
+    return claim
+
+
+def hold_on_main_process(path: str | Path, resume=None, overwrite: bool = False) -> RunClaim | None:
+    """:func:`hold_output_dir` on the main process of an ``accelerate`` launch (or the only process); a refusal
+    is raised as :class:`RunDirectoryError` on every rank, so none waits for the main process. Returns the
+    claim on the main process, ``None`` on the others."""
     from accelerate import PartialState
     from accelerate.utils import broadcast_object_list
 
     state = PartialState()
     state.wait_for_everyone()  # every rank has checked the directory before the main process changes it
-    lock, error = None, None
+    claim, error = None, None
     if state.is_main_process:
         try:
-            lock = claim_output_dir(path, resume, overwrite)
+            claim = hold_output_dir(path, resume, overwrite)
         except Exception as err:
-            error = str(err) if isinstance(err, RunDirectoryError) else f"{type(err).__name__}: {err}"
+            error = (
+                (str(err), err.field, err.problem)
+                if isinstance(err, RunDirectoryError)
+                else (f"{type(err).__name__}: {err}", "output_dir", str(err))
+            )
     if state.num_processes > 1:
         error = broadcast_object_list([error])[0]
     if error is not None:
-        raise RunDirectoryError(error)
-    return lock
+        raise RunDirectoryError(*error)
+    return claim

@@ -8,10 +8,11 @@ A model that has never seen the tag format emits no tags, so every completion of
 penalty: the group has zero advantage and GRPO alone cannot leave that state. :func:`warm_start` teaches
 the format first; its output directory is the policy GRPO starts from.
 
-A finished warm start writes ``ume_rl_warm_start.json`` (its settings) last, after the model and tokenizer; a
-directory with that record and the model files is complete (:func:`completed_warm_start`) and is reused
-instead of trained again (a resumed run, a notebook cell run twice). Anything else found there (an
-interrupted warm start) is deleted and trained again, never loaded.
+A finished warm start writes ``ume_rl_warm_start.json`` (its settings) after the model and tokenizer, and a
+manifest of every file's size and sha256 last (:mod:`ume_rl.models.integrity`); a directory whose files match
+its manifest is complete (:func:`completed_warm_start`) and is reused instead of trained again (a resumed run,
+a run killed before its first checkpoint, a notebook cell run twice). Anything else found there (an
+interrupted warm start, a truncated or changed file) is deleted and trained again, never loaded.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 from datasets import Dataset
 
+from ume_rl.models.integrity import WEIGHT_FILES, manifest_problem, write_manifest
 from ume_rl.training.config import bf16_supported, cpu_processes
 
 logger = logging.getLogger(__name__)
@@ -35,16 +37,23 @@ REUSE = ("same", "any", "never")
 def completed_warm_start(output_dir: str | Path) -> dict | None:
     """The settings of the complete warm start in ``output_dir``, or ``None`` when there is none.
 
-    Complete means: the record :func:`warm_start` writes last, and the model config, weights and tokenizer.
+    Complete means: the model config, weights and tokenizer, the settings record, and the manifest written last,
+    which every file matches (size and sha256).
     """
     out = Path(output_dir)
+    if not out.is_dir():
+        return None
+    problem = manifest_problem(out)
+    if problem is not None:
+        if (out / WARM_START_MARKER).is_file():
+            logger.warning("the warm start in %s is damaged (%s): it is not reused", out, problem)
+        return None
     try:
         record = json.loads((out / WARM_START_MARKER).read_text())
     except (OSError, ValueError):
         return None
-    weights = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
     files = (out / "config.json").is_file() and (out / "tokenizer_config.json").is_file()
-    if not (isinstance(record, dict) and files and any((out / name).is_file() for name in weights)):
+    if not (isinstance(record, dict) and files and any((out / name).is_file() for name in WEIGHT_FILES)):
         return None
     return record.get("settings", {})
 
@@ -132,8 +141,9 @@ def warm_start(
     trainer = SFTTrainer(model=str(model_path), args=config, train_dataset=pairs)
     trainer.train()
     trainer.save_model(str(output_dir))
-    if state.is_main_process:  # written last: the warm start is complete
+    if state.is_main_process:  # the record, then the manifest last: the warm start is complete
         (out / WARM_START_MARKER).write_text(json.dumps({"settings": settings}, indent=1))
+        write_manifest(out)
     state.wait_for_everyone()  # other ranks load the saved model next
     logger.info(
         "warm start: %s epochs of SFT on %d references, saved to %s", num_train_epochs, len(pairs), output_dir

@@ -201,6 +201,10 @@ def validate_config(script, grpo, sources: Sources | None = None) -> None:
     _check_number("warm_start_batch_size", s.warm_start_batch_size, sources, integer=True, minimum=1)
     _check_number("eval_generations", s.eval_generations, sources, integer=True, minimum=0, fix="0 skips it")
     _check_number("torch_num_threads", s.torch_num_threads, sources, integer=True, minimum=1, optional=True)
+    from ume_rl.training.fingerprint import FINGERPRINT_KEYS
+
+    for name in s.accept_changes or ():
+        _check_choice("accept_changes", name, sorted(FINGERPRINT_KEYS), sources)
     _check_paths(s, sources)
     # --- GRPO settings
     _check_number(
@@ -256,13 +260,11 @@ def validate_config(script, grpo, sources: Sources | None = None) -> None:
 
 
 def _check_paths(script, sources: Sources) -> None:
-    from ume_rl.data.store import dataset_problems, generate_command
+    from ume_rl.data.store import dataset_problems, generate_command, regenerate_fix
 
     if script.dataset_dir is not None:
-        generate = (
-            f"generate one there with {generate_command(script.dataset_dir)}, or leave dataset_dir unset to use "
-            "the recipe's references (generated when missing)"
-        )
+        unset = "or leave dataset_dir unset to use the recipe's references (generated when missing)"
+        generate = f"generate one there with {generate_command(script.dataset_dir)}, {unset}"
         _check_existing_path("dataset_dir", script.dataset_dir, sources, "this directory", generate)
         problems = dataset_problems(script.dataset_dir)
         if problems:
@@ -271,7 +273,7 @@ def _check_paths(script, sources: Sources) -> None:
                 script.dataset_dir,
                 sources,
                 f"not a usable saved dataset: {'; '.join(problems)}",
-                generate,
+                f"{regenerate_fix(script.dataset_dir)}, {unset}",
             )
     for name, what in (("model_path", "policy"), ("ume_model_path", "UME")):
         if getattr(script, name) is None:
@@ -328,15 +330,8 @@ def _check_output_dir(grpo, sources: Sources) -> None:
     try:
         check_output_dir(grpo.output_dir, grpo.resume_from_checkpoint, grpo.overwrite_output_dir)
     except RunDirectoryError as err:
-        message = str(err)
-        resume = f"--resume_from_checkpoint {grpo.resume_from_checkpoint}"
-        if message.startswith(resume):
-            problem = message[len(resume) :].lstrip(": ")
-            raise config_error(
-                "resume_from_checkpoint", grpo.resume_from_checkpoint, sources, problem
-            ) from None
-        prefix = f"output_dir {grpo.output_dir} "
-        message = message[len(prefix) :] if message.startswith(prefix) else message
+        if err.field == "resume_from_checkpoint":
+            raise config_error(err.field, grpo.resume_from_checkpoint, sources, err.problem) from None
         raise ConfigError(
-            f"output_dir={str(grpo.output_dir)!r} ({sources.of('output_dir')}) {message}"
+            f"output_dir={str(grpo.output_dir)!r} ({sources.of('output_dir')}) {err.problem}"
         ) from None
