@@ -20,13 +20,13 @@ from ume_rl.lobster_compat import (
     compute_pseudo_likelihood,
     create_ume_grpo_trainer,
     create_ume_reward_wrapper,
-    detect_modality,
     extract_tagged_content,
     train_ume_grpo,
 )
 from ume_rl.models.ume import load_ume
 from ume_rl.rewards.engine.ume_scoring import UmeScorer
 from ume_rl.rewards.modalities import MODALITIES
+from ume_rl.rewards.tags import detect_modality
 from ume_rl.rewards.ume import UmeReward
 
 pytestmark = pytest.mark.usefixtures("single_thread")

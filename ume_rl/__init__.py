@@ -63,7 +63,7 @@ _EXPORTS: dict[str, str] = {
     "UMERewardFunction": "lobster_compat",
     "UmeRewardFunction": "lobster_compat",
     "compute_pseudo_likelihood": "lobster_compat",
-    "detect_modality": "lobster_compat",
+    "detect_modality": "rewards.tags",
     "create_ume_reward_wrapper": "lobster_compat",
     "create_ume_grpo_trainer": "lobster_compat",
     "train_ume_grpo": "lobster_compat",

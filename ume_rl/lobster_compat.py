@@ -1,6 +1,7 @@
 """lobster-compatible names: code written for ``lobster.rl_training`` switches one import.
 
->>> from ume_rl.lobster_compat import detect_modality, extract_tagged_content
+>>> from ume_rl.lobster_compat import extract_tagged_content
+>>> from ume_rl.rewards.tags import detect_modality
 >>> extract_tagged_content("text <dna>acgt</dna>")
 ('dna', 'acgt')
 >>> detect_modality("CC(C)CC1=CC=C(C=C1)C(C)C(=O)O")  # the seed guide's example; == Modality.SMILES
@@ -15,8 +16,8 @@ The core of ume_rl speaks one vocabulary (:class:`~ume_rl.rewards.ume.UmeReward`
   (``min``, ``max``, ``sum``, ``count``, ``mean``, ``modality_counts``, ``no_tag_count``,
   ``empty_content_count``), and reading a bare (untagged) sequence as the guide's example does:
   ``UmeRewardFunction(ume, temperature=0.1)(["CC(C)CC1=CC=C(C=C1)C(C)C(=O)O"])`` scores the SMILES;
-- :func:`compute_pseudo_likelihood` (``ume_model, sequences, modality`` -> scores) and :func:`detect_modality`
-  (lobster's ``_detect_modality`` rules, see :func:`ume_rl.rewards.tags.detect_modality` for the differences),
+- :func:`compute_pseudo_likelihood` (``ume_model, sequences, modality`` -> scores); lobster's
+  ``_detect_modality`` is :func:`ume_rl.rewards.tags.detect_modality` (``ume_rl.detect_modality``),
   the guide's "key components";
 - :func:`create_ume_grpo_trainer` / :func:`train_ume_grpo`: the seed guide's trainer signatures
   (``reward_temperature``, ``reward_batch_size``, ``penalty_for_invalid``, ``enable_wandb_logging``,
@@ -37,7 +38,7 @@ from typing import Any
 from ume_rl.rewards.engine.hf_scoring import MaskedLM
 from ume_rl.rewards.engine.scoring import DEFAULT_MODE
 from ume_rl.rewards.modalities import MODALITIES, MODALITY_TABLE, TAG_TO_MODALITY
-from ume_rl.rewards.tags import detect_modality, iter_tagged  # noqa: F401 (detect_modality: lobster's name, exported)
+from ume_rl.rewards.tags import iter_tagged
 from ume_rl.rewards.ume import UmeReward, make_scorer
 from ume_rl.training.config import DEFAULT_OUTPUT_DIR
 
