@@ -1,7 +1,7 @@
 """The TRL reward: pseudo-log-likelihood of the first tagged sequence of each completion, under a UME or under
 a masked LM per modality.
 
->>> from ume_rl.models import load_ume
+>>> from ume_rl.models.ume import load_ume
 >>> reward = UmeReward(load_ume("tiny"))  # doctest: +SKIP
 >>> reward(["<smiles>CCO</smiles>", "no tag here"])  # doctest: +SKIP
 [-64.6..., -91.5...]
