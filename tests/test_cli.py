@@ -39,7 +39,7 @@ def test_both_recipes_parse(tmp_path):
         "tiny",
     ) and tiny_script.warm_start_epochs > 0
     assert tiny.generation_batch_size % tiny.num_generations == 0
-    assert tiny.bf16 is False and tiny.report_to == [] and tiny.log_completions
+    assert tiny.bf16 is False and tiny.report_to == [] and not tiny.log_completions
     full_script, full = load_recipe(FULL, output_dir=tmp_path)
     assert (
         full_script.ume_model_path == "ume-mini-base-12M" and full.max_completion_length >= 200
@@ -178,9 +178,15 @@ def test_usage_and_unknown_commands(capsys):
         load_recipe("nonexistent")
 
 
-def test_train_command_end_to_end():
+def test_train_command_end_to_end(capfd):
     argv = ["train", "--config", "tiny", "--max_steps", "2", "--warm_start_epochs", "1"]
     assert main([*argv, "--save_steps", "1", "--eval_generations", "1", "--max_completion_length", "48"]) == 0
+    printed = capfd.readouterr()
+    log = printed.out + printed.err
+    # quiet: no per-split dataset bars, no pin_memory warning on CPU, no per-step completion tables
+    assert "Saving the dataset" not in log and "pin_memory" not in log, log[-3000:]
+    assert "Warning" not in log and "warnings.warn" not in log, log[-3000:]
+    assert "Completion" not in log, log[-3000:]  # TRL's table headers: Prompt, Completion, rewards
     # no --output_dir: the run goes to the profile's runs/grpo-tiny ($UME_RL_RUNS_DIR, per test here)
     out = Path(os.environ["UME_RL_RUNS_DIR"]) / "grpo-tiny"
     assert (out / "warm_start" / "model.safetensors").is_file()
@@ -191,6 +197,13 @@ def test_train_command_end_to_end():
     assert stats["world_size"] == 1 and stats["ume_reward"]["completions"] == 2 * 32
     evaluation = (out / "evaluation.csv").read_text().splitlines()
     assert evaluation[0].startswith("modality,n,tag_rate,valid_rate") and evaluation[-1].startswith("all,30,")
+    # the model card names the base policy, the reward models, the recipe and the result table
+    card = (out / "README.md").read_text()
+    assert "fine-tuned version of [None]" not in card
+    assert "**Base policy**: `" in card and "tiny-qwen" in card
+    assert "**Reward models**: SMILES: `tiny`" in card and "`ume` × 1" in card
+    assert "`tiny` profile's recipe" in card and "`max_steps`: 2" in card
+    assert "| modality | n | tag_rate | valid_rate" in card and "\n| all | 30 |" in card
 
 
 @pytest.mark.slow

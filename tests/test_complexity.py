@@ -82,7 +82,7 @@ def test_invalid_completions_get_the_penalty():
         "<dna></dna>",
         "<dna>ACGU</dna>",
         "<smiles>C1CC</smiles>",
-        None,
+        "<dna>" + "A" * 5000 + "</dna>",  # too long for any UME before parsing
         "<protein>MKV</protein>",
     ]
     assert ComplexityReward()(texts)[:5] == [None] * 5
@@ -196,7 +196,8 @@ def test_input_contract_and_parameters_are_checked():
         reward(["no tag"], modality=3)
     with pytest.raises(ValueError, match="Unknown modality 'protien'"):
         reward(["no tag"], modality="protien")
-    assert reward(["<dna>ACGT</dna>", None, 7], modality="dna")[1:] == [None, None]  # not text: unscored
+    with pytest.raises(TypeError, match=r"completions\[2\] must be a string"):
+        reward(["<dna>ACGT</dna>", "no tag", 7], modality="dna")  # not a completion: an error, not unscored
     with pytest.raises(ValueError, match="penalty must be finite"):
         ComplexityReward(penalty=math.nan)
     with pytest.raises(TypeError, match="penalty must be a real number"):

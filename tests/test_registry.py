@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ume_rl.rewards.complexity import ComplexityReward
+from ume_rl.rewards.length import LengthReward
 from ume_rl.rewards.registry import REWARDS, build_reward_funcs
 from ume_rl.rewards.ume import UmeReward
 
@@ -21,6 +22,32 @@ def test_builds_named_rewards_in_order_with_their_settings(tiny_ume):
         "complexity_reward",
         "ume_reward",
     ]
+
+
+def test_rewards_of_a_run_agree_with_ume_on_what_is_invalid(tiny_ume):
+    # Text-valid completions the tiny UME cannot score: RDKit parses [Og] but UME maps it to <unk>; 511 DNA
+    # residues plus CLS and EOS exceed its max_length (512 tokens) yet fit the text rules' character bound.
+    completions = ["<smiles>[Og]</smiles>", "<dna>" + "A" * 511 + "</dna>", "<dna>" + "ACGT" * 20 + "</dna>"]
+    ume, complexity, length = build_reward_funcs(["ume", "complexity", "length"], tiny_ume)
+    reasons = [row["reason"] for row in ume.details(completions)]
+    assert reasons == ["unknown_token", "too_long", None]
+    assert [t.reason for t in ume.read(completions)] == reasons
+    for reward in (complexity, length):
+        scores = reward(completions)
+        assert scores[:2] == [None, None] and scores[2] is not None
+        # read on its own (not after UmeReward scored the batch) decides the same
+        assert type(reward)(reader=UmeReward(tiny_ume))(completions)[:2] == [None, None]
+        assert type(reward)(penalty=-1.0, reader=ume)(completions)[:2] == [-1.0, -1.0]
+    # Alone, without a UME, the text rules cannot see either problem: this is what the reader adds.
+    assert ComplexityReward()(completions)[:2] != [None, None]
+    assert LengthReward()(completions)[:2] != [None, None]
+
+
+def test_reader_must_read():
+    with pytest.raises(TypeError, match="reader must be None or a reward with a read"):
+        ComplexityReward(reader=object())
+    with pytest.raises(TypeError, match="reader must be None or a reward with a read"):
+        LengthReward(reader="ume")
 
 
 @pytest.mark.parametrize(

@@ -57,7 +57,6 @@ def test_standard_and_conversational_formats_agree(reward):
     ("completion", "reason"),
     [
         ("I cannot answer that", "no_tag"),
-        (None, "no_tag"),
         ("<protein> </protein>", "empty"),
         ("<protein>MKVLJ</protein>", "bad_alphabet"),
         ("<dna>ACGU</dna>", "bad_alphabet"),
@@ -193,7 +192,6 @@ _piece = st.one_of(
     st.integers(0, 3000).map(lambda n: "ACGT" * n),
 )
 _completion = st.one_of(
-    st.none(),
     st.lists(_piece, max_size=8).map("".join),
     st.lists(_piece, max_size=4).map(lambda p: [{"role": "assistant", "content": "".join(p)}]),
 )
@@ -413,11 +411,14 @@ def test_parameters_are_checked_at_construction(tiny_ume, kwargs, error, message
         UmeReward(tiny_ume, mode="unmasked", **kwargs)
 
 
-def test_items_that_are_not_text_keep_the_penalty_with_a_reason(reward):
-    rows = reward.details([VALID[2], None, 42, {"role": "assistant"}, [{"content": 3}]])
-    assert rows[0]["reason"] is None
-    assert [r["reason"] for r in rows[1:]] == ["no_tag"] * 4
-    assert all(r["reward"] == reward.penalty for r in rows[1:]) and math.isfinite(reward.penalty)
+@pytest.mark.parametrize("item", [None, 42, b"<dna>ACGT</dna>", {"role": "assistant"}, [{"content": 3}]])
+def test_items_that_are_not_completions_are_a_type_error_naming_the_index(reward, item):
+    # A caller's bug (None from a failed generation, bytes, a message without content) is not an invalid
+    # answer to penalise: the batch is refused before anything is scored.
+    before = reward.get_statistics()["completions"]
+    with pytest.raises(TypeError, match=r"completions\[1\]"):
+        reward.details([VALID[2], item])
+    assert reward.get_statistics()["completions"] == before
 
 
 def test_duplicates_and_cache_hits_in_statistics(tiny_ume):

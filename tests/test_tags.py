@@ -70,7 +70,7 @@ def test_too_long_by_characters_and_expected_modality_forms():
 
 
 def test_read_completions_formats_and_modality_forms():
-    texts = ["<smiles>CCO</smiles>", [{"role": "assistant", "content": "<dna>ACGT</dna>"}], None]
+    texts = ["<smiles>CCO</smiles>", [{"role": "assistant", "content": "<dna>ACGT</dna>"}], "no tag"]
     assert [t.reason for t in read_completions(texts)] == [None, None, "no_tag"]
     # One modality string applies to every completion; it is never split into characters.
     assert [t.reason for t in read_completions(texts, "SMILES")] == [None, "wrong_modality", "no_tag"]
@@ -137,3 +137,22 @@ def test_untagged_text_is_a_bare_sequence_only_when_asked():
     ]
     with pytest.raises(ValueError, match="untagged"):
         read_completions(texts, untagged="yes")
+
+
+@pytest.mark.parametrize(
+    ("item", "match"),
+    [
+        (None, r"completions\[1\] must be a string or a list of chat messages, got None"),
+        (7, r"completions\[1\] must be a string .* got int 7"),
+        (b"<dna>ACGT</dna>", r"completions\[1\] must be a string .* got bytes"),
+        (
+            [{"role": "assistant"}],
+            r"completions\[1\]\[0\] must be a chat message, a dict with a string 'content'",
+        ),
+        ({"role": "assistant", "content": None}, r"completions\[1\]\[0\] must be a chat message"),
+        ([{"role": "assistant", "content": "x"}, "text"], r"completions\[1\]\[1\] must be a chat message"),
+    ],
+)
+def test_an_item_that_is_not_a_completion_is_a_type_error_naming_its_index(item, match):
+    with pytest.raises(TypeError, match=match):
+        read_completions(["<dna>ACGT</dna>", item])

@@ -19,7 +19,9 @@ def test_config_defaults_work_on_cpu(tmp_path):
     assert config.num_generations == 4  # TRL's default 8 does not divide a batch of 4
     assert config.bf16 is False  # no bf16 hardware here; TRL's own default refuses to start on CPU
     assert config.report_to == []  # wandb is installed, yet nothing reports unless asked
-    assert config.log_completions is True
+    assert config.log_completions is False  # no per-step completion tables unless asked
+    assert config.dataloader_pin_memory is False  # no accelerator: pinning would only warn
+    assert build_grpo_config(tmp_path, log_completions=True).log_completions is True
     with pytest.raises(ValueError, match="bf16"):
         GRPOConfig(output_dir=str(tmp_path))
 

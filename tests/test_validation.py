@@ -126,6 +126,25 @@ def test_bad_recipe_values_name_the_recipe_file(capsys, tmp_path, recipe, expect
     assert expected.format(path=path) in _refused(capsys, tmp_path, config=("--config", str(path)))
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", "recipe {path} is empty: write its fields"),
+        ("# only a comment\n", "recipe {path} is empty"),
+        ("{}\n", "recipe {path} is empty"),
+        ("profile: tiny\nmax_steps: 3\nmax_steps: 5\n", "recipe {path}: 'max_steps' is given twice (line 3)"),
+        ("profile: tiny\nenv:\n  A: '1'\n  A: '2'\n", "recipe {path}: 'A' is given twice (line 4)"),
+    ],
+)
+def test_empty_recipe_and_duplicate_keys_are_refused(capsys, tmp_path, text, expected):
+    path = tmp_path / "mine.yaml"
+    path.write_text(text)
+    message = _refused(capsys, tmp_path, config=("--config", str(path)))
+    assert expected.format(path=path) in message
+    with pytest.raises(ConfigError, match="empty|given twice"):
+        load_recipe(path)
+
+
 def test_output_dir_that_is_a_file_and_datasets_that_are_not_datasets(capsys, tmp_path):
     a_file = tmp_path / "a_file"
     a_file.write_text("mine")

@@ -4,7 +4,7 @@ The panel is one widget box: four controls (sequence, modality, mode, temperatur
 result area that shows the score, reward, reason for invalid input and complexity. It rescores on every
 control change, so ``display(panel)`` is all a notebook needs; ``panel.result`` holds the dict on screen.
 
->>> from ume_rl.models import load_ume
+>>> from ume_rl.models.ume import load_ume
 >>> panel = scoring_panel(load_ume("tiny"), sequence="ACGTTGCA", modality="nucleotide")
 >>> panel.result["reason"] is None, panel.result["reward"] > panel.result["penalty"]
 (True, True)

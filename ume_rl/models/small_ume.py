@@ -1,7 +1,7 @@
 """A small UME trained here, on the real corpus, with lobster's ``UME`` Lightning module and a Lightning Trainer.
 
 >>> ckpt = train_small_ume("runs/models/my-ume")  # doctest: +SKIP
->>> from ume_rl.models import load_ume
+>>> from ume_rl.models.ume import load_ume
 >>> ume = load_ume(ckpt)  # the path a user with a real UME checkpoint takes  # doctest: +SKIP
 >>> ckpt = demo_ume_checkpoint(runs_dir)  # trained once (minutes), reused afterwards  # doctest: +SKIP
 
@@ -207,6 +207,16 @@ class TokenBatches(torch.utils.data.IterableDataset):
         return {"input_ids": input_ids, "attention_mask": attention_mask, "modality": [m for m, _ in batch]}
 
 
+# Lightning's warnings about what this training does on purpose (an in-memory loader, lobster's unused
+# validation_step) and a torch deprecation inside Lightning: (message regex, module regex), for trainer.fit.
+# Lightning attributes its own warnings to a caller's frame (rank_zero_warn's stacklevel): any module.
+LIGHTNING_FIT_NOTES = (
+    (r".*does not have many workers", r""),
+    (r"You defined a `validation_step` but have no `val_dataloader`", r""),
+    (r"`isinstance\(treespec, LeafSpec\)` is deprecated", r"lightning\.pytorch\.utilities\._pytree"),
+)
+
+
 @contextlib.contextmanager
 def _quiet_lightning():
     """Lightning's INFO chatter (GPU/TPU availability, tips) off while it trains here; warnings stay."""
@@ -262,7 +272,7 @@ def train_small_ume(
         out_dir: output directory (created).
         corpus: a :class:`~ume_rl.data.corpus.RealCorpus`; only its train split is read.
         config: architecture and budget (default :class:`SmallUmeConfig`).
-        progress: show Lightning's progress bar.
+        progress: show one progress bar, redrawn by time (:class:`~ume_rl.models.progress.TimedProgressBar`).
         callbacks: extra Lightning callbacks (e.g. a ``ModelCheckpoint`` every N steps).
         num_threads: torch CPU threads while training (restored after); ``None`` leaves torch's setting.
             One is the default: with other work on a 2-core machine, two threads were measured 7x slower
@@ -274,6 +284,7 @@ def train_small_ume(
     import lightning as L
 
     from ume_rl.data.corpus import load_real_corpus
+    from ume_rl.models.progress import TimedProgressBar
     from ume_rl.models.ume import register_flexbert_arch
 
     config = config or SmallUmeConfig()
@@ -319,15 +330,16 @@ def train_small_ume(
             enable_checkpointing=any(
                 isinstance(c, L.pytorch.callbacks.ModelCheckpoint) for c in callbacks or []
             ),
-            enable_progress_bar=progress,
+            enable_progress_bar=False,  # Lightning's bar redraws per step: a widget message each in a notebook
             enable_model_summary=False,
             gradient_clip_val=1.0,
             num_sanity_val_steps=0,
-            callbacks=[_Record(), *(callbacks or [])],
+            callbacks=[_Record(), *([TimedProgressBar("small UME")] if progress else []), *(callbacks or [])],
         )
         start = time.perf_counter()
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            for message, module in LIGHTNING_FIT_NOTES:
+                warnings.filterwarnings("ignore", message=message, module=module)
             trainer.fit(ume, train_dataloaders=loader)
         seconds = time.perf_counter() - start
 

@@ -9,6 +9,7 @@ masked LM per modality: :mod:`ume_rl.models.masked_lms`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 import zipfile
@@ -46,14 +47,72 @@ def flash_attn_available() -> bool:
     return True
 
 
-def lobster_ume_class():
-    """lobster's ``UME`` class.
+# lobster's warnings that tell a user of this package nothing, as (category, module, message) filters: the
+# module is the one warnings.warn attributes the warning to (a regex on its __name__), the message a regex on
+# the text's start. Import: lobster scripts TorchScript functions and registers Hydra command lines and an
+# OmegaConf resolver with deprecated APIs. Use: FlexBERT notes that flash-attn is absent on CPU, where SDPA is
+# what this package asks for.
+LOBSTER_IMPORT_WARNINGS = (
+    (FutureWarning, r"torch\.jit\._script", r"`torch\.jit\.script` is deprecated"),
+    (UserWarning, r"lobster\.cmdline\.", r"The version_base parameter is deprecated"),
+    (UserWarning, r"lobster\.model\.latent_generator\.", r"register_new_resolver\(\) is deprecated"),
+    (ResourceWarning, r"lobster\.tokenization\.", r"unclosed file"),
+)
+LOBSTER_USE_WARNINGS = (
+    (
+        UserWarning,
+        r"lobster\.model\.modern_bert\.",
+        r"(flash_attn not available|Unable to import flash_attn)",
+    ),
+)
+# lobster's logger -> the starts of the log notes about attention kernels dropped from it
+LOBSTER_LOG_NOTES = {
+    "lobster.model.modern_bert._attention": (
+        "SDPA attention",
+        "Unable to import flash_attn",
+        "Flash Attention 2 does not support attention masks",
+    ),
+}
 
-    Importing lobster registers its hydra command lines and scripts TorchScript functions, which raise dozens
-    of deprecation warnings about lobster's own code; they are silenced for the import only.
-    """
+
+class _DropNotes(logging.Filter):
+    """Drops the records of one logger whose message starts with one of ``starts``."""
+
+    def __init__(self, starts: tuple[str, ...]):
+        super().__init__()
+        self.starts = starts
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.starts)
+
+
+def quiet_lobster() -> None:
+    """Filter lobster's known use-time warnings (:data:`LOBSTER_USE_WARNINGS`) and attention-kernel log notes
+    (:data:`LOBSTER_LOG_NOTES`), each by category, module and message; every other warning still shows.
+    Idempotent; called by :func:`lobster_ume_class`."""
+    for category, module, message in LOBSTER_USE_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category, module=module)
+    for name, starts in LOBSTER_LOG_NOTES.items():
+        lobster_logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropNotes) for f in lobster_logger.filters):
+            lobster_logger.addFilter(_DropNotes(starts))
+
+
+@contextlib.contextmanager
+def lobster_import_filters():
+    """While lobster is imported: :data:`LOBSTER_IMPORT_WARNINGS` filtered (by category, module and message),
+    every other warning shown as usual."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        for category, module, message in LOBSTER_IMPORT_WARNINGS:
+            warnings.filterwarnings("ignore", message=message, category=category, module=module)
+        yield
+
+
+def lobster_ume_class():
+    """lobster's ``UME`` class, imported without lobster's known warnings (:func:`lobster_import_filters`,
+    :func:`quiet_lobster`)."""
+    quiet_lobster()
+    with lobster_import_filters():
         from lobster.model import UME
     return UME
 
@@ -63,7 +122,9 @@ def register_flexbert_arch(name: str, config: dict[str, int]) -> None:
 
     Registering a name again with the same configuration is a no-op; with another one it is an error.
     """
-    from lobster.model.modern_bert._modern_bert_configuration import FLEXBERT_CONFIG_ARGS
+    quiet_lobster()
+    with lobster_import_filters():  # the first lobster import may be this one
+        from lobster.model.modern_bert._modern_bert_configuration import FLEXBERT_CONFIG_ARGS
 
     known = FLEXBERT_CONFIG_ARGS.setdefault(name, dict(config))
     if known != dict(config):
@@ -127,8 +188,7 @@ CHECKPOINT_LOOKS_LIKE = (
 
 def ume_registry_names() -> tuple[str, ...]:
     """The UME names lobster's ``UME.from_pretrained`` knows (``ume-mini-base-12M`` ...)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with lobster_import_filters():
         from lobster.constants import UMEModelVersion
     return tuple(version.value for version in UMEModelVersion)
 

@@ -44,7 +44,7 @@ from collections.abc import Sequence
 from ume_rl.rewards.checks import check_penalty_and_max_chars
 from ume_rl.rewards.engine.ume_scoring import DEFAULT_MAX_CHARS
 from ume_rl.rewards.modalities import MODALITY_TABLE
-from ume_rl.rewards.tags import read_completions
+from ume_rl.rewards.tags import check_reader, read_valid
 
 MEASURES: tuple[str, ...] = ("entropy", "kmer", "both")
 # The entropy maximum uses each modality's ``entropy_alphabet_size`` and the k-mer fraction its ``kmer_size``
@@ -90,6 +90,10 @@ class ComplexityReward:
             "not scored": TRL leaves it out of this reward's sum and mean.
         max_chars: longer tagged content is invalid (``too_long``) before any parsing (default: what can fit
             UME, :data:`ume_rl.rewards.engine.ume_scoring.DEFAULT_MAX_CHARS`).
+        reader: the reward whose rules decide what is invalid, e.g. the run's ``UmeReward``
+            (:meth:`~ume_rl.rewards.ume.UmeReward.read`: its text rules, ``too_long`` and ``unknown_token``), so
+            both rewards leave out the same completions; default ``None``: the text rules of
+            :func:`~ume_rl.rewards.tags.read_completions` with ``max_chars``.
 
     Call it as ``reward(completions, **kwargs) -> list[float | None]``; completions are strings or chat
     messages; a ``modality`` kwarg (the dataset column TRL forwards, or one modality for all) makes a tag of
@@ -100,7 +104,11 @@ class ComplexityReward:
     """
 
     def __init__(
-        self, measure: str = "both", penalty: float | None = None, max_chars: int = DEFAULT_MAX_CHARS
+        self,
+        measure: str = "both",
+        penalty: float | None = None,
+        max_chars: int = DEFAULT_MAX_CHARS,
+        reader=None,
     ):
         if measure not in MEASURES:
             raise ValueError(f"unknown measure {measure!r}; choose from {MEASURES}")
@@ -108,6 +116,7 @@ class ComplexityReward:
         self.measure = measure
         self.penalty = penalty
         self.max_chars = max_chars
+        self.reader = check_reader(reader)
         self.__name__ = "complexity_reward"
 
     def __repr__(self) -> str:
@@ -119,5 +128,5 @@ class ComplexityReward:
             self.penalty
             if t.reason is not None
             else sequence_complexity(t.sequence, t.modality, self.measure)
-            for t in read_completions(completions, modality, max_chars=self.max_chars)
+            for t in read_valid(completions, modality, self.max_chars, self.reader)
         ]

@@ -32,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from ume_rl.rewards.checks import check_penalty_and_max_chars
 from ume_rl.rewards.engine.ume_scoring import DEFAULT_MAX_CHARS
 from ume_rl.rewards.modalities import MODALITY_TABLE, normalize_modality
-from ume_rl.rewards.tags import read_completions
+from ume_rl.rewards.tags import check_reader, read_valid
 
 
 def length_score(length: int, low: int, high: int) -> float:
@@ -72,6 +72,8 @@ class LengthReward:
             ``length_range``.
         penalty: reward for an invalid completion; ``None`` (default): not scored (TRL skips it).
         max_chars: longer tagged content is invalid (``too_long``) before any parsing.
+        reader: the reward whose rules decide what is invalid (the run's ``UmeReward``, see
+            :class:`~ume_rl.rewards.complexity.ComplexityReward`); default ``None``: text rules only.
 
     >>> LengthReward(ranges={"amino_acid": (10, 20)})(["<protein>MKVLAAGIVK</protein>"])
     [1.0]
@@ -82,12 +84,14 @@ class LengthReward:
         ranges: Mapping[str, tuple[int, int]] | None = None,
         penalty: float | None = None,
         max_chars: int = DEFAULT_MAX_CHARS,
+        reader=None,
     ):
         defaults = {name: spec.length_range for name, spec in MODALITY_TABLE.items()}
         self.ranges = {**defaults, **_check_ranges(ranges or {})}
         check_penalty_and_max_chars(penalty, max_chars)
         self.penalty = penalty
         self.max_chars = max_chars
+        self.reader = check_reader(reader)
         self.__name__ = "length_reward"
 
     def __repr__(self) -> str:
@@ -97,5 +101,5 @@ class LengthReward:
         """One reward per completion (other dataset columns are ignored)."""
         return [
             self.penalty if t.reason is not None else length_score(len(t.sequence), *self.ranges[t.modality])
-            for t in read_completions(completions, modality, max_chars=self.max_chars)
+            for t in read_valid(completions, modality, self.max_chars, self.reader)
         ]

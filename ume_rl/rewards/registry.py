@@ -59,6 +59,10 @@ REWARDS: dict[str, RewardEntry] = {
 }
 
 
+# Rewards that read completions through the run's UmeReward when it has one, so they agree on what is invalid.
+_READ_THROUGH_UME = ("complexity", "length")
+
+
 def build_reward_funcs(
     names: Sequence[str], ume_model=None, settings: Mapping[str, Mapping] | None = None
 ) -> list:
@@ -69,6 +73,9 @@ def build_reward_funcs(
         ume_model: the reward model of the rewards that need one (``ume``): a UME, or a mapping modality →
             model (:class:`~ume_rl.rewards.ume.UmeReward` takes either).
         settings: keyword arguments per reward name, e.g. ``{"ume": {"temperature": 0.1}}``.
+
+    With ``ume`` among the names, ``complexity`` and ``length`` read completions through it
+    (``reader=``): every reward of the run leaves out what ``ume`` penalises (``too_long``, ``unknown_token``).
 
     Raises:
         ValueError: an unknown or repeated name, or a reward that needs a model without one.
@@ -81,10 +88,16 @@ def build_reward_funcs(
         raise ValueError(f"unknown reward {unknown[0]!r}; choose from {sorted(REWARDS)}")
     if len(set(names)) != len(names):
         raise ValueError(f"reward names repeat: {list(names)}")
-    funcs = []
     for name in names:
-        entry = REWARDS[name]
-        if entry.needs_model and ume_model is None:
+        if REWARDS[name].needs_model and ume_model is None:
             raise ValueError(f"reward {name!r} needs a reward model: pass ume_model")
-        funcs.append(entry.build(ume_model, **dict(settings.get(name, {}))))
-    return funcs
+    built = {
+        name: REWARDS[name].build(ume_model, **dict(settings.get(name, {})))
+        for name in names
+        if name == "ume"
+    }
+    for name in names:
+        if name not in built:
+            extra = {"reader": built["ume"]} if "ume" in built and name in _READ_THROUGH_UME else {}
+            built[name] = REWARDS[name].build(ume_model, **{**extra, **dict(settings.get(name, {}))})
+    return [built[name] for name in names]

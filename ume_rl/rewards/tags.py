@@ -237,13 +237,41 @@ def extract_tagged_sequence(
     return TaggedSequence(modality, sequence, reason)
 
 
+def check_completion(completion, index: int) -> None:
+    """``TypeError`` naming ``completions[index]`` unless ``completion`` is a string, one chat message or a list
+    of chat messages (dicts whose ``content`` is a string), TRL's two completion formats.
+
+    >>> check_completion([{"role": "assistant", "content": "<dna>ACGT</dna>"}], 0)
+    >>> check_completion(None, 3)
+    Traceback (most recent call last):
+    ...
+    TypeError: completions[3] must be a string or a list of chat messages, got None
+    """
+    if isinstance(completion, str):
+        return
+    messages = [completion] if isinstance(completion, dict) else completion
+    if not isinstance(messages, list | tuple):
+        raise TypeError(
+            f"completions[{index}] must be a string or a list of chat messages, got "
+            + ("None" if completion is None else f"{type(completion).__name__} {completion!r:.60}")
+        )
+    for j, message in enumerate(messages):
+        if not (isinstance(message, dict) and isinstance(message.get("content"), str)):
+            raise TypeError(
+                f"completions[{index}][{j}] must be a chat message, a dict with a string 'content', "
+                f"got {type(message).__name__} {message!r:.60}"
+            )
+
+
 def check_batch(completions, modality=None) -> tuple[list, list]:
     """The reward input contract, checked before anything is scored: ``(completions, expected modalities)``.
 
     Args:
         completions: a list of completions (any sequence: tuple, a ``datasets`` column); a bare string or
-            ``None`` is a ``TypeError`` (a string would otherwise be read as one completion per character). Items that are neither text nor chat
-            messages are allowed: they are read as ``no_tag`` and get the reward's documented penalty.
+            ``None`` is a ``TypeError`` (a string would otherwise be read as one completion per character).
+            Each item must be a string, one chat message or a list of chat messages (dicts whose ``content``
+            is a string): anything else (``None``, a number, ``bytes``, a message without ``content``) is a
+            ``TypeError`` naming its index, not a completion to penalise.
         modality: ``None``, one modality for all completions (a name, tag name or lobster ``Modality``), or a
             sequence of one per completion (``None`` entries allowed). Every value is checked here, even
             when no completion has a tag.
@@ -252,8 +280,8 @@ def check_batch(completions, modality=None) -> tuple[list, list]:
         The completions as a list and one normalised modality (or ``None``) per completion.
 
     Raises:
-        TypeError: ``completions`` is not a sequence or is one string, or ``modality`` is not a string,
-            ``Modality`` or sequence.
+        TypeError: ``completions`` is not a sequence or is one string, an item is not a completion
+            (:func:`check_completion`), or ``modality`` is not a string, ``Modality`` or sequence.
         ValueError: an unknown modality, or a per-completion list of another length than ``completions``.
 
     >>> check_batch(["<dna>ACGT</dna>"], "DNA")
@@ -275,6 +303,8 @@ def check_batch(completions, modality=None) -> tuple[list, list]:
             + ("" if completions is None else ": pass list(completions)")
         )
     completions = list(completions)
+    for i, completion in enumerate(completions):
+        check_completion(completion, i)
     n = len(completions)
     if modality is None:
         return completions, [None] * n
@@ -332,3 +362,22 @@ def read_completions(
             )
         out.append(read[key])
     return out
+
+
+def check_reader(reader):
+    """``reader`` unless it is neither ``None`` nor an object with a ``read(completions, modality)`` method (a
+    ``UmeReward``): then a ``TypeError`` at construction, not at the first batch."""
+    if reader is not None and not callable(getattr(reader, "read", None)):
+        raise TypeError(
+            f"reader must be None or a reward with a read(completions, modality) method (a UmeReward), "
+            f"got {type(reader).__name__}"
+        )
+    return reader
+
+
+def read_valid(completions, modality, max_chars: int | None, reader=None) -> list[TaggedSequence]:
+    """How an auxiliary reward reads a batch: through ``reader.read`` (the validity rules of the reward it
+    defers to, e.g. the run's ``UmeReward``), else :func:`read_completions` with ``max_chars``."""
+    if reader is not None:
+        return reader.read(completions, modality)
+    return read_completions(completions, modality, max_chars=max_chars)

@@ -1,7 +1,7 @@
 """The TRL reward: pseudo-log-likelihood of the first tagged sequence of each completion, under a UME or under
 a masked LM per modality.
 
->>> from ume_rl.models import load_ume
+>>> from ume_rl.models.ume import load_ume
 >>> reward = UmeReward(load_ume("tiny"))  # doctest: +SKIP
 >>> reward(["<smiles>CCO</smiles>", "no tag here"])  # doctest: +SKIP
 [-64.6..., -91.5...]
@@ -52,11 +52,12 @@ from ume_rl.rewards.engine.hf_scoring import HFMaskedLMScorer, MaskedLM
 from ume_rl.rewards.engine.scoring import DEFAULT_MODE, PseudoLikelihoodScorer
 from ume_rl.rewards.engine.ume_scoring import UmeScorer
 from ume_rl.rewards.modalities import MODALITIES, normalize_modality
-from ume_rl.rewards.tags import INVALID_REASONS, UNTAGGED, read_completions
+from ume_rl.rewards.tags import INVALID_REASONS, UNTAGGED, TaggedSequence, read_completions
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MARGIN = 1.0
+_MAX_REMEMBERED = 65536  # model verdicts kept between calls of UmeReward.read
 # get_statistics key -> PseudoLikelihoodScorer.stats key
 _SCORER_STATS = {
     "duplicates": "duplicates",
@@ -234,6 +235,7 @@ class UmeReward:
             )
         # Longest content worth parsing: max_length tokens of the longest residue token ('[195Pt+2]').
         self._max_chars = max(s.max_length * s.longest_residue_token for s in self._distinct_scorers())
+        self._model_reasons: dict = {}
         self.reset_statistics()
 
     @property
@@ -273,6 +275,7 @@ class UmeReward:
         ``modality`` is ``None``, one modality for all completions, or one per completion.
         """
         parsed = read_completions(completions, modality, max_chars=self._max_chars, untagged=self.untagged)
+        self._model_reasons = {}  # (sequence, modality) -> the model's verdict, for read() on the same batch
         rows = [
             {
                 "modality": p.modality,
@@ -295,6 +298,33 @@ class UmeReward:
         self._update(rows)
         return rows
 
+    def read(self, completions: Sequence, modality=None) -> list[TaggedSequence]:
+        """Read completions with every validity rule of this reward: the text rules of
+        :func:`~ume_rl.rewards.tags.read_completions` (with this reward's ``untagged`` and character bound),
+        then the reward model's (``too_long``, ``unknown_token``), without scoring.
+
+        The one validity decision shared by the rewards of a run: ``ComplexityReward(reader=ume_reward)`` and
+        ``LengthReward(reader=ume_reward)`` read through it, so they leave out exactly what this reward
+        penalises. The model's verdict on a sequence is remembered from the last scored batch.
+        """
+        parsed = read_completions(completions, modality, max_chars=self._max_chars, untagged=self.untagged)
+        out = []
+        for p in parsed:
+            if p.reason is None:
+                key = (p.sequence, p.modality)
+                if key not in self._model_reasons:
+                    if len(self._model_reasons) >= _MAX_REMEMBERED:
+                        self._model_reasons.clear()
+                    scorer = self._scorers[p.modality]
+                    self._model_reasons[key] = scorer.invalid_reason(
+                        scorer.encode([p.sequence], [p.modality])[0]
+                    )
+                reason = self._model_reasons[key]
+                if reason is not None:
+                    p = TaggedSequence(p.modality, None, reason)
+            out.append(p)
+        return out
+
     def _score_group(self, scorer: PseudoLikelihoodScorer, rows: list[dict]) -> None:
         """Score valid rows that share ``scorer``, in place (``too_long`` / ``unknown_token`` become invalid)."""
         pairs = [(r["sequence"], r["modality"]) for r in rows]
@@ -302,8 +332,8 @@ class UmeReward:
         encoded = dict(zip(distinct, scorer.encode(*zip(*distinct, strict=True)), strict=True))
         ids = [encoded[pair] for pair in pairs]
         fits = []
-        for row, tokens in zip(rows, ids, strict=True):
-            reason = scorer.invalid_reason(tokens)
+        for pair, row, tokens in zip(pairs, rows, ids, strict=True):
+            reason = self._model_reasons[pair] = scorer.invalid_reason(tokens)
             if reason is None:
                 fits.append((row, tokens))
             else:

@@ -7,7 +7,8 @@ What :class:`UmeGRPOConfig` fixes relative to TRL's defaults:
 
 - bf16 only where the hardware supports it (TRL defaults to bf16 and refuses to start on CPU);
 - ``report_to="none"`` (transformers otherwise reports to every installed tracker, wandb included);
-- ``log_completions`` on;
+- ``log_completions`` off (one summary table at the end of a run instead of a table per logging step);
+- ``dataloader_pin_memory`` only with an accelerator;
 - ``num_generations`` chosen to divide the generation batch;
 - several CPU processes (torchrun, accelerate launch without an accelerator) train together over gloo.
 
@@ -42,6 +43,11 @@ def bf16_supported(use_cpu: bool = False) -> bool:
 
 def _has_accelerator() -> bool:
     return torch.accelerator.is_available()
+
+
+def pin_memory_supported(use_cpu: bool = False) -> bool:
+    """True when data loaders should pin memory: an accelerator is used (torch only warns without one)."""
+    return not use_cpu and _has_accelerator()
 
 
 def _world_size() -> int:
@@ -120,8 +126,18 @@ class UmeGRPOConfig(GRPOConfig):
         },
     )
     log_completions: bool = field(
-        default=True,
-        metadata={"help": "Log a sample of prompts, completions and rewards at every logging step."},
+        default=False,
+        metadata={
+            "help": "Print a table of prompts, completions and rewards at every logging step. Off by default: "
+            "a run ends with one held-out summary table (evaluation.csv, the model card)."
+        },
+    )
+    dataloader_pin_memory: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Pin data-loader memory for faster host-to-device copies. None (default): on where an "
+            "accelerator is present (pinning without one only warns)."
+        },
     )
     num_completions_to_print: int | None = field(
         default=4,
@@ -135,6 +151,8 @@ class UmeGRPOConfig(GRPOConfig):
             self.use_cpu = True
         if self.bf16 is None:
             self.bf16 = not self.fp16 and bf16_supported(self.use_cpu)
+        if self.dataloader_pin_memory is None:
+            self.dataloader_pin_memory = pin_memory_supported(self.use_cpu)
         if self.num_generations is None:
             gen_batch = self.generation_batch_size or (
                 self.per_device_train_batch_size

@@ -229,6 +229,46 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (plain YAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(
+                    f"{key!r} is given twice (line {key_node.start_mark.line + 1}): keep one of the two"
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_recipe_file(path: Path) -> dict:
+    """The fields of the recipe file ``path``, a YAML mapping.
+
+    Raises:
+        ConfigError: one line naming ``path``: not valid YAML, a key given twice, empty (or only comments: a
+            run on every default is never what an empty file meant), or not a mapping of field: value.
+    """
+    try:
+        config = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    except ConfigError as err:
+        raise ConfigError(f"recipe {path}: {err}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"recipe {path} is not valid YAML: {_one_line(err)}") from None
+    if config is None or config == {}:
+        raise ConfigError(
+            f"recipe {path} is empty: write its fields (field: value, one a line), or start from a shipped "
+            "recipe (ume_rl/recipes/*.yaml)"
+        )
+    if not isinstance(config, dict):
+        raise ConfigError(
+            f"recipe {path} must be a YAML mapping of field: value, got {type(config).__name__}"
+        )
+    return config
+
+
 def parse_config(
     recipe: str | Path | None = None, args: list[str] | tuple[str, ...] = (), overrides: dict | None = None
 ) -> tuple[TrainScriptArguments, UmeGRPOConfig]:
@@ -263,14 +303,7 @@ def parse_config(
         logger.info("no --config given: using the %s profile's recipe %s", name, path)
     else:
         path = recipe_path(recipe)
-    try:
-        config = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"recipe {path} is not valid YAML: {_one_line(err)}") from None
-    if not isinstance(config, dict):
-        raise ConfigError(
-            f"recipe {path} must be a YAML mapping of field: value, got {type(config).__name__}"
-        )
+    config = read_recipe_file(path)
     env = config.pop("env", None) or {}
     if not isinstance(env, dict):
         raise ConfigError(f"env in recipe {path} must be a mapping of variable: value")

@@ -380,22 +380,28 @@ def needed(what: str, resolve):
 
 def run_train(script: TrainScriptArguments, grpo: UmeGRPOConfig):
     """The whole run (``ume-rl train``); returns the trained ``GRPOTrainer``."""
+    import datasets
     from accelerate import PartialState
 
     from ume_rl.rewards.ume import UmeReward
+    from ume_rl.training.model_card import write_model_card
 
+    datasets.disable_progress_bars()  # per-split map/save bars; the warm start and GRPO keep one bar each
     state = PartialState()
     run = TrainRun.prepare(script, grpo)
     try:
         rewards = run.build_rewards(run.load_reward_models())
         trainer = run.train(run.warm_start(), rewards)
         ume_reward = next((f for f in rewards if isinstance(f, UmeReward)), None)
+        table = None
         if script.eval_generations > 0 and ume_reward is not None and state.is_main_process:
             table = run.evaluate(run.output_dir, ume_reward)
             run.save_evaluation(table)
             logger.info(
                 "held-out evaluation of the trained policy:\n%s", table.to_string(float_format="%.3f")
             )
+        if state.is_main_process:
+            write_model_card(run, table)
         state.wait_for_everyone()
     finally:
         run.close()

@@ -26,7 +26,7 @@ from typing import Any
 from datasets import Dataset
 
 from ume_rl.models.integrity import WEIGHT_FILES, manifest_problem, write_manifest
-from ume_rl.training.config import bf16_supported, cpu_processes
+from ume_rl.training.config import bf16_supported, cpu_processes, pin_memory_supported
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +128,7 @@ def warm_start(
     pairs = dataset.map(conversation, remove_columns=dataset.column_names)
     sft_kwargs.setdefault("use_cpu", cpu_processes())
     sft_kwargs.setdefault("bf16", not sft_kwargs.get("fp16", False) and bf16_supported(sft_kwargs["use_cpu"]))
+    sft_kwargs.setdefault("dataloader_pin_memory", pin_memory_supported(sft_kwargs["use_cpu"]))
     sft_kwargs.setdefault("report_to", "none")
     sft_kwargs.setdefault("save_strategy", "no")
     sft_kwargs.setdefault("logging_steps", 10)

@@ -7,7 +7,7 @@ between its special tokens), of
   pseudo-log-likelihood (one masked copy per residue token);
 - ``mode="unmasked"``: log p(token_i | the whole unmasked sequence), the single-pass approximation.
 
->>> from ume_rl.models import load_ume
+>>> from ume_rl.models.ume import load_ume
 >>> from ume_rl.rewards.engine.ume_scoring import UmeScorer
 >>> scorer = UmeScorer(load_ume("tiny"), mode="masked")  # doctest: +SKIP
 >>> scorer.score(["CCO", "MKVL", "ACGT"], ["SMILES", "amino_acid", "nucleotide"])  # doctest: +SKIP

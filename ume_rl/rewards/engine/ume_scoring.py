@@ -2,7 +2,7 @@
 :class:`~ume_rl.rewards.engine.scoring.PseudoLikelihoodScorer` (what the score is and how a call is batched are
 described there).
 
->>> from ume_rl.models import load_ume
+>>> from ume_rl.models.ume import load_ume
 >>> scorer = UmeScorer(load_ume("tiny"), mode="masked")  # doctest: +SKIP
 >>> scorer.score(["CCO", "MKVL", "ACGT"], ["SMILES", "amino_acid", "nucleotide"])  # doctest: +SKIP
 [-6.46..., -7.25..., -7.47...]
