@@ -35,6 +35,7 @@ class ModalitySpec:
         mutation_alphabet: residues a point mutation draws from (probes).
         foreign_alphabet: characters outside the alphabet (the ``wrong_alphabet`` probe).
         prompts: request templates of the synthetic dataset, each naming ``tag``.
+        realism: the realism metrics computed for it (:mod:`ume_rl.training.realism` defines each name).
     """
 
     name: str
@@ -49,6 +50,7 @@ class ModalitySpec:
     mutation_alphabet: str
     foreign_alphabet: str
     prompts: tuple[str, ...]
+    realism: tuple[str, ...] = ()
 
     @property
     def tag_names(self) -> tuple[str, ...]:
@@ -82,6 +84,19 @@ MODALITY_TABLE: dict[str, ModalitySpec] = {
                 "Write the SMILES of an organic molecule between <smiles> and </smiles>.",
                 "Propose a small molecule and give its SMILES inside <smiles>...</smiles> tags.",
             ),
+            realism=(
+                "valid",
+                "unique",
+                "novel",
+                "scaffold_novel",
+                "int_div",
+                "qed",
+                "qed_w1",
+                "sa",
+                "sa_w1",
+                "fcd_corpus",
+                "fcd_moses",
+            ),  # fmt: skip
         ),
         ModalitySpec(
             name="amino_acid",
@@ -100,6 +115,7 @@ MODALITY_TABLE: dict[str, ModalitySpec] = {
                 "Write an amino acid sequence for a short protein between <protein> and </protein>.",
                 "Design a protein and give its sequence inside <protein>...</protein> tags.",
             ),
+            realism=("valid", "unique", "novel", "int_div", "aa_kl", "length_w1", "low_complexity"),
         ),
         ModalitySpec(
             name="nucleotide",
@@ -118,6 +134,7 @@ MODALITY_TABLE: dict[str, ModalitySpec] = {
                 "Write a DNA sequence between <dna> and </dna>.",
                 "Design a short gene fragment and give its DNA sequence inside <dna>...</dna> tags.",
             ),
+            realism=("valid", "unique", "novel", "int_div", "gc", "kmer3_kl", "homopolymer", "length_w1"),
         ),
     )
 }
