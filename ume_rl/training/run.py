@@ -175,8 +175,9 @@ class TrainRun:
         from ume_rl.training.trainer import build_trainer
 
         trainer = build_trainer(
-            policy, rewards, self.dataset["train"], self.dataset["validation"], args=self.grpo
-        )
+            policy, rewards, self.dataset["train"], self.dataset["validation"], args=self.grpo,
+            callbacks=[self.build_monitor()] if self.script.monitor else None,
+        )  # fmt: skip
         trainer.train(
             resume_from_checkpoint=resolve_resume(self.output_dir, self.grpo.resume_from_checkpoint)
         )
@@ -199,6 +200,15 @@ class TrainRun:
                 global_step=trainer.state.global_step,
             )
         return trainer
+
+    def build_monitor(self):
+        """The :class:`~ume_rl.training.monitor.RealismMonitor` of this run (realism against the real corpus,
+        the context audit, and the recipe's ``audit_models``)."""
+        from ume_rl.training.monitor import build_monitor
+
+        return build_monitor(
+            self.dataset["train"], audit_models=self.script.audit_models, device=self.grpo.device
+        )
 
     def generate(self, policy, reward):
         """Completions of ``policy`` on the held-out prompts, scored by ``reward``, one row each
