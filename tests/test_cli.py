@@ -184,6 +184,13 @@ def test_train_command_end_to_end():
     assert stats["world_size"] == 1 and stats["ume_reward"]["completions"] == 2 * 32
     evaluation = (out / "evaluation.csv").read_text().splitlines()
     assert evaluation[0].startswith("modality,n,tag_rate,valid_rate") and evaluation[-1].startswith("all,30,")
+    generations = [json.loads(line) for line in (out / "generations.jsonl").read_text().splitlines()]
+    assert sorted({g["stage"] for g in generations}) == ["base", "trained", "warm_start"]
+    assert len(generations) == 3 * 30 and all(g["sequence"] or not g["valid"] for g in generations)
+    state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
+    assert all("realism/protein/valid" in row for row in state["log_history"] if "reward" in row)
+    assert "hacking" in json.loads((out / "verdict.json").read_text())
+    assert (out / "realism.csv").read_text().startswith("modality,metric,base,warm_start,trained,corpus")
 
 
 @pytest.mark.slow

@@ -272,6 +272,15 @@ class RealismSuite:
         index = pd.MultiIndex.from_tuples(list(rows), names=["modality", "metric"])
         return pd.DataFrame(list(rows.values()), index=index, columns=list(COLUMNS))
 
+    def compare(self, samples: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+        """:meth:`table` of several policies' completions side by side: indexed by (modality, metric), one
+        ``value`` column per policy (``samples``' keys, in order), then ``corpus`` (the reference)."""
+        tables = {name: self.table(frame) for name, frame in samples.items()}
+        out = pd.concat({name: table["value"] for name, table in tables.items()}, axis=1)
+        references = pd.concat([table["reference"] for table in tables.values()])
+        out["corpus"] = references[~references.index.duplicated()].reindex(out.index)
+        return out
+
 
 def moved_toward_corpus(table: pd.DataFrame, before: str, after: str) -> pd.DataFrame:
     """Which realism metrics moved toward the corpus between two policies' columns of ``table``.

@@ -16,7 +16,9 @@ Hugging Face masked LM; ``ume`` for the UME), as the ``full-public`` recipe does
 
 A run never clobbers another (:mod:`ume_rl.training.rundir`): a directory that holds a run needs
 ``resume_from_checkpoint="last"`` or ``overwrite_output_dir=True``, and one run at a time holds its lock.
-Each rank writes the statistics of the completions it scored to ``output_dir/reward_stats/rank<N>.json``.
+Each rank writes the statistics of the completions it scored to ``output_dir/reward_stats/rank<N>.json``; the
+main process writes every held-out completion of the base, warm-started and trained policies to
+``output_dir/generations.jsonl``, their realism to ``realism.csv`` and the hacking verdict to ``verdict.json``.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class TrainRun:
     dataset: Any  # datasets.DatasetDict with train / validation / test
     base_policy: str | Path
     lock: Any = None  # ume_rl.training.rundir.RunLock, held by the main process
+    monitor: Any = None  # ume_rl.training.monitor.RealismMonitor, built by build_monitor
 
     @classmethod
     def prepare(cls, script: TrainScriptArguments, grpo: UmeGRPOConfig) -> TrainRun:
@@ -206,9 +209,11 @@ class TrainRun:
         the context audit, and the recipe's ``audit_models``)."""
         from ume_rl.training.monitor import build_monitor
 
-        return build_monitor(
-            self.dataset["train"], audit_models=self.script.audit_models, device=self.grpo.device
-        )
+        if self.monitor is None:
+            self.monitor = build_monitor(
+                self.dataset["train"], audit_models=self.script.audit_models, device=self.grpo.device
+            )
+        return self.monitor
 
     def generate(self, policy, reward):
         """Completions of ``policy`` on the held-out prompts, scored by ``reward``, one row each
@@ -224,6 +229,24 @@ class TrainRun:
         from ume_rl.training.evaluation import summarize_completions
 
         return summarize_completions(self.generate(policy, reward))
+
+    def generate_stages(self, warm_policy, reward) -> dict:
+        """:meth:`generate` of each stage (:data:`~ume_rl.training.evaluation.STAGES`): the base policy, the
+        warm start ``warm_policy`` and the trained policy saved in ``output_dir``."""
+        policies = {"base": self.base_policy, "warm_start": warm_policy, "trained": self.output_dir}
+        return {stage: self.generate(policy, reward) for stage, policy in policies.items()}
+
+    def save_generations(self, samples) -> Path:
+        """Every evaluation completion to ``output_dir/generations.jsonl``, and, when the run has a monitor,
+        the realism of each stage to ``output_dir/realism.csv``; returns the JSONL path."""
+        from ume_rl.training.evaluation import write_generations
+
+        path = write_generations(self.output_dir / "generations.jsonl", samples)
+        if self.monitor is not None and self.monitor.suite is not None:
+            realism = self.monitor.suite.compare(samples)
+            realism.to_csv(self.output_dir / "realism.csv")
+            logger.info("realism of the held-out generations:\n%s", realism.to_string(float_format="%.3f"))
+        return path
 
     def save_evaluation(self, table) -> Path:
         """Write an evaluation table to ``output_dir/evaluation.csv``; returns the path."""
@@ -243,15 +266,19 @@ def run_train(script: TrainScriptArguments, grpo: UmeGRPOConfig):
     from accelerate import PartialState
 
     from ume_rl.rewards.ume import UmeReward
+    from ume_rl.training.evaluation import summarize_completions
 
     state = PartialState()
     run = TrainRun.prepare(script, grpo)
     try:
         rewards = run.build_rewards(run.load_reward_models())
-        trainer = run.train(run.warm_start(), rewards)
+        policy = run.warm_start()
+        trainer = run.train(policy, rewards)
         ume_reward = next((f for f in rewards if isinstance(f, UmeReward)), None)
         if script.eval_generations > 0 and ume_reward is not None and state.is_main_process:
-            table = run.evaluate(run.output_dir, ume_reward)
+            samples = run.generate_stages(policy, ume_reward)
+            run.save_generations(samples)
+            table = summarize_completions(samples["trained"])
             run.save_evaluation(table)
             logger.info(
                 "held-out evaluation of the trained policy:\n%s", table.to_string(float_format="%.3f")
