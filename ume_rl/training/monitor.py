@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,8 @@ logger = logging.getLogger(__name__)
 
 REWARD_KEY = "reward"
 AUDIT_PREFIX = "audit"
+AUDIT_FIT_MAX = 50_000
+"""Train-split sequences per modality the context audit is fitted on (a seeded sample above this)."""
 
 
 class MaskedLMAudit:
@@ -137,8 +140,9 @@ class RealismMonitor(TrainerCallback):
         values = self.step_values(list(kept["prompt"]), list(kept["completion"]))
         values = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in values.items()}
         logs.update(values)
-        if state.log_history and state.log_history[-1].get(REWARD_KEY) == logs[REWARD_KEY]:
-            state.log_history[-1].update(values)
+        last = state.log_history[-1] if state.log_history else {}
+        if last.get("step") == state.global_step and REWARD_KEY in last:  # the entry Trainer.log just added
+            last.update(values)
 
     def on_train_end(self, args, state, control, **kwargs):
         if not state.is_world_process_zero:
@@ -244,7 +248,7 @@ def build_monitor(
     seed: int = 0,
 ) -> RealismMonitor:
     """The run's monitor: realism against ``corpus`` (default :func:`~ume_rl.data.corpus.load_real_corpus`),
-    the character context audit fitted on its train split, and a :class:`MaskedLMAudit` of ``audit_models``
+    the character context audit fitted on its train split (at most :data:`AUDIT_FIT_MAX` per modality), and a :class:`MaskedLMAudit` of ``audit_models``
     (modality → hub id, directory or UME name; a recipe's ``audit_models``) loaded on ``device``.
 
     ``train_dataset``'s ``prompt``/``modality`` columns tell which modality each prompt asks for.
@@ -256,7 +260,12 @@ def build_monitor(
 
     corpus = corpus if corpus is not None else load_real_corpus(progress=False)
     suite = RealismSuite.from_corpus(corpus, seed=seed)
-    audits: list = [ContextAudit({m: corpus.sequences(m, "train") for m in MODALITY_TABLE})]
+    train = {m: corpus.sequences(m, "train") for m in MODALITY_TABLE}
+    rng = random.Random(seed)
+    train = {
+        m: rng.sample(seqs, AUDIT_FIT_MAX) if len(seqs) > AUDIT_FIT_MAX else seqs for m, seqs in train.items()
+    }
+    audits: list = [ContextAudit(train)]
     if audit_models:
         loaded = {m: load_reward_model(name, m, device=device) for m, name in audit_models.items()}
         audits.append(MaskedLMAudit(loaded))
