@@ -60,7 +60,7 @@ def plot_realism_curves(log_history: list[dict], reference: Mapping[str, float])
     fig.suptitle("Reward, audit and realism over GRPO steps")
 
     ax_reward = axes[0]
-    ax_reward.plot(steps, frame["reward"], color="black", label="training reward")
+    ax_reward.plot(steps, frame["reward"], color="black", marker=".", label="training reward")
     ax_reward.set(title="Training reward vs audit", xlabel="step", ylabel="reward")
     audit_keys = [k for k in frame.columns if k.startswith("audit/")]
     if audit_keys:
@@ -69,7 +69,7 @@ def plot_realism_curves(log_history: list[dict], reference: Mapping[str, float])
         for key in audit_keys:
             color = colors.get(key.rsplit("/", 1)[-1], "grey")
             style = ":" if key.count("/") == 1 else "--"  # audit/<scorer>: every modality together
-            ax_audit.plot(steps, frame[key], style, color=color, label=key.removeprefix("audit/"))
+            ax_audit.plot(steps, frame[key], style, color=color, marker=".", label=key.removeprefix("audit/"))
         ax_audit.set_ylabel("audit score (log-prob per residue, higher is better)")
         ax_audit.legend(loc="lower right", fontsize="x-small")
     ax_reward.legend(loc="upper left", fontsize="small")
