@@ -91,3 +91,26 @@ def test_a_grpo_run_logs_realism_and_audit_beside_the_reward(
         assert "realism/protein/aa_kl" in entry  # None when no completion was valid
     verdict = json.loads((tmp_path / "verdict.json").read_text())
     assert set(verdict) >= {"hacking", "reward_change", "message"}
+
+
+def test_masked_lm_audit_scores_with_another_model(tiny_mlms, single_thread):
+    from ume_rl.training.monitor import MaskedLMAudit
+
+    audit = MaskedLMAudit({"protein": tiny_mlms["amino_acid"]})
+    assert audit.modalities == ("amino_acid",) and audit.__name__ == "masked_lm_audit"
+    scores = audit.scores(["MKTAYIAKQR", "ACDEFGHIK"], "amino_acid")
+    assert len(scores) == 2 and all(s < 0 for s in scores)  # mean log-probabilities
+    values = audit_values([audit], ["amino_acid", "amino_acid", "SMILES"], ["MKTAYIAKQR", None, "CCO"])
+    assert set(values) == {"audit/masked_lm_audit/protein", "audit/masked_lm_audit"}
+    assert values["audit/masked_lm_audit"] == pytest.approx(scores[0])
+
+
+def test_recipe_audit_models_key(tmp_path):
+    from ume_rl.training.recipes import load_recipe
+
+    script, _ = load_recipe(
+        "tiny", output_dir=str(tmp_path / "a"), audit_models='{"protein": "facebook/esm2"}'
+    )
+    assert script.audit_models == {"amino_acid": "facebook/esm2"} and script.monitor is True
+    with pytest.raises(ValueError, match="audit_models must be a mapping"):
+        load_recipe("tiny", output_dir=str(tmp_path / "b"), audit_models="[1, 2]")
