@@ -204,6 +204,16 @@ def test_train_command_end_to_end(capfd):
     assert "**Reward models**: SMILES: `tiny`" in card and "`ume` × 1" in card
     assert "`tiny` profile's recipe" in card and "`max_steps`: 2" in card
     assert "| modality | n | tag_rate | valid_rate" in card and "\n| all | 30 |" in card
+    generations = [json.loads(line) for line in (out / "generations.jsonl").read_text().splitlines()]
+    assert sorted({g["stage"] for g in generations}) == ["base", "trained", "warm_start"]
+    assert len(generations) == 3 * 30 and all(g["sequence"] or not g["valid"] for g in generations)
+    state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
+    logged = [row for row in state["log_history"] if "reward" in row]
+    assert logged and all(
+        any(k.startswith("realism/") and k.endswith("/valid") for k in row) for row in logged
+    )
+    assert "hacking" in json.loads((out / "verdict.json").read_text())
+    assert (out / "realism.csv").read_text().startswith("modality,metric,base,warm_start,trained,corpus")
 
 
 @pytest.mark.slow

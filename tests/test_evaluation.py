@@ -12,10 +12,13 @@ from ume_rl.data.generate import generate_synthetic_dataset
 from ume_rl.rewards.modalities import MODALITIES
 from ume_rl.rewards.ume import UmeReward
 from ume_rl.training.evaluation import (
+    GENERATION_FIELDS,
     SUMMARY_COLUMNS,
     evaluate_policy,
     generate_completions,
+    read_generations,
     summarize_completions,
+    write_generations,
 )
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -94,3 +97,33 @@ def test_evaluation_is_seeded(warm_policy_path, held_out, reward):
     other = generate_completions(warm_policy_path, subset, reward, seed=4, **settings)
     assert first["completion"].tolist() == again["completion"].tolist()
     assert first["completion"].tolist() != other["completion"].tolist()
+
+
+def test_generations_jsonl_keeps_every_completion_with_null_for_invalid(
+    tmp_path, warm_policy_path, held_out, reward
+):
+    samples = {
+        stage: generate_completions(warm_policy_path, held_out, reward, num_generations=1, seed=seed)
+        for seed, stage in enumerate(("base", "warm_start", "trained"))
+    }
+    path = write_generations(tmp_path / "run" / "generations.jsonl", samples)
+    lines = path.read_text().splitlines()
+    assert len(lines) == 3 * len(held_out) and not (tmp_path / "run" / "generations.jsonl.partial").exists()
+    rows = read_generations(path)
+    assert list(rows.columns) == list(GENERATION_FIELDS)
+    assert rows["stage"].value_counts().to_dict() == {s: len(held_out) for s in samples}
+    assert rows.groupby("stage")["modality"].value_counts().min() == 10  # every modality in every stage
+    assert rows.loc[~rows["valid"], "sequence"].isna().all()
+    assert rows.loc[rows["valid"], "sequence"].notna().all()
+    trained = samples["trained"]
+    assert rows[rows["stage"] == "trained"]["completion"].tolist() == trained["completion"].tolist()
+
+
+def test_read_generations_names_a_bad_line(tmp_path):
+    path = tmp_path / "generations.jsonl"
+    path.write_text('{"stage": "base"}\n')
+    with pytest.raises(ValueError, match="generations.jsonl:1 lacks"):
+        read_generations(path)
+    path.write_text("not json\n")
+    with pytest.raises(ValueError, match="generations.jsonl:1 is not JSON"):
+        read_generations(path)

@@ -85,3 +85,29 @@ def test_ume_loss_curve_has_one_line_per_modality(tmp_path):
     assert save_figure(fig, tmp_path / "loss.png").stat().st_size > 0
     with pytest.raises(ValueError, match="read_loss_curve"):
         plot_ume_loss_curve({"loss": []})
+
+
+def test_realism_curves_plot_reward_audit_and_relative_distances():
+    from ume_rl.inspection.realism_plots import monitor_frame, plot_realism_curves, relative_distances
+
+    history = log_history(4)
+    for step, row in enumerate(history, start=1):
+        row.update(
+            {
+                "audit/context_audit/protein": -3.0 - 0.1 * step,
+                "audit/context_audit": -3.0 - 0.1 * step,
+                "realism/protein/aa_kl": 0.1 * step,  # corpus 0: distance grows 1x, 2x, 3x, 4x
+                "realism/protein/valid": None,  # nothing valid at that step: a gap, not a crash
+                "realism/DNA/gc": 0.5,  # at the corpus value all along: no curve
+            }
+        )
+    reference = {"realism/protein/aa_kl": 0.0, "realism/protein/valid": 1.0, "realism/DNA/gc": 0.5}
+    frame = monitor_frame(history)
+    distances = relative_distances(frame, reference, "protein")
+    assert distances["aa_kl"].tolist() == pytest.approx([1.0, 2.0, 3.0, 4.0])
+    assert "valid" not in distances  # all NaN: no first distance to divide by
+    assert relative_distances(frame, reference, "DNA").empty
+    fig = plot_realism_curves(history, reference)
+    assert len(fig.axes) == 1 + 1 + 2  # reward (+ its audit twin), protein, DNA
+    with pytest.raises(ValueError, match="no training rows"):
+        plot_realism_curves([{"loss": 1.0, "step": 1}], reference)

@@ -15,7 +15,7 @@ Everything is measured on the corpus's **held-out** split only (the baselines ar
   the synthetic generator, within ±3 characters of the real one); every modality ``mutated_10pct`` (10% of
   the positions substituted; SMILES: atoms swapped within class as above);
 - scores: the UME's exact masked pseudo-log-likelihood per token (:class:`~ume_rl.rewards.engine.ume_scoring.UmeScorer`,
-  ``mode="masked"``), a unigram model (train-split token frequencies) and a :class:`ContextBaseline` (a
+  ``mode="masked"``), a unigram model (train-split token frequencies) and a :class:`~ume_rl.rewards.baselines.ContextBaseline` (a
   token given its ±2 neighbours, backed off to ±1 and the unigram);
 - AUROC: the probability that a real sequence scores above a decoy (ties count half); 0.5 is chance.
   The unigram's AUROC on shuffled decoys is 0.5 by construction.
@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ume_rl.rewards.baselines import context_baseline
 from ume_rl.rewards.modalities import MODALITIES, MODALITY_TABLE
 
 logger = logging.getLogger(__name__)
@@ -117,108 +118,7 @@ def auroc(positive: Sequence[float], negative: Sequence[float]) -> float:
     return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
-# -------------------------------------------------------------------------------------------- baselines
-
-
-class ContextBaseline:
-    """The simplest masked model: counts of a token given its ±2 neighbours, smoothed towards its ±1
-    neighbours, smoothed towards the unigram (hierarchical Dirichlet smoothing, concentration ``alpha``).
-
-    Works on UME token ids (CLS … EOS): every token between CLS and EOS is scored; CLS and EOS are context,
-    positions outside the sequence a token of their own. ``fit`` picks ``alpha`` from ``alphas`` by
-    likelihood on 10% of the training sequences, then counts all of them. Counting and scoring are vectorised
-    (numpy), about a second for the whole corpus.
-
-    >>> base = ContextBaseline().fit([[0, 5, 6, 7, 5, 6, 7, 2]] * 30)
-    >>> bool(base.score([0, 5, 6, 7, 5, 6, 7, 2]) > base.score([0, 7, 6, 5, 7, 6, 5, 2]))
-    True
-    """
-
-    _BASE = 1 << 11  # token ids + 1 (0: outside) are below 2048
-
-    def __init__(self, alpha: float = 1.0):
-        self.alpha = alpha
-
-    @classmethod
-    def _features(cls, token_ids: Sequence[Sequence[int]]):
-        """Per scored token: (sequence index, token, ±1 context key, ±2 context key)."""
-        lengths = np.array([len(ids) for ids in token_ids])
-        if len(lengths) == 0 or lengths.min() < 3:
-            raise ValueError("every sequence needs CLS, at least one residue token and EOS")
-        flat = np.concatenate([np.pad(np.asarray(ids, dtype=np.int64) + 1, 2) for ids in token_ids])
-        if flat.max() >= cls._BASE:
-            raise ValueError(f"token ids must be below {cls._BASE - 1}")
-        starts = np.concatenate([[0], np.cumsum(lengths + 4)[:-1]])
-        seq = np.repeat(np.arange(len(lengths)), lengths - 2)
-        pos = np.concatenate([start + np.arange(3, n + 1) for start, n in zip(starts, lengths, strict=True)])
-        b = cls._BASE
-        near = flat[pos - 1] * b + flat[pos + 1]
-        far = ((flat[pos - 2] * b + flat[pos - 1]) * b + flat[pos + 1]) * b + flat[pos + 2]
-        return seq, flat[pos], near, far
-
-    def fit(self, token_ids: Sequence[Sequence[int]], alphas=(0.5, 2.0, 8.0, 32.0), seed: int = 0):
-        """Count ``token_ids`` (one list of ids per training sequence); returns ``self``."""
-        token_ids = list(token_ids)
-        if alphas and len(token_ids) >= 20:
-            order = random.Random(seed).sample(range(len(token_ids)), len(token_ids))
-            cut = len(order) // 10
-            self._count([token_ids[i] for i in order[cut:]])
-            valid = [token_ids[i] for i in order[:cut]]
-            likelihood = {}
-            for alpha in alphas:
-                self.alpha = alpha
-                likelihood[alpha] = float(np.mean(self.scores(valid)))
-            self.alpha = max(likelihood, key=likelihood.get)
-        self._count(token_ids)
-        return self
-
-    def _count(self, token_ids) -> None:
-        _, x, near, far = self._features(token_ids)
-        b = self._BASE
-        self.unigram = np.bincount(x, minlength=b).astype(float)
-        self.vocab = int((self.unigram > 0).sum()) + 1  # one slot for tokens never seen
-        self.tables = {}
-        for name, key in (("near", near), ("far", far)):
-            pairs, pair_counts = np.unique(key * b + x, return_counts=True)
-            contexts, context_counts = np.unique(key, return_counts=True)
-            self.tables[name] = (pairs, pair_counts, contexts, context_counts)
-
-    @staticmethod
-    def _lookup(keys: np.ndarray, counts: np.ndarray, query: np.ndarray) -> np.ndarray:
-        index = np.clip(np.searchsorted(keys, query), 0, len(keys) - 1)
-        return np.where(keys[index] == query, counts[index], 0).astype(float)
-
-    def scores(self, token_ids: Sequence[Sequence[int]], order: int = 2) -> np.ndarray:
-        """Mean log-probability of the residue tokens of each sequence (order 0: unigram; 1: ±1; 2: ±2)."""
-        seq, x, near, far = self._features(token_ids)
-        p = (self.unigram[x] + 1) / (self.unigram.sum() + self.vocab)
-        b = self._BASE
-        for name, key in (("near", near), ("far", far))[:order]:
-            pairs, pair_counts, contexts, context_counts = self.tables[name]
-            total = self._lookup(contexts, context_counts, key)
-            p = (self._lookup(pairs, pair_counts, key * b + x) + self.alpha * p) / (total + self.alpha)
-        sums = np.bincount(seq, weights=np.log(p), minlength=len(token_ids))
-        return sums / np.bincount(seq, minlength=len(token_ids))
-
-    def score(self, ids: Sequence[int], order: int = 2) -> float:
-        """:meth:`scores` of one sequence."""
-        return float(self.scores([ids], order)[0])
-
-
 # ----------------------------------------------------------------------------------------------- result
-
-
-_BASELINES: dict[tuple[int, str], tuple[object, ContextBaseline]] = {}
-
-
-def context_baseline(corpus, modality: str, tokenizer) -> ContextBaseline:
-    """The :class:`ContextBaseline` of ``corpus``'s train split for ``modality`` (UME tokens), fitted once per
-    corpus and modality in a process (UME tokenizers are lobster's, the same for every UME)."""
-    key = (id(corpus), modality)
-    if key not in _BASELINES or _BASELINES[key][0] is not corpus:
-        train_ids = tokenizer(list(corpus.sequences(modality, "train")))["input_ids"]
-        _BASELINES[key] = (corpus, ContextBaseline().fit(train_ids))
-    return _BASELINES[key][1]
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ class ModalitySpec:
         public_masked_lm: the public Hugging Face masked-LM family that scores it (``full-public``), whose shape
             the offline stand-in copies (:func:`ume_rl.models.masked_lms.build_tiny_masked_lm`): ``chemberta``,
             ``esm2`` or ``nucleotide_transformer``.
+        realism: the realism metrics computed for it (:mod:`ume_rl.training.realism` defines each name).
     """
 
     name: str
@@ -53,6 +54,7 @@ class ModalitySpec:
     foreign_alphabet: str
     prompts: tuple[str, ...]
     public_masked_lm: str
+    realism: tuple[str, ...] = ()
 
     @property
     def tag_names(self) -> tuple[str, ...]:
@@ -87,6 +89,19 @@ MODALITY_TABLE: dict[str, ModalitySpec] = {
                 "Propose a small molecule and give its SMILES inside <smiles>...</smiles> tags.",
             ),
             public_masked_lm="chemberta",
+            realism=(
+                "valid",
+                "unique",
+                "novel",
+                "scaffold_novel",
+                "int_div",
+                "qed",
+                "qed_w1",
+                "sa",
+                "sa_w1",
+                "fcd_corpus",
+                "fcd_moses",
+            ),  # fmt: skip
         ),
         ModalitySpec(
             name="amino_acid",
@@ -106,6 +121,7 @@ MODALITY_TABLE: dict[str, ModalitySpec] = {
                 "Design a protein and give its sequence inside <protein>...</protein> tags.",
             ),
             public_masked_lm="esm2",
+            realism=("valid", "unique", "novel", "int_div", "aa_kl", "length_w1", "low_complexity"),
         ),
         ModalitySpec(
             name="nucleotide",
@@ -125,6 +141,7 @@ MODALITY_TABLE: dict[str, ModalitySpec] = {
                 "Design a short gene fragment and give its DNA sequence inside <dna>...</dna> tags.",
             ),
             public_masked_lm="nucleotide_transformer",
+            realism=("valid", "unique", "novel", "int_div", "gc", "kmer3_kl", "homopolymer", "length_w1"),
         ),
     )
 }

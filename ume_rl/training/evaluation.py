@@ -12,6 +12,11 @@ all         240     0.917       0.850      -73.879       16.858            0.775
 
 (the tiny profile after notebook 04: an untrained UME, so the numbers show the plumbing, not biology)
 
+:func:`write_generations` keeps every evaluation completion of a run as ``generations.jsonl`` (one JSON object
+per completion: ``stage``, ``modality``, ``prompt_index``, ``completion``, ``sequence`` (null when invalid),
+``valid``, ``reason``, ``reward``), so anyone can compute their own metrics on a run;
+:func:`read_generations` reads it back.
+
 :func:`generate_completions` returns one row per completion (prompt, completion, validity, reason, reward);
 :func:`summarize_completions` turns those rows into the table above, per modality and ``all``. Sampling
 uses the same settings as GRPO's rollouts (temperature 1, no top-k/top-p), seeded, so two evaluations of
@@ -20,7 +25,10 @@ the same model on the same machine agree.
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -34,6 +42,18 @@ logger = logging.getLogger(__name__)
 SUMMARY_COLUMNS = ("n", "tag_rate", "valid_rate", "mean_reward", "mean_length", "unique_fraction")
 # Reasons that mean the completion did not hold a non-empty tag of the requested modality.
 TAG_FAILURES = frozenset({"no_tag", "wrong_modality", "empty"})
+STAGES = ("base", "warm_start", "trained")
+"""The policies a run evaluates: the base policy, after the warm start, after GRPO."""
+GENERATION_FIELDS = (
+    "stage",
+    "modality",
+    "prompt_index",
+    "completion",
+    "sequence",
+    "valid",
+    "reason",
+    "reward",
+)
 
 
 def _load_policy(model_or_path, tokenizer=None, device=None):
@@ -195,3 +215,67 @@ def evaluate_policy(
         progress=progress,
     )
     return summarize_completions(completions)
+
+
+def _text(value) -> str | None:
+    """A string as it is; anything else (pandas' NaN for a missing value, None) as None."""
+    return value if isinstance(value, str) else None
+
+
+def write_generations(path: str | Path, samples: Mapping[str, pd.DataFrame]) -> Path:
+    """Write ``samples`` (stage → :func:`generate_completions` rows) to ``path`` as JSON lines, one per completion,
+    replacing the file (written to a temporary name first, so a crash never leaves half a file).
+
+    ``sequence`` is null for an invalid completion and ``reward`` null when it is not a finite number.
+
+    >>> import tempfile
+    >>> rows = pd.DataFrame({"prompt_index": [0], "modality": ["nucleotide"], "completion": ["<dna>AC</dna>"],
+    ...                      "valid": [True], "reason": [None], "sequence": ["AC"], "reward": [-1.5]})
+    >>> path = write_generations(f"{tempfile.mkdtemp()}/generations.jsonl", {"trained": rows})
+    >>> read_generations(path)[["stage", "sequence", "reward"]].values.tolist()
+    [['trained', 'AC', -1.5]]
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("w") as out:
+        for stage, frame in samples.items():
+            for row in frame.to_dict("records"):
+                valid = bool(row["valid"])
+                reward = float(row["reward"])
+                record = {
+                    "stage": stage,
+                    "modality": row["modality"],
+                    "prompt_index": int(row["prompt_index"]),
+                    "completion": row["completion"],
+                    "sequence": _text(row["sequence"]) if valid else None,
+                    "valid": valid,
+                    "reason": _text(row["reason"]),
+                    "reward": reward if math.isfinite(reward) else None,
+                }
+                out.write(json.dumps(record, allow_nan=False) + "\n")
+    partial.replace(path)
+    logger.info("wrote %d generations (%s) to %s", sum(map(len, samples.values())), ", ".join(samples), path)
+    return path
+
+
+def read_generations(path: str | Path) -> pd.DataFrame:
+    """The rows of a ``generations.jsonl`` (:func:`write_generations`), with a ``stage`` column.
+
+    Raises:
+        ValueError: a line that is not a JSON object with the expected fields (names the line).
+    """
+    rows = []
+    with Path(path).open() as lines:
+        for number, line in enumerate(lines, start=1):
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(
+                    f"{path}:{number} is not JSON ({err.msg}): write it with write_generations"
+                ) from None
+            missing = [f for f in GENERATION_FIELDS if not isinstance(row, dict) or f not in row]
+            if missing:
+                raise ValueError(f"{path}:{number} lacks {missing}: write it with write_generations")
+            rows.append(row)
+    return pd.DataFrame(rows, columns=list(GENERATION_FIELDS))

@@ -86,6 +86,17 @@ class TrainScriptArguments:
             "directory of a masked LM, or 'ume'; modalities not named use the UME. A JSON object on the command line."
         },
     )
+    audit_models: dict | str | None = field(
+        default=None,
+        metadata={
+            "help": "Masked LMs per modality that audit the policy without training it, e.g. {amino_acid: "
+            "facebook/esm2_t6_8M_UR50D}: logged as audit/masked_lm_audit/<modality> beside the reward."
+        },
+    )
+    monitor: bool = field(
+        default=True,
+        metadata={"help": "Log realism metrics and audit scores of each logging step's completions."},
+    )
     dataset_dir: str | None = field(
         default=None,
         metadata={
@@ -147,6 +158,19 @@ class TrainScriptArguments:
                     f"reward_models must be a mapping modality -> model, got {self.reward_models!r}"
                 )
             self.reward_models = {normalize_modality(k): str(v) for k, v in self.reward_models.items()}
+        if isinstance(self.audit_models, str):
+            try:
+                self.audit_models = json.loads(self.audit_models)
+            except json.JSONDecodeError as err:
+                raise ValueError(
+                    f"audit_models must be a mapping modality -> model, got {self.audit_models!r}"
+                ) from err
+        if self.audit_models is not None:
+            if not isinstance(self.audit_models, dict):
+                raise ValueError(
+                    f"audit_models must be a mapping modality -> model, got {self.audit_models!r}"
+                )
+            self.audit_models = {normalize_modality(k): str(v) for k, v in self.audit_models.items()}
 
     def reward_model_names(self) -> dict[str, str]:
         """Per modality, the reward model's name (see :mod:`ume_rl.models.names`): ``reward_models``' entry, else

@@ -21,6 +21,8 @@ Nothing is claimed before the run can start: :meth:`TrainRun.prepare` locks the 
 checks the dataset, the policy and every reward model, and compares the run's fingerprint with the one a
 resumed run recorded (:mod:`ume_rl.training.fingerprint`) before it writes anything there; a failure on the way
 gives the directory back as it was found. Each rank writes the statistics of the completions it scored to ``output_dir/reward_stats/rank<N>.json``.
+The main process writes every held-out completion of the base, warm-started and trained policies to
+``output_dir/generations.jsonl``, their realism to ``realism.csv`` and the hacking verdict to ``verdict.json``.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class TrainRun:
     reward_models: Any = field(default=None, repr=False)  # loaded by prepare (load_reward_models)
     # modality -> reward model name, for the fingerprint; None: the recipe's (reward_models, the UME)
     model_names: dict | None = None
+    monitor: Any = None  # ume_rl.training.monitor.RealismMonitor, built by build_monitor
 
     @classmethod
     def prepare(cls, script: TrainScriptArguments, grpo: UmeGRPOConfig) -> TrainRun:
@@ -277,7 +280,7 @@ class TrainRun:
             self.dataset["train"],
             self.dataset.get("validation"),
             args=self.grpo,
-            callbacks=callbacks,
+            callbacks=[*(callbacks or []), *([self.build_monitor()] if self.script.monitor else [])] or None,
         )
         trainer.train(
             resume_from_checkpoint=resolve_resume(self.output_dir, self.grpo.resume_from_checkpoint)
@@ -302,6 +305,17 @@ class TrainRun:
             )
         return trainer
 
+    def build_monitor(self):
+        """The :class:`~ume_rl.training.monitor.RealismMonitor` of this run (realism against the real corpus,
+        the context audit, and the recipe's ``audit_models``)."""
+        from ume_rl.training.monitor import build_monitor
+
+        if self.monitor is None:
+            self.monitor = build_monitor(
+                self.dataset["train"], audit_models=self.script.audit_models, device=self.grpo.device
+            )
+        return self.monitor
+
     def generate(self, policy, reward):
         """Completions of ``policy`` on the held-out prompts, scored by ``reward``, one row each
         (:func:`~ume_rl.training.evaluation.generate_completions`), sampled as GRPO's rollouts are
@@ -316,6 +330,24 @@ class TrainRun:
         from ume_rl.training.evaluation import summarize_completions
 
         return summarize_completions(self.generate(policy, reward))
+
+    def generate_stages(self, warm_policy, reward) -> dict:
+        """:meth:`generate` of each stage (:data:`~ume_rl.training.evaluation.STAGES`): the base policy, the
+        warm start ``warm_policy`` and the trained policy saved in ``output_dir``."""
+        policies = {"base": self.base_policy, "warm_start": warm_policy, "trained": self.output_dir}
+        return {stage: self.generate(policy, reward) for stage, policy in policies.items()}
+
+    def save_generations(self, samples) -> Path:
+        """Every evaluation completion to ``output_dir/generations.jsonl``, and, when the run has a monitor,
+        the realism of each stage to ``output_dir/realism.csv``; returns the JSONL path."""
+        from ume_rl.training.evaluation import write_generations
+
+        path = write_generations(self.output_dir / "generations.jsonl", samples)
+        if self.monitor is not None and self.monitor.suite is not None:
+            realism = self.monitor.suite.compare(samples)
+            realism.to_csv(self.output_dir / "realism.csv")
+            logger.info("realism of the held-out generations:\n%s", realism.to_string(float_format="%.3f"))
+        return path
 
     def save_evaluation(self, table) -> Path:
         """Write an evaluation table to ``output_dir/evaluation.csv``; returns the path."""
@@ -384,6 +416,7 @@ def run_train(script: TrainScriptArguments, grpo: UmeGRPOConfig):
     from accelerate import PartialState
 
     from ume_rl.rewards.ume import UmeReward
+    from ume_rl.training.evaluation import summarize_completions
     from ume_rl.training.model_card import write_model_card
 
     datasets.disable_progress_bars()  # per-split map/save bars; the warm start and GRPO keep one bar each
@@ -391,11 +424,14 @@ def run_train(script: TrainScriptArguments, grpo: UmeGRPOConfig):
     run = TrainRun.prepare(script, grpo)
     try:
         rewards = run.build_rewards(run.load_reward_models())
-        trainer = run.train(run.warm_start(), rewards)
+        policy = run.warm_start()
+        trainer = run.train(policy, rewards)
         ume_reward = next((f for f in rewards if isinstance(f, UmeReward)), None)
         table = None
         if script.eval_generations > 0 and ume_reward is not None and state.is_main_process:
-            table = run.evaluate(run.output_dir, ume_reward)
+            samples = run.generate_stages(policy, ume_reward)
+            run.save_generations(samples)
+            table = summarize_completions(samples["trained"])
             run.save_evaluation(table)
             logger.info(
                 "held-out evaluation of the trained policy:\n%s", table.to_string(float_format="%.3f")

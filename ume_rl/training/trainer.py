@@ -86,7 +86,8 @@ def build_trainer(
             other columns (``modality``...) reach the rewards as keyword arguments.
         eval_dataset: optional; used when ``eval_strategy`` is set.
         args: a ``GRPOConfig``; default :func:`~ume_rl.training.config.build_grpo_config` ().
-        callbacks: extra ``transformers.TrainerCallback`` objects.
+        callbacks: extra ``transformers.TrainerCallback`` objects; one with an ``attach(trainer)`` method (a
+            :class:`~ume_rl.training.monitor.RealismMonitor`) is attached to the trainer built here.
 
     Returns:
         The trainer; ``trainer.reward_funcs`` are ``reward_funcs`` in order.
@@ -112,6 +113,9 @@ def build_trainer(
         processing_class=tokenizer,
         callbacks=callbacks,
     )
+    for callback in callbacks or ():
+        if hasattr(callback, "attach"):  # e.g. RealismMonitor: reads the trainer's completions, logs first
+            callback.attach(trainer)
     logger.info(
         "GRPO trainer: policy=%s, rewards=%s (weights %s), %d x %d completions per step, report_to=%s",
         policy if isinstance(policy, str) else type(policy).__name__,
