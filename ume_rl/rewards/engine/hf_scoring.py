@@ -24,7 +24,7 @@ What the adapter does for any architecture:
   architectures run the whole model and read the logits at those positions (exact, slower);
 - ESM models with ``token_dropout`` (ESM-2, the Nucleotide Transformer v1) rescale embeddings by the
   fraction of masked tokens over the *padded* width in ``transformers`` (4.57 does not pass the attention
-  mask to the embeddings): in masked mode, batches never mix lengths and are not widened by the shape
+  mask to the embeddings): in the masked and spaced modes, batches never mix lengths and are not widened by the shape
   ladder (``pad_shapes``), so each masked copy is scored exactly as alone;
 - the engine's shape ladder, SDPA backend choice, deduplication and cache apply as for UME.
 
@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ume_rl.rewards.engine.scoring import DEFAULT_MODE, PseudoLikelihoodScorer
+from ume_rl.rewards.engine.scoring import DEFAULT_MASKS_PER_ROW, DEFAULT_MODE, PseudoLikelihoodScorer
 from ume_rl.rewards.modalities import MODALITY_TABLE, normalize_modality
 
 NORMALIZATIONS = ("residue", "token")
@@ -118,14 +118,15 @@ class HFMaskedLMScorer(PseudoLikelihoodScorer):
 
     Args:
         masked_lm: a :class:`MaskedLM` (model, tokenizer, modality); the model is put in eval mode, never moved.
-        mode: ``"masked"`` (exact pseudo-log-likelihood) or ``"unmasked"`` (one pass, approximation).
+        mode: ``"masked"`` (exact pseudo-log-likelihood), ``"unmasked"`` (one pass, approximation) or
+            ``"spaced"`` (``masks_per_row`` spaced masks per row, approximation).
         token_budget: most padded tokens per forward; default 8192 on CPU, 65536 on CUDA.
         dtype: ``None``/``"fp32"`` or ``"bf16"``/``"fp16"`` (autocast).
         max_length: longest tokenized sequence scored; default :func:`model_max_length`.
         normalize: ``"residue"`` (default) or ``"token"``; see the module docstring.
-        pad_shapes, sdpa, dedup, cache_size: engine options, see
+        pad_shapes, sdpa, dedup, cache_size, masks_per_row: engine options, see
             :class:`~ume_rl.rewards.engine.scoring.PseudoLikelihoodScorer` (the shape ladder is off for ESM models
-            with ``token_dropout`` in masked mode, whose batches never mix lengths).
+            with ``token_dropout`` in the masked and spaced modes, whose batches never mix lengths).
 
     Scores only ``masked_lm.modality``; other modalities are a ``ValueError``.
     """
@@ -142,6 +143,7 @@ class HFMaskedLMScorer(PseudoLikelihoodScorer):
         sdpa="auto",
         dedup: bool = True,
         cache_size: int = 0,
+        masks_per_row: int = DEFAULT_MASKS_PER_ROW,
     ):
         if normalize not in NORMALIZATIONS:
             raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
@@ -166,6 +168,7 @@ class HFMaskedLMScorer(PseudoLikelihoodScorer):
             sdpa=sdpa,
             dedup=dedup,
             cache_size=cache_size,
+            masks_per_row=masks_per_row,
         )
         self.model, self.tokenizer, self.normalize = model, tokenizer, normalize
         self.label = masked_lm.name or type(model).__name__
@@ -215,7 +218,7 @@ class HFMaskedLMScorer(PseudoLikelihoodScorer):
         return self.model.base_model if self._head is not None else self.model
 
     def _same_length(self, layout: str) -> bool:
-        return self.mode == "masked" and bool(getattr(self.model.config, "token_dropout", False))
+        return self.mode != "unmasked" and bool(getattr(self.model.config, "token_dropout", False))
 
     def _hidden(self, encoder, layout: str, dev: dict[str, torch.Tensor], max_seqlen: int) -> torch.Tensor:
         out = encoder(**self._encoder_kwargs(layout, dev, max_seqlen))
