@@ -26,6 +26,9 @@ What the adapter does for any architecture:
   fraction of masked tokens over the *padded* width in ``transformers`` (4.57 does not pass the attention
   mask to the embeddings): in the masked and spaced modes, batches never mix lengths and are not widened by the shape
   ladder (``pad_shapes``), so each masked copy is scored exactly as alone;
+- BERT and RoBERTa-like models get their attention mask as ``(rows, length, length)``: from a 2-D mask,
+  ``transformers`` would test it with ``torch.all`` on every forward, a device-to-host sync (the engine
+  makes one per call);
 - the engine's shape ladder, SDPA backend choice, deduplication and cache apply as for UME.
 
 Normalisation, ``normalize="residue"`` (default): the sum of the scored tokens' log-probs divided by the
@@ -59,6 +62,11 @@ HEAD_ATTRIBUTES = {
     "bert": "cls",
 }
 """``config.model_type`` → the attribute holding a head that maps final hidden states to logits."""
+
+SQUARE_MASK_TYPES = frozenset({"bert", "roberta", "xlm-roberta", "camembert"})
+"""Model types whose SDPA path checks a 2-D attention mask with ``torch.all`` (a device-to-host sync per
+forward, in ``transformers``' ``_prepare_4d_attention_mask_for_sdpa``): they get the same mask as a
+``(rows, length, length)`` view, which they expand without looking at its values."""
 
 _UNBOUNDED_LENGTH = 10**6  # tokenizers without a limit report model_max_length = 1e30
 
@@ -219,6 +227,13 @@ class HFMaskedLMScorer(PseudoLikelihoodScorer):
 
     def _same_length(self, layout: str) -> bool:
         return self.mode != "unmasked" and bool(getattr(self.model.config, "token_dropout", False))
+
+    def _encoder_kwargs(self, layout: str, dev: dict[str, torch.Tensor], max_seqlen: int) -> dict:
+        kwargs = super()._encoder_kwargs(layout, dev, max_seqlen)
+        if self.model.config.model_type in SQUARE_MASK_TYPES:
+            mask = kwargs["attention_mask"]
+            kwargs["attention_mask"] = mask[:, None, :].expand(-1, mask.shape[1], -1)
+        return kwargs
 
     def _hidden(self, encoder, layout: str, dev: dict[str, torch.Tensor], max_seqlen: int) -> torch.Tensor:
         out = encoder(**self._encoder_kwargs(layout, dev, max_seqlen))
