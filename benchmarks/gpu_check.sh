@@ -18,8 +18,8 @@
 #    masked bf16; policy fp32 vs bf16 weights, static KV cache with and without torch.compile, a generation
 #    batch of two steps; prints each option's step, generation, reward and update seconds;
 # 4. the large reward model (reward_throughput.py): UME_large bf16, 128 completions, masked against spaced
-#    (k = 4): warm-up, first call, one fresh and one repeated call each, and the speed-up; with step 3's best generation time this is
-#    the reward's share of a step at UME_large;
+#    (k = 3, the recommended k): warm-up, first call, one fresh and one repeated call each, and the speed-up;
+#    with step 3's best generation time this gives the reward's share of a step at UME_large;
 # 5. device->host synchronisations per score() call (expected: 1), appended to gpu.txt.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -53,9 +53,9 @@ timeout 200 $PY benchmarks/grpo_step.py --device cuda --variants after --steps 2
   --generation fp32,bf16,bf16-static,bf16-static-compile,bf16-gen2x \
   --out "$OUT/grpo_step_cuda_generation.json" 2>&1 | grep -v -i -E "$QUIET" | tee "$OUT/grpo_step.txt"
 
-echo "== the large reward model: UME_large bf16, 128 completions, masked vs spaced (k=4)"
+echo "== the large reward model: UME_large bf16, 128 completions, masked vs spaced (k=3)"
 timeout 100 $PY benchmarks/reward_throughput.py --device cuda --dtype bf16 --arch UME_large --rounds 0 \
-  --variants after --modes masked,spaced --masks-per-row 4 --variant-n 128 --variant-masked-n 128 \
+  --variants after --modes masked,spaced --masks-per-row 3 --variant-n 128 --variant-masked-n 128 \
   --variant-rounds 1 --out "$OUT/reward_throughput_cuda_bf16_ume_large.json" 2>&1 \
   | grep -v -i -E "$QUIET" | tee "$OUT/ume_large.txt"
 

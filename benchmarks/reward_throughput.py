@@ -586,7 +586,7 @@ def main(argv=None) -> dict:
         default="unmasked,masked",
         help="table 2 modes among unmasked, masked, spaced (comma-separated)",
     )
-    parser.add_argument("--masks-per-row", type=int, default=4, help="k of the spaced mode")
+    parser.add_argument("--masks-per-row", type=int, default=3, help="k of the spaced mode")
     parser.add_argument(
         "--profile-dir", default=None, help="write a torch.profiler table per variant and mode"
     )

@@ -85,7 +85,7 @@ logger = logging.getLogger(__name__)
 
 MODES: tuple[str, ...] = ("masked", "unmasked", "spaced")
 DEFAULT_MODE = "masked"
-DEFAULT_MASKS_PER_ROW = 4
+DEFAULT_MASKS_PER_ROW = 3
 """``spaced`` mode's default k: the value ``benchmarks/spaced_pll.py`` supports (see the README's Throughput)."""
 DEFAULT_TOKEN_BUDGET = {"cpu": 8192, "cuda": 65536}
 
