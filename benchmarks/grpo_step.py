@@ -20,6 +20,18 @@ from the dataset's distribution (mixed modalities, the dataset's length ranges; 
 distinct, as a GRPO group that repeats itself): what the reward costs on a policy that answers in format.
 Generation runs with ``min_new_tokens = max_new_tokens`` so every completion has the full length.
 
+``--generation`` runs one step series per generation option (:data:`GENERATION`), side by side:
+
+- ``fp32``: the policy's weights in float32, as TRL loads a policy by default (on CUDA, ``bf16=True`` runs
+  its forwards under bf16 autocast, which still reads fp32 weights and casts them every decode step);
+- ``bf16``: the policy's weights in bfloat16 (what ``model_init_kwargs: {dtype: bfloat16}`` loads);
+- ``bf16-static``: and a static KV cache (``cache_implementation: static``);
+- ``bf16-static-compile``: and ``torch.compile`` of the decode step (transformers compiles a static-cache
+  ``generate`` on CUDA only; TRL 1.16 turns it off with ``disable_compile=True``, so this benchmark turns it
+  back on in the trainer's generation config: not reachable from a recipe);
+- ``bf16-gen2x``: ``generation_batch_size`` twice the step's completions: one ``generate`` call for two
+  optimizer steps (``steps_per_generation`` 2), per-step figures are per two-step block halved.
+
 ``--variants`` runs one step series per reward-engine variant (``before``: the engine as first landed,
 ``after``: this engine's defaults; see ``benchmarks/reward_throughput.py``), each with a fresh trainer.
 Prints a markdown table and the reward's share of the step; writes JSON (default
@@ -63,6 +75,13 @@ QWEN2_SHAPES = {
         "rope_theta": 1000000.0,
         "tie_word_embeddings": True,
     },
+}
+GENERATION = {  # name -> policy weight dtype, GRPOConfig.cache_implementation, compile, generation batches
+    "fp32": {"dtype": torch.float32, "cache": None, "compile": False, "factor": 1},
+    "bf16": {"dtype": torch.bfloat16, "cache": None, "compile": False, "factor": 1},
+    "bf16-static": {"dtype": torch.bfloat16, "cache": "static", "compile": False, "factor": 1},
+    "bf16-static-compile": {"dtype": torch.bfloat16, "cache": "static", "compile": True, "factor": 1},
+    "bf16-gen2x": {"dtype": torch.bfloat16, "cache": None, "compile": False, "factor": 2},
 }
 DEFAULTS = {  # per device: policy shape, UME, completions, new tokens, reward dtype
     "cpu": {"policy": "tiny", "ume": "UME_tiny", "completions": 16, "max_new_tokens": 32, "dtype": "fp32"},
@@ -121,7 +140,7 @@ def build_policy(shape: str, config_path: str | None, tokenizer, device: str):
     return model
 
 
-def run_variant(args, variant: str, ume, tokenizer, dataset, workdir: Path) -> dict:
+def run_variant(args, variant: str, ume, tokenizer, dataset, workdir: Path, generation: str = "fp32") -> dict:
     from transformers import TrainerCallback
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from trl import GRPOConfig, GRPOTrainer
@@ -129,6 +148,8 @@ def run_variant(args, variant: str, ume, tokenizer, dataset, workdir: Path) -> d
     from ume_rl.rewards.ume import UmeReward
 
     device = args.device
+    gen = GENERATION[generation]
+    factor = gen["factor"]
     reward = UmeReward(ume, mode=args.mode, dtype=args.dtype, **VARIANTS[variant])
     timed_reward = TimedReward(reward, device, args.unique_fraction, seed=args.seed)
     steps: list[float] = []
@@ -143,11 +164,13 @@ def run_variant(args, variant: str, ume, tokenizer, dataset, workdir: Path) -> d
             steps.append(time.perf_counter() - self.start)
 
     config = GRPOConfig(
-        output_dir=str(workdir / variant),
+        output_dir=str(workdir / f"{variant}-{generation}"),
         per_device_train_batch_size=args.completions,
         num_generations=args.num_generations,
         max_completion_length=args.max_new_tokens,
         generation_kwargs={"min_new_tokens": args.max_new_tokens},
+        cache_implementation=gen["cache"],
+        generation_batch_size=args.completions * factor,
         max_steps=args.steps + args.warmup_steps,
         learning_rate=1e-6,
         beta=0.0,
@@ -160,7 +183,7 @@ def run_variant(args, variant: str, ume, tokenizer, dataset, workdir: Path) -> d
         report_to="none",
         seed=args.seed,
     )
-    policy = build_policy(args.policy, args.policy_config, tokenizer, device)
+    policy = build_policy(args.policy, args.policy_config, tokenizer, device).to(gen["dtype"])
     trainer = GRPOTrainer(
         model=policy,
         reward_funcs=[timed_reward],
@@ -181,25 +204,30 @@ def run_variant(args, variant: str, ume, tokenizer, dataset, workdir: Path) -> d
         return out
 
     trainer._generate = timed_generate
+    if gen["compile"]:
+        trainer.generation_config.disable_compile = False
     for callback in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(callback)
     if args.warmup_reward:
         reward.scorer.warmup()
     trainer.train()
-    if not (len(steps) == len(generation) == len(timed_reward.seconds) == args.steps + args.warmup_steps):
+    blocks = (args.steps + args.warmup_steps) // factor
+    if not (len(steps) == blocks * factor and len(generation) == len(timed_reward.seconds) == blocks):
         raise RuntimeError(
-            f"expected one generation and one reward call per step: {len(steps)} steps, "
+            f"expected one generation and one reward call per {factor} step(s): {len(steps)} steps, "
             f"{len(generation)} generations, {len(timed_reward.seconds)} reward calls"
         )
-    keep = slice(args.warmup_steps, None)
-    total, gen, rew = (np.array(x[keep]) for x in (steps, generation, timed_reward.seconds))
-    update = total - gen - rew
+    keep = slice(args.warmup_steps // factor, None)  # per block of `factor` steps, then per step
+    block_steps = np.array(steps).reshape(blocks, factor).sum(axis=1)
+    total, gen_s, rew = (np.array(x[keep]) / factor for x in (block_steps, generation, timed_reward.seconds))
+    update = total - gen_s - rew
     row = {
+        "generation_option": {k: str(v) for k, v in gen.items()},
         "steps_s": steps,
         "generation_s": generation,
         "reward_s": timed_reward.seconds,
         "total_median_s": float(np.median(total)),
-        "generation_median_s": float(np.median(gen)),
+        "generation_median_s": float(np.median(gen_s)),
         "reward_median_s": float(np.median(rew)),
         "update_median_s": float(np.median(update)),
         "reward_share": float(np.median(rew / total)),
@@ -217,7 +245,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--policy", default=None, choices=sorted(QWEN2_SHAPES), help="policy shape")
     parser.add_argument("--policy-config", default=None, help="a Qwen2 config.json (overrides --policy)")
     parser.add_argument("--ume", default=None, help="UME architecture: UME_tiny, UME_mini ... UME_large")
-    parser.add_argument("--mode", default="masked", choices=["masked", "unmasked"])
+    parser.add_argument("--mode", default="masked", choices=["masked", "unmasked", "spaced"])
+    parser.add_argument(
+        "--generation", default="fp32", help=f"comma-separated generation options among {sorted(GENERATION)}"
+    )
     parser.add_argument("--dtype", default=None, choices=["fp32", "bf16"], help="reward dtype")
     parser.add_argument("--completions", type=int, default=None, help="completions per step")
     parser.add_argument("--num-generations", type=int, default=8, help="completions per prompt")
@@ -244,6 +275,14 @@ def main(argv=None) -> dict:
         parser.error(f"unknown variants {unknown}; choose from {sorted(VARIANTS)}")
     if args.completions % args.num_generations:
         parser.error("--completions must be a multiple of --num-generations")
+    generations = [g for g in args.generation.split(",") if g]
+    if unknown := [g for g in generations if g not in GENERATION]:
+        parser.error(f"unknown generation options {unknown}; choose from {sorted(GENERATION)}")
+    most = max(GENERATION[g]["factor"] for g in generations)
+    if args.steps % most or args.warmup_steps % most:
+        parser.error(
+            f"--steps and --warmup-steps must be multiples of {most} (generation_batch_size options)"
+        )
     logging.basicConfig(level=logging.WARNING)
     for name in ("transformers", "trl", "accelerate"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -259,27 +298,6 @@ def main(argv=None) -> dict:
     )
     ume = build_ume(args.device, args.ume, args.seed)
     results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        tokenizer = AutoTokenizer.from_pretrained(build_tiny_qwen(Path(tmp) / "tokenizer", seed=args.seed))
-        for variant in names:
-            results[variant] = run_variant(args, variant, ume, tokenizer, dataset["full"], Path(tmp))
-            r = results[variant]
-            print(f"  {variant}: steps {', '.join(f'{s:.2f}' for s in r['steps_s'])} s", flush=True)
-
-    shape = args.policy_config or args.policy
-    print(
-        f"\nGRPO step, {args.device}: policy {shape} (random, fp32 weights), {args.completions} completions "
-        f"({args.completions // args.num_generations} prompts x {args.num_generations}) x {args.max_new_tokens} "
-        f"new tokens; reward {args.ume} {args.mode} {args.dtype}; median of {args.steps} steps after "
-        f"{args.warmup_steps} warm-up"
-    )
-    print("| reward engine | step s | generation s | reward s | policy update s | reward share |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for variant, r in results.items():
-        print(
-            f"| {variant} | {r['total_median_s']:.3f} | {r['generation_median_s']:.3f} | {r['reward_median_s']:.3f} "
-            f"| {r['update_median_s']:.3f} | {r['reward_share']:.1%} |"
-        )
     report = {
         "device": args.device,
         "device_name": torch.cuda.get_device_name()
@@ -292,6 +310,36 @@ def main(argv=None) -> dict:
     }
     out = Path(args.out or Path(__file__).parent / "results" / f"grpo_step_{args.device}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer = AutoTokenizer.from_pretrained(build_tiny_qwen(Path(tmp) / "tokenizer", seed=args.seed))
+        for variant in names:
+            for generation in generations:
+                key = variant if generations == ["fp32"] else f"{variant}+{generation}"
+                results[key] = run_variant(
+                    args, variant, ume, tokenizer, dataset["full"], Path(tmp), generation
+                )
+                r = results[key]
+                print(f"  {key}: steps {', '.join(f'{s:.2f}' for s in r['steps_s'])} s", flush=True)
+                out.write_text(
+                    json.dumps(report, indent=2)
+                )  # each row as it comes: a timeout keeps the others
+
+    shape = args.policy_config or args.policy
+    print(
+        f"\nGRPO step, {args.device}: policy {shape} (random), {args.completions} completions "
+        f"({args.completions // args.num_generations} prompts x {args.num_generations}) x {args.max_new_tokens} "
+        f"new tokens; reward {args.ume} {args.mode} {args.dtype}; median of {args.steps} steps after "
+        f"{args.warmup_steps} warm-up"
+    )
+    print(
+        "| reward engine + generation | step s | generation s | reward s | policy update s | reward share |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
+    for variant, r in results.items():
+        print(
+            f"| {variant} | {r['total_median_s']:.3f} | {r['generation_median_s']:.3f} | {r['reward_median_s']:.3f} "
+            f"| {r['update_median_s']:.3f} | {r['reward_share']:.1%} |"
+        )
     out.write_text(json.dumps(report, indent=2))
     print(f"wrote {out}")
     return report

@@ -471,6 +471,8 @@ def one_variant(args, ume, dtype, name: str, mode: str, seed: int) -> dict:
     """Table 2's row for one variant and mode (a new ``UmeReward``; batches drawn from ``seed``)."""
     n = args.variant_n if mode == "unmasked" else args.variant_masked_n
     options = {"token_budget": args.token_budget, "dtype": dtype, **VARIANTS[name]}
+    if mode == "spaced":
+        options["masks_per_row"] = args.masks_per_row
     reward = UmeReward(ume, mode=mode, **options)
     drawn = [Batch.draw(reward, n, seed + r) for r in range(args.variant_rounds + 2)]
     batches, tokens = [b.completions for b in drawn], [b.tokens() for b in drawn]
@@ -515,8 +517,10 @@ def variant_rounds(args, ume, dtype, names: list[str]) -> dict:
     """Table 2: engine options per variant and mode: warm-up, first call, fresh vs repeated per round."""
     out: dict = {}
     for v, name in enumerate(names):
-        for mode in ("unmasked", "masked"):
-            seed = args.seed + 1000 * (v + 1) + (500 if mode == "masked" else 0)
+        for mode in args.modes:
+            seed = (
+                args.seed + 1000 * (v + 1) + (500 if mode != "unmasked" else 0)
+            )  # masked, spaced: same batches
             out.setdefault(name, {})[mode] = one_variant(args, ume, dtype, name, mode, seed)
     print(
         "\nTable 2: engine options, fresh batches vs the same batch again\n"
@@ -531,6 +535,11 @@ def variant_rounds(args, ume, dtype, names: list[str]) -> dict:
                 f"{r['fresh_median_s']:.3f} | {r['repeated_median_s']:.3f} | {r['fresh_over_repeated']:.2f} | "
                 f"{r['fresh_ms_per_1k_tokens']:.1f} | {r['padded_over_true_tokens']:.2f} |"
             )
+    for name, modes in out.items():
+        if "masked" in modes and "spaced" in modes:  # same batches (same seed)
+            ratio = modes["masked"]["fresh_median_s"] / modes["spaced"]["fresh_median_s"]
+            modes["spaced"]["speedup_vs_masked"] = ratio
+            print(f"{name}: spaced (k={args.masks_per_row}) vs masked, fresh batches: {ratio:.2f}x faster")
     if "before" in out:
         for name in out:
             for mode in out[name]:
@@ -573,6 +582,12 @@ def main(argv=None) -> dict:
     )
     parser.add_argument("--variant-rounds", type=int, default=3)
     parser.add_argument(
+        "--modes",
+        default="unmasked,masked",
+        help="table 2 modes among unmasked, masked, spaced (comma-separated)",
+    )
+    parser.add_argument("--masks-per-row", type=int, default=3, help="k of the spaced mode")
+    parser.add_argument(
         "--profile-dir", default=None, help="write a torch.profiler table per variant and mode"
     )
     parser.add_argument("--token-budget", type=int, default=None)
@@ -583,6 +598,9 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     args.variant_n = args.variant_n or args.n
     args.variant_masked_n = args.variant_masked_n or args.masked_n
+    args.modes = [m for m in args.modes.split(",") if m]
+    if bad := [m for m in args.modes if m not in ("unmasked", "masked", "spaced")]:
+        parser.error(f"unknown modes {bad}; choose from unmasked, masked, spaced")
     names = [v for v in args.variants.split(",") if v]
     unknown = [v for v in names if v not in VARIANTS]
     if unknown:

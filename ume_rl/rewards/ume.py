@@ -49,7 +49,7 @@ from types import MappingProxyType
 
 from ume_rl.rewards.checks import check_real
 from ume_rl.rewards.engine.hf_scoring import HFMaskedLMScorer, MaskedLM
-from ume_rl.rewards.engine.scoring import DEFAULT_MODE, PseudoLikelihoodScorer
+from ume_rl.rewards.engine.scoring import DEFAULT_MASKS_PER_ROW, DEFAULT_MODE, PseudoLikelihoodScorer
 from ume_rl.rewards.engine.ume_scoring import UmeScorer
 from ume_rl.rewards.modalities import MODALITIES, normalize_modality
 from ume_rl.rewards.tags import INVALID_REASONS, UNTAGGED, TaggedSequence, read_completions
@@ -157,13 +157,14 @@ class UmeReward:
             (see :func:`build_scorers`: UME, :class:`MaskedLM` or scorer per modality).
         temperature: rewards are ``score / temperature``; must be positive.
         penalty: reward of an invalid completion; default ``(score_floor - margin) / temperature``.
-        mode: ``"masked"`` (exact pseudo-log-likelihood) or ``"unmasked"`` (single pass); see
-            :mod:`ume_rl.rewards.engine.scoring` for cost and agreement.
+        mode: ``"masked"`` (exact pseudo-log-likelihood), ``"unmasked"`` (single pass) or ``"spaced"``
+            (``masks_per_row`` spaced residues masked per row: about ``1 / masks_per_row`` of ``masked``'s
+            forward rows, approximation); see :mod:`ume_rl.rewards.engine.scoring` for cost and agreement.
         score_floor: lowest score a valid completion is rewarded with, for every modality; default, per
             modality, ``-ln(vocab_size) - margin`` of its model. ``-math.inf`` disables flooring (then pass an
             explicit ``penalty``).
         margin: nats between the uniform-model score and the floor, and between the floor and the penalty.
-        token_budget, dtype, pad_shapes, sdpa, dedup, cache_size: passed to the scorers the reward builds
+        token_budget, dtype, pad_shapes, sdpa, dedup, cache_size, masks_per_row: passed to the scorers the reward builds
             (:class:`~ume_rl.rewards.engine.scoring.PseudoLikelihoodScorer`; identical sequences of a call are scored
             once; with ``cache_size > 0`` scores are remembered across calls, exact for a frozen model; each
             scorer has its own cache). Ready scorers in a mapping keep their own settings.
@@ -196,6 +197,7 @@ class UmeReward:
         sdpa="auto",
         dedup: bool = True,
         cache_size: int = 0,
+        masks_per_row: int = DEFAULT_MASKS_PER_ROW,
     ):
         _check_reward_params(temperature=temperature, penalty=penalty, score_floor=score_floor, margin=margin)
         if untagged not in UNTAGGED:
@@ -209,6 +211,7 @@ class UmeReward:
             sdpa=sdpa,
             dedup=dedup,
             cache_size=cache_size,
+            masks_per_row=masks_per_row,
         )
         self._mode = mode
         self.untagged = untagged

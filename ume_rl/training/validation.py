@@ -15,6 +15,8 @@ the parser, which reports its own type errors), :func:`validate_config` every re
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import logging
 import numbers
 import types
@@ -53,6 +55,23 @@ class Sources:
 
     def given(self, name: str) -> bool:
         return name in self.flags or name in self.arguments or name in self.recipe_keys
+
+
+VLLM_FIX = (
+    "pip install 'trl[vllm]' (a vLLM build matching this torch and CUDA; Linux with a GPU), "
+    "or drop use_vllm to generate with transformers"
+)
+
+
+def vllm_problem() -> str | None:
+    """Why TRL's vLLM generation (``use_vllm``) cannot run here, or ``None`` when ``vllm`` imports."""
+    if importlib.util.find_spec("vllm") is None:
+        return "vLLM is not installed (ume-rl does not install it)"
+    try:
+        importlib.import_module("vllm")
+    except Exception as error:  # a broken install fails in many ways: report the first line
+        return f"vllm does not import: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    return None
 
 
 def config_error(name: str, value, sources: Sources, problem: str, fix: str | None = None) -> ConfigError:
@@ -223,6 +242,8 @@ def validate_config(script, grpo, sources: Sources | None = None) -> None:
             sources.of("max_steps"),
             g.num_train_epochs,
         )
+    if getattr(g, "use_vllm", False) and (problem := vllm_problem()):
+        raise config_error("use_vllm", g.use_vllm, sources, problem, VLLM_FIX)
     _check_number("learning_rate", g.learning_rate, sources, above=0)
     _check_number(
         "per_device_train_batch_size", g.per_device_train_batch_size, sources, integer=True, minimum=1

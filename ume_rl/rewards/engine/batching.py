@@ -1,7 +1,8 @@
 """Packing the scorer's work rows into batches: length bucketing, host index arrays, one device copy.
 
-A *work row* is one encoder input: a whole sequence (unmasked scoring) or a copy of it with one residue
-masked (masked scoring), given as (sequence index, masked position or -1).
+A *work row* is one encoder input: a whole sequence (unmasked scoring), a copy of it with one residue
+masked (masked scoring), or with a few spaced residues masked (spaced scoring, :func:`spaced_rows`), given as
+(sequence index, first masked position or -1).
 
 - :func:`plan_batches` buckets rows by length under a padded-token budget;
 - :func:`batch_arrays` builds the host-side integer arrays of one batch (padded ids once per sequence,
@@ -139,6 +140,23 @@ def plan_batches(
     return batches
 
 
+def spaced_rows(n_residues: Sequence[int], per_row: int, first: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Work rows ``(sequence index, first masked position)`` masking ``per_row`` spaced residues per row.
+
+    A sequence of ``n`` residues gets ``ceil(n / per_row)`` rows, starting at its first ``ceil(n / per_row)``
+    residues (``first`` special tokens come before them); :func:`batch_arrays` adds the other positions of each
+    row. ``per_row=1`` is exact masked scoring: one row per residue.
+
+    >>> spaced_rows([5, 2], per_row=2)
+    (array([0, 0, 0, 1]), array([1, 2, 3, 1]))
+    """
+    n = np.asarray(n_residues, dtype=np.int64)
+    rows = -(-n // per_row)
+    seq = np.repeat(np.arange(len(n)), rows)
+    pos = first + np.arange(int(rows.sum())) - np.repeat(np.cumsum(rows) - rows, rows)
+    return seq, pos
+
+
 def batch_arrays(
     token_ids,
     seqs: np.ndarray,
@@ -150,14 +168,22 @@ def batch_arrays(
     *,
     width: int | None = None,
     rows: int | None = None,
+    per_row: int = 1,
 ) -> dict[str, np.ndarray]:
     """Host-side index arrays of one batch; the device expands them into masked copies.
 
-    ``seqs`` / ``positions`` are the batch's work rows (sequence index, masked position); ``masked``
-    scores the masked position of each row, otherwise every residue of every row. ``specials`` counts the
+    ``seqs`` / ``positions`` are the batch's work rows (sequence index, first masked position); ``masked``
+    scores the masked positions of each row, otherwise every residue of every row. ``specials`` counts the
     special tokens before and after the residues of every sequence (CLS … EOS: ``(1, 1)``). ``width`` /
     ``rows`` pad the batch to that many positions / rows (padded layouts only): padding rows repeat the
     first row and are never selected for scoring.
+
+    ``per_row`` (masked only) masks up to that many spaced positions per row: a sequence of ``n`` residues
+    has ``ceil(n / per_row)`` rows (:func:`spaced_rows`) and the row starting at residue ``r`` masks residues
+    ``r, r + stride, r + 2 * stride, ...`` with ``stride = ceil(n / per_row)``, so each residue is masked in
+    exactly one row. ``row_pos`` is then ``(rows, per_row)`` (a row's unused slots repeat its first position)
+    and ``sel_slot`` says which slot of its row each scored target is; with ``per_row=1`` ``row_pos`` is
+    one position per row, as in exact masked scoring.
     """
     unique, row_local = np.unique(seqs, return_inverse=True)
     lengths = np.array([len(token_ids[i]) for i in unique])
@@ -172,7 +198,21 @@ def batch_arrays(
         positions = np.concatenate([positions, np.full(extra, positions[0])])
     row_len = lengths[row_local]
     real_len = row_len[:real_rows]
-    if masked:
+    extra_arrays = {}
+    if masked and per_row > 1:
+        first, last = specials
+        n_res = row_len - first - last
+        stride = -(-n_res // per_row)
+        slots = np.arange(per_row)
+        grid = positions[:, None] + slots[None, :] * stride[:, None]
+        valid = grid < (first + n_res)[:, None]
+        positions = np.where(valid, grid, positions[:, None])
+        counts = valid[:real_rows].sum(axis=1)
+        sel_row = np.repeat(np.arange(real_rows), counts)
+        sel_slot = np.arange(len(sel_row)) - np.repeat(np.cumsum(counts) - counts, counts)
+        sel_pos = positions[sel_row, sel_slot]
+        extra_arrays["sel_slot"] = sel_slot.astype(np.int64)
+    elif masked:
         sel_row = np.arange(real_rows)
         sel_pos = positions[:real_rows]
     else:
@@ -186,6 +226,7 @@ def batch_arrays(
         "row_pos": positions.astype(np.int64),
         "sel_row": sel_row.astype(np.int64),
         "sel_pos": sel_pos.astype(np.int64),
+        **extra_arrays,
         "targets": base[row_local[sel_row], sel_pos],
         "owner": seqs[sel_row],
         "max_seqlen": width,

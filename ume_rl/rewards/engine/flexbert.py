@@ -91,7 +91,7 @@ def padded_twin(flex_model: torch.nn.Module, config, key_mask: bool = True) -> t
 
 def last_layer_shortcut_applies(model: torch.nn.Module) -> bool:
     """True for a padded SDPA pre-norm FlexBERT (lobster's CPU layout), where :func:`hidden_at_positions`
-    reproduces the last layer at one position per row."""
+    reproduces the last layer at a few positions per row."""
     from lobster.model.modern_bert._attention import FlexBertPaddedAttention
     from lobster.model.modern_bert._layers import FlexBertPaddedEncoder, FlexBertPaddedPreNormLayer
 
@@ -110,8 +110,9 @@ def hidden_at_positions(model, input_ids, attention_mask, positions) -> torch.Te
     """``model(input_ids, attention_mask)[arange(B), positions]`` without computing the last layer elsewhere.
 
     Every layer but the last runs as usual; the last needs keys and values at every position but queries,
-    attention output and MLP only at ``positions`` (one per row). Same operations as lobster's
-    ``FlexBertPaddedPreNormLayer`` with ``FlexBertPaddedAttention`` (SDPA), restricted to those rows.
+    attention output and MLP only at ``positions``: one per row, shape ``(B,)``, giving ``(B, hidden)``; or
+    ``K`` per row, shape ``(B, K)``, giving ``(B, K, hidden)``. Same operations as lobster's
+    ``FlexBertPaddedPreNormLayer`` with ``FlexBertPaddedAttention`` (SDPA), restricted to those positions.
     """
     hidden = model.embeddings(input_ids, None)
     layers = model.encoder.layers
@@ -121,20 +122,25 @@ def hidden_at_positions(model, input_ids, attention_mask, positions) -> torch.Te
     attn = last.attn
     batch, length, _ = hidden.shape
     heads, head_dim, dim = attn.num_attention_heads, attn.attn_head_size, attn.all_head_size
-    rows = torch.arange(batch, device=hidden.device)
+    one = positions.dim() == 1
+    positions = positions.view(batch, -1)  # (B, K)
+    queries = positions.shape[1]
+    rows = torch.arange(batch, device=hidden.device)[:, None]
     normed = last.attn_norm(hidden)
     weight, bias = attn.Wqkv.weight, attn.Wqkv.bias
     q = torch.nn.functional.linear(
         normed[rows, positions], weight[:dim], None if bias is None else bias[:dim]
-    )
+    )  # (B, K, dim)
     kv = torch.nn.functional.linear(normed, weight[dim:], None if bias is None else bias[dim:])
     k, v = kv.view(batch, length, 2, heads, head_dim).transpose(3, 1).unbind(dim=2)  # (B, H, L, hd)
-    q = q.view(batch, heads, 1, head_dim)
+    q = q.view(batch, queries, heads, head_dim).transpose(1, 2)  # (B, H, K, hd)
     key_mask = attention_mask[:, None, None, :length].to(torch.bool) if attn.use_sdpa_attn_mask else None
-    out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)  # (B, H, 1, hd)
-    attn_out = hidden[rows, positions] + attn.out_drop(attn.Wo(out.reshape(batch, dim)))
+    out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)  # (B, H, K, hd)
+    out = out.transpose(1, 2).reshape(batch, queries, dim)
+    attn_out = hidden[rows, positions] + attn.out_drop(attn.Wo(out))
     out = attn_out + last.mlp(last.mlp_norm(attn_out))
-    return model.final_norm(out) if model.final_norm is not None else out
+    out = model.final_norm(out) if model.final_norm is not None else out
+    return out[:, 0] if one else out
 
 
 _SDPA_NAMES = ("flash", "efficient", "cudnn", "math")

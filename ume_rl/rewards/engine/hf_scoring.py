@@ -24,8 +24,11 @@ What the adapter does for any architecture:
   architectures run the whole model and read the logits at those positions (exact, slower);
 - ESM models with ``token_dropout`` (ESM-2, the Nucleotide Transformer v1) rescale embeddings by the
   fraction of masked tokens over the *padded* width in ``transformers`` (4.57 does not pass the attention
-  mask to the embeddings): in masked mode, batches never mix lengths and are not widened by the shape
+  mask to the embeddings): in the masked and spaced modes, batches never mix lengths and are not widened by the shape
   ladder (``pad_shapes``), so each masked copy is scored exactly as alone;
+- BERT and RoBERTa-like models get their attention mask as ``(rows, length, length)``: from a 2-D mask,
+  ``transformers`` would test it with ``torch.all`` on every forward, a device-to-host sync (the engine
+  makes one per call);
 - the engine's shape ladder, SDPA backend choice, deduplication and cache apply as for UME.
 
 Normalisation, ``normalize="residue"`` (default): the sum of the scored tokens' log-probs divided by the
@@ -46,7 +49,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ume_rl.rewards.engine.scoring import DEFAULT_MODE, PseudoLikelihoodScorer
+from ume_rl.rewards.engine.scoring import DEFAULT_MASKS_PER_ROW, DEFAULT_MODE, PseudoLikelihoodScorer
 from ume_rl.rewards.modalities import MODALITY_TABLE, normalize_modality
 
 NORMALIZATIONS = ("residue", "token")
@@ -59,6 +62,11 @@ HEAD_ATTRIBUTES = {
     "bert": "cls",
 }
 """``config.model_type`` → the attribute holding a head that maps final hidden states to logits."""
+
+SQUARE_MASK_TYPES = frozenset({"bert", "roberta", "xlm-roberta", "camembert"})
+"""Model types whose SDPA path checks a 2-D attention mask with ``torch.all`` (a device-to-host sync per
+forward, in ``transformers``' ``_prepare_4d_attention_mask_for_sdpa``): they get the same mask as a
+``(rows, length, length)`` view, which they expand without looking at its values."""
 
 _UNBOUNDED_LENGTH = 10**6  # tokenizers without a limit report model_max_length = 1e30
 
@@ -118,14 +126,15 @@ class HFMaskedLMScorer(PseudoLikelihoodScorer):
 
     Args:
         masked_lm: a :class:`MaskedLM` (model, tokenizer, modality); the model is put in eval mode, never moved.
-        mode: ``"masked"`` (exact pseudo-log-likelihood) or ``"unmasked"`` (one pass, approximation).
+        mode: ``"masked"`` (exact pseudo-log-likelihood), ``"unmasked"`` (one pass, approximation) or
+            ``"spaced"`` (``masks_per_row`` spaced masks per row, approximation).
         token_budget: most padded tokens per forward; default 8192 on CPU, 65536 on CUDA.
         dtype: ``None``/``"fp32"`` or ``"bf16"``/``"fp16"`` (autocast).
         max_length: longest tokenized sequence scored; default :func:`model_max_length`.
         normalize: ``"residue"`` (default) or ``"token"``; see the module docstring.
-        pad_shapes, sdpa, dedup, cache_size: engine options, see
+        pad_shapes, sdpa, dedup, cache_size, masks_per_row: engine options, see
             :class:`~ume_rl.rewards.engine.scoring.PseudoLikelihoodScorer` (the shape ladder is off for ESM models
-            with ``token_dropout`` in masked mode, whose batches never mix lengths).
+            with ``token_dropout`` in the masked and spaced modes, whose batches never mix lengths).
 
     Scores only ``masked_lm.modality``; other modalities are a ``ValueError``.
     """
@@ -142,6 +151,7 @@ class HFMaskedLMScorer(PseudoLikelihoodScorer):
         sdpa="auto",
         dedup: bool = True,
         cache_size: int = 0,
+        masks_per_row: int = DEFAULT_MASKS_PER_ROW,
     ):
         if normalize not in NORMALIZATIONS:
             raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
@@ -166,6 +176,7 @@ class HFMaskedLMScorer(PseudoLikelihoodScorer):
             sdpa=sdpa,
             dedup=dedup,
             cache_size=cache_size,
+            masks_per_row=masks_per_row,
         )
         self.model, self.tokenizer, self.normalize = model, tokenizer, normalize
         self.label = masked_lm.name or type(model).__name__
@@ -215,7 +226,14 @@ class HFMaskedLMScorer(PseudoLikelihoodScorer):
         return self.model.base_model if self._head is not None else self.model
 
     def _same_length(self, layout: str) -> bool:
-        return self.mode == "masked" and bool(getattr(self.model.config, "token_dropout", False))
+        return self.mode != "unmasked" and bool(getattr(self.model.config, "token_dropout", False))
+
+    def _encoder_kwargs(self, layout: str, dev: dict[str, torch.Tensor], max_seqlen: int) -> dict:
+        kwargs = super()._encoder_kwargs(layout, dev, max_seqlen)
+        if self.model.config.model_type in SQUARE_MASK_TYPES:
+            mask = kwargs["attention_mask"]
+            kwargs["attention_mask"] = mask[:, None, :].expand(-1, mask.shape[1], -1)
+        return kwargs
 
     def _hidden(self, encoder, layout: str, dev: dict[str, torch.Tensor], max_seqlen: int) -> torch.Tensor:
         out = encoder(**self._encoder_kwargs(layout, dev, max_seqlen))

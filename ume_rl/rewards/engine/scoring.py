@@ -5,7 +5,13 @@ between its special tokens), of
 
 - ``mode="masked"`` (default): log p(token_i | the sequence with token_i replaced by <mask>), the exact
   pseudo-log-likelihood (one masked copy per residue token);
-- ``mode="unmasked"``: log p(token_i | the whole unmasked sequence), the single-pass approximation.
+- ``mode="unmasked"``: log p(token_i | the whole unmasked sequence), the single-pass approximation;
+- ``mode="spaced"``: the approximate masked pseudo-log-likelihood. Each row masks ``masks_per_row`` (k)
+  evenly spaced residues, ``ceil(n / k)`` apart, and scores each of them given the rest: ``ceil(n / k)`` rows
+  instead of ``n``, each residue still masked exactly once, but seen with k - 1 other residues masked.
+  ``masks_per_row=1`` is ``masked`` exactly. It breaks down where k masks are a large share of a sequence
+  (short sequences: a 12-residue peptide with k=4 is a third masked, far from the share a UME was trained
+  with); ``benchmarks/spaced_pll.py`` measures its agreement with ``masked`` per modality and k.
 
 >>> from ume_rl.models.ume import load_ume
 >>> from ume_rl.rewards.engine.ume_scoring import UmeScorer
@@ -18,9 +24,9 @@ One engine, :class:`PseudoLikelihoodScorer` (here), with a small adapter per mod
 :class:`~ume_rl.rewards.engine.hf_scoring.HFMaskedLMScorer` (any Hugging Face ``AutoModelForMaskedLM``).
 
 How a call runs: each sequence is tokenized (no padding, no truncation); the work rows (one per sequence
-unmasked, one per residue masked) are sorted by length and bucketed into batches of at most ``token_budget``
-padded tokens with at most 25% padding; each batch is padded to its own longest row; the encoder runs once per
-batch (UME masked: the last layer only at the masked position) and the decoder head only at the scored
+unmasked, one per residue masked, one per k residues spaced) are sorted by length and bucketed into batches of
+at most ``token_budget`` padded tokens with at most 25% padding; each batch is padded to its own longest row;
+the encoder runs once per batch (UME masked or spaced: the last layer only at the masked positions) and the decoder head only at the scored
 positions; log-probs stay on the device until one device-to-host copy per call, and per-sequence means are
 taken in float64 on the host. ``torch.inference_mode``, optional bf16/fp16 autocast, one pinned non-blocking
 host-to-device copy per batch on CUDA.
@@ -61,7 +67,14 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ume_rl.rewards.engine.batching import HOST_ONLY, ShapeLadder, batch_arrays, plan_batches, to_device
+from ume_rl.rewards.engine.batching import (
+    HOST_ONLY,
+    ShapeLadder,
+    batch_arrays,
+    plan_batches,
+    spaced_rows,
+    to_device,
+)
 from ume_rl.rewards.engine.cache import ScoreMemo, weights_version
 from ume_rl.rewards.engine.flexbert import (
     resolve_dtype,
@@ -70,8 +83,10 @@ from ume_rl.rewards.engine.flexbert import (
 
 logger = logging.getLogger(__name__)
 
-MODES: tuple[str, ...] = ("masked", "unmasked")
+MODES: tuple[str, ...] = ("masked", "unmasked", "spaced")
 DEFAULT_MODE = "masked"
+DEFAULT_MASKS_PER_ROW = 3
+"""``spaced`` mode's default k: the value ``benchmarks/spaced_pll.py`` supports (see the README's Throughput)."""
 DEFAULT_TOKEN_BUDGET = {"cpu": 8192, "cuda": 65536}
 
 
@@ -85,7 +100,8 @@ class PseudoLikelihoodScorer:
 
     Args:
         model: the ``torch.nn.Module`` that runs (its device is where scoring happens; it is put in eval mode).
-        mode: ``"masked"`` (exact pseudo-log-likelihood) or ``"unmasked"`` (one pass, approximation).
+        mode: ``"masked"`` (exact pseudo-log-likelihood), ``"unmasked"`` (one pass, approximation) or
+            ``"spaced"`` (``masks_per_row`` spaced masks per row, approximation; see the module docstring).
         token_budget: most padded tokens per forward; default 8192 on CPU, 65536 on CUDA.
         dtype: ``None``/``"fp32"`` (the model's own precision) or ``"bf16"``/``"fp16"`` (autocast; the
             log-softmax is always computed in float32).
@@ -100,6 +116,8 @@ class PseudoLikelihoodScorer:
             (:func:`~ume_rl.rewards.engine.flexbert.sdpa_backends`).
         dedup: score identical token sequences of a call once (exact).
         cache_size: scores remembered across calls (LRU, emptied when the weights change); 0: none.
+        masks_per_row: k, residues masked together per row in ``spaced`` mode (a positive integer; unused by
+            the other modes).
     """
 
     label = "masked LM"  # how errors and logs name the model
@@ -120,12 +138,16 @@ class PseudoLikelihoodScorer:
         sdpa="auto",
         dedup: bool = True,
         cache_size: int = 0,
+        masks_per_row: int = DEFAULT_MASKS_PER_ROW,
     ):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if isinstance(masks_per_row, bool) or not isinstance(masks_per_row, int) or masks_per_row < 1:
+            raise ValueError(f"masks_per_row must be a positive integer, got {masks_per_row!r}")
         if token_budget is not None and token_budget < 1:
             raise ValueError(f"token_budget must be positive, got {token_budget}")
         self.mode = mode
+        self.masks_per_row = masks_per_row
         self.token_budget = token_budget
         self.dtype = resolve_dtype(dtype)
         self.max_length = int(max_length)
@@ -199,6 +221,7 @@ class PseudoLikelihoodScorer:
             self.label,
             id(self._module()),
             self.mode,
+            self._per_row,
             str(self.dtype),
             self.specials,
         )
@@ -273,7 +296,7 @@ class PseudoLikelihoodScorer:
         ladder = self._ladder(device, layout)
         if ladder is None:
             return 0
-        masked, forwards = self.mode == "masked", 0
+        masked, forwards = self.mode != "unmasked", 0
         first, last = self.specials
         with self._autocast(device), sdpa_backends(device, self.sdpa):
             for width, rows in ladder.shapes(self._budget(device)):
@@ -295,6 +318,7 @@ class PseudoLikelihoodScorer:
                         self.specials,
                         width=width,
                         rows=rows,
+                        per_row=self._per_row,
                     )
                     dev = to_device({k: v for k, v in host.items() if k not in HOST_ONLY}, device)
                     encoder = self._encoder(layout, host["min_len"] < host["max_seqlen"])
@@ -328,14 +352,17 @@ class PseudoLikelihoodScorer:
 
     # ------------------------------------------------------------------------------------------ engine
 
+    @property
+    def _per_row(self) -> int:
+        """Residues masked per row: ``masks_per_row`` in ``spaced`` mode, else 1."""
+        return self.masks_per_row if self.mode == "spaced" else 1
+
     def _rows(self, token_ids: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
-        """Work rows: (sequence index, masked position or -1)."""
+        """Work rows: (sequence index, first masked position or -1)."""
         if self.mode == "unmasked":
             return np.arange(len(token_ids)), np.full(len(token_ids), -1)
         first, last = self.specials
-        seq = np.concatenate([np.full(len(t) - first - last, i) for i, t in enumerate(token_ids)])
-        pos = np.concatenate([np.arange(first, len(t) - last) for t in token_ids])
-        return seq, pos
+        return spaced_rows([len(t) - first - last for t in token_ids], self._per_row, first)
 
     def _budget(self, device: torch.device) -> int:
         return self.token_budget or DEFAULT_TOKEN_BUDGET.get(device.type, DEFAULT_TOKEN_BUDGET["cuda"])
@@ -384,10 +411,11 @@ class PseudoLikelihoodScorer:
                 row_pos[batch],
                 layout,
                 self.pad_token_id,
-                self.mode == "masked",
+                self.mode != "unmasked",
                 self.specials,
                 width=width,
                 rows=rows,
+                per_row=self._per_row,
             )
             dev = to_device({k: v for k, v in host.items() if k not in HOST_ONLY}, device)
             yield row_len[batch], host, dev, self._encoder(layout, host["min_len"] < host["max_seqlen"])
@@ -418,10 +446,13 @@ class PseudoLikelihoodScorer:
         return torch.log_softmax(logits, dim=-1).gather(1, dev["targets"][:, None]).squeeze(1)
 
     def _device_rows(self, dev: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The batch's rows on the device: each sequence once per row, masked at its position in masked mode."""
+        """The batch's rows on the device: each sequence once per row, masked at its position(s) in the
+        masked and spaced modes."""
         rows = dev["base"].index_select(0, dev["row_local"])
-        if self.mode == "masked":
-            rows[torch.arange(rows.shape[0], device=rows.device), dev["row_pos"]] = self.mask_token_id
+        if self.mode != "unmasked":
+            positions = dev["row_pos"]
+            index = torch.arange(rows.shape[0], device=rows.device).view(-1, *[1] * (positions.dim() - 1))
+            rows[index, positions] = self.mask_token_id
         return rows
 
     def _encoder_kwargs(self, layout: str, dev: dict[str, torch.Tensor], max_seqlen: int) -> dict:

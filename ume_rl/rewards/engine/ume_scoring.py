@@ -33,7 +33,7 @@ from ume_rl.rewards.engine.flexbert import (
     last_layer_shortcut_applies,
     padded_twin,
 )
-from ume_rl.rewards.engine.scoring import DEFAULT_MODE, PseudoLikelihoodScorer
+from ume_rl.rewards.engine.scoring import DEFAULT_MASKS_PER_ROW, DEFAULT_MODE, PseudoLikelihoodScorer
 from ume_rl.rewards.modalities import MODALITIES, normalize_modality
 
 UME_MAX_LENGTH = 512
@@ -50,12 +50,14 @@ class UmeScorer(PseudoLikelihoodScorer):
 
     Args:
         ume_model: a lobster ``UME`` (any layout, any device; it is put in eval mode, never moved).
-        mode: ``"masked"`` (exact pseudo-log-likelihood) or ``"unmasked"`` (one pass, approximation).
+        mode: ``"masked"`` (exact pseudo-log-likelihood), ``"unmasked"`` (one pass, approximation) or
+            ``"spaced"`` (``masks_per_row`` spaced masks per row, approximation).
         token_budget: most padded tokens per forward; default 8192 on CPU, 65536 on CUDA.
         dtype: ``None``/``"fp32"`` (the model's own precision) or ``"bf16"``/``"fp16"`` (autocast; the
             log-softmax is always computed in float32).
         max_length: longest tokenized sequence scored (default: the UME's ``max_length``).
-        pad_shapes, sdpa, dedup, cache_size: engine options, see :class:`PseudoLikelihoodScorer`.
+        pad_shapes, sdpa, dedup, cache_size, masks_per_row: engine options, see
+            :class:`PseudoLikelihoodScorer`.
 
     UME's protein and DNA tokens are single residues and its SMILES tokens atoms, bonds, branches and ring
     closures, so the mean per token is the mean per residue.
@@ -74,6 +76,7 @@ class UmeScorer(PseudoLikelihoodScorer):
         sdpa="auto",
         dedup: bool = True,
         cache_size: int = 0,
+        masks_per_row: int = DEFAULT_MASKS_PER_ROW,
     ):
         flex = ume_model.model
         self._tokenizers = {m: ume_model.get_tokenizer(m) for m in MODALITIES}
@@ -94,6 +97,7 @@ class UmeScorer(PseudoLikelihoodScorer):
             sdpa=sdpa,
             dedup=dedup,
             cache_size=cache_size,
+            masks_per_row=masks_per_row,
         )
         self.ume = ume_model
         self.eos_token_id = int(flex.eos_token_id)
@@ -168,10 +172,12 @@ class UmeScorer(PseudoLikelihoodScorer):
         kwargs = self._encoder_kwargs(layout, dev, max_seqlen)
         if layout == "varlen":
             return encoder(**kwargs)[dev["sel_flat"]]
-        if self.mode == "masked" and last_layer_shortcut_applies(encoder):
+        if self.mode != "unmasked" and last_layer_shortcut_applies(encoder):
             hidden = hidden_at_positions(
                 encoder, kwargs["input_ids"], kwargs["attention_mask"], dev["row_pos"]
             )
+            if "sel_slot" in dev:  # spaced: (rows, k, hidden)
+                return hidden[dev["sel_row"], dev["sel_slot"]]
             return hidden[: dev["targets"].shape[0]]  # padding rows (pad_shapes) come last
         return encoder(**kwargs)[dev["sel_row"], dev["sel_pos"]]
 
