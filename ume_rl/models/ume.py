@@ -7,10 +7,8 @@ masked LM per modality: :mod:`ume_rl.models.masked_lms`.
 >>> ume = load_ume("tiny")  # doctest: +SKIP
 """
 
-
 from __future__ import annotations
 
-import json
 import logging
 import os
 import warnings

@@ -83,7 +83,7 @@ class TrainScriptArguments:
     )
     reward_funcs: list[str] = field(
         default_factory=lambda: ["ume"],
-        metadata={"help": "Rewards by name (ume, complexity, length), weighted by reward_weights."},
+        metadata={"help": "Rewards by name (ume, complexity, length, novelty), weighted by reward_weights."},
     )
     reward_temperature: float = field(default=0.1, metadata={"help": "UME reward = score / temperature."})
     reward_penalty: float | None = field(
