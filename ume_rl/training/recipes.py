@@ -106,6 +106,13 @@ class TrainScriptArguments:
     warm_start_batch_size: int = field(
         default=16, metadata={"help": "Per-device batch size of the warm start."}
     )
+    warm_start_references: int = field(
+        default=0,
+        metadata={
+            "help": "Extra real references per modality for the warm start, beside the dataset's train rows: MOSES "
+            "train SMILES and the corpus's train proteins and DNA, no held-out answer among them (0: none)."
+        },
+    )
     eval_generations: int = field(
         default=8, metadata={"help": "Completions per held-out prompt in the final evaluation (0: skip it)."}
     )
