@@ -86,3 +86,37 @@ def test_bad_settings_are_one_line_errors(kwargs):
 def test_registry_builds_it_with_settings():
     (memory,) = build_reward_funcs(["novelty"], settings={"novelty": {"decay": 0.25}})
     assert isinstance(memory, NoveltyMemory) and memory.decay == 0.25 and memory.__name__ == "novelty_reward"
+
+
+def test_novelty_and_the_kl_anchor_train_in_the_tiny_profile(tmp_path, single_thread):
+    """``reward_funcs: [ume, novelty]`` and ``beta`` (KL to the warm start) are recipe lines that train: TRL builds the
+    reference model from the policy's own directory, logs the KL, and the memory holds the steps' completions."""
+    from ume_rl.training.recipes import load_recipe
+    from ume_rl.training.run import TrainRun
+
+    script, grpo = load_recipe(
+        "tiny",
+        output_dir=tmp_path / "run",
+        reward_funcs=["ume", "novelty"],
+        reward_weights=[1.0, 0.5],
+        beta=0.02,
+        max_steps=2,
+        max_completion_length=16,
+        per_device_train_batch_size=8,
+        logging_steps=1,
+        save_strategy="no",
+    )
+    run = TrainRun.prepare(script, grpo)
+    rewards = run.build_rewards(run.load_ume())
+    policy = run.warm_start()
+    trainer = run.train(policy, rewards)
+    assert trainer.ref_model is not None
+    assert trainer.ref_model.config._name_or_path == str(policy)
+    logged = {key for row in trainer.state.log_history for key in row}
+    assert {"rewards/novelty_reward/mean", "kl"} <= logged
+    memory = rewards[1]
+    assert isinstance(memory, NoveltyMemory)
+    assert memory._step == 1  # TRL passed trainer_state: the second step's call knew its step
+    assert (
+        sum(memory.seen.values()) + len(memory._pending) <= 16
+    )  # at most 2 steps x 8 completions remembered
