@@ -180,10 +180,11 @@ def main() -> None:
     parser.add_argument(
         "--warm_only", action="store_true", help="train the warm start into --work, then stop"
     )
+    parser.add_argument("--results", type=Path, default=RESULTS, help="the JSON file to add the runs to")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(1)
-    results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"runs": {}}
+    results = json.loads(args.results.read_text()) if args.results.is_file() else {"runs": {}}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work or tmp)
         script, grpo = load_recipe("demo", output_dir=str(work / "base"), overwrite_output_dir=True)
@@ -251,11 +252,11 @@ def main() -> None:
                 }
                 print(name, json.dumps(results["runs"][name]), flush=True)
                 results["summary"] = summarize(results["runs"])
-                RESULTS.parent.mkdir(parents=True, exist_ok=True)
-                RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+                args.results.parent.mkdir(parents=True, exist_ok=True)
+                args.results.write_text(json.dumps(results, indent=1) + "\n")
                 del trainer
         results["summary"] = summarize(results["runs"])
-        RESULTS.write_text(json.dumps(results, indent=1) + "\n")
+        args.results.write_text(json.dumps(results, indent=1) + "\n")
 
 
 if __name__ == "__main__":
