@@ -43,7 +43,7 @@ from ume_rl.rewards.registry import build_reward_funcs
 from ume_rl.training.evaluation import generate_completions
 from ume_rl.training.realism import realism_metrics
 from ume_rl.training.recipes import load_recipe
-from ume_rl.training.sft import warm_start
+from ume_rl.training.sft import completed_warm_start, warm_start
 from ume_rl.training.trainer import build_trainer
 
 RESULTS = Path(__file__).parent / "results" / "anchor_sweep.json"
@@ -142,7 +142,12 @@ def summarize(runs: dict) -> dict:
         table[config]["train_reward"] = round(statistics.fmean(rewards), 3) if rewards else None
     front, target = {}, {}
     for modality in MODALITIES:
-        points = {c: (t[modality]["reward"][0], t[modality]["audit"][0]) for c, t in table.items()}
+        points = {  # no valid completion: no audit, so it is dominated by any policy with one
+            c: tuple(
+                -math.inf if math.isnan(v) else v for v in (t[modality]["reward"][0], t[modality]["audit"][0])
+            )
+            for c, t in table.items()
+        }
         front[modality] = sorted(
             c
             for c, (u, a) in points.items()
@@ -196,6 +201,7 @@ def main() -> None:
             profile.dataset_dir, rebuild=True, progress=False, references="real"
         )
         held_out = concatenate_datasets([dataset["validation"], dataset["test"]])
+        reused = completed_warm_start(work / "warm_start") is not None  # then its seconds say nothing
         start = time.perf_counter()
         warm = warm_start(
             profile.policy_path(), dataset["train"], work / "warm_start", **script.warm_start_kwargs(grpo)
@@ -218,7 +224,7 @@ def main() -> None:
                 results["runs"][name] = {
                     "config": "warm_start",
                     "seed": seed,
-                    "seconds": round(warm_seconds, 1),
+                    "seconds": None if reused else round(warm_seconds, 1),
                     "metrics": metrics,
                 }
             for config in args.configs:
