@@ -24,6 +24,7 @@ Saving, checking and loading a dataset directory: :mod:`ume_rl.data.store`.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 
 from datasets import Dataset, DatasetDict
 from rdkit import Chem, rdBase
@@ -34,6 +35,7 @@ from ume_rl.rewards.tags import wrap
 
 SPLIT_FRACTIONS = {"train": 0.90, "validation": 0.05, "test": 0.05}
 REFERENCES: tuple[str, ...] = ("random", "real")
+SMILES_SOURCES: tuple[str, ...] = ("moses", "corpus")
 
 # Building blocks for random, RDKit-valid SMILES.
 _ATOMS = ("C", "C", "C", "C", "N", "O", "S", "F", "Cl")
@@ -115,6 +117,61 @@ def real_references(modality: str, n: int, seed: int, corpus=None) -> list[str]:
         f"the corpus's train split has only {len(unique)} distinct {modality} references in {length_range}; "
         f"ask for fewer than {n}"
     )
+
+
+def extra_references(
+    modality: str,
+    n: int,
+    seed: int,
+    exclude: Iterable[str] = (),
+    corpus=None,
+    smiles_source: str = "moses",
+) -> list[str]:
+    """``n`` distinct real references of ``modality`` for a warm start, none of them in ``exclude``.
+
+    SMILES come from the MOSES training set (``smiles_source="moses"``, :func:`ume_rl.data.moses.moses_smiles`)
+    or the corpus's train split (``"corpus"``); proteins and DNA from the corpus's train split, cut to the
+    table's ``length_range`` (:func:`real_references`). Pass the held-out rows' sequences as ``exclude`` so a
+    warm start never sees a held-out answer.
+
+    Raises:
+        ValueError: unknown ``smiles_source``, or fewer than ``n`` distinct references are available.
+    """
+    if smiles_source not in SMILES_SOURCES:
+        raise ValueError(f"smiles_source must be one of {SMILES_SOURCES}, got {smiles_source!r}")
+    excluded = set(exclude)
+    if modality == "SMILES" and smiles_source == "moses":
+        from ume_rl.data.moses import moses_smiles
+
+        lo, hi = MODALITY_TABLE["SMILES"].length_range
+        pool = [s for s in moses_smiles("train") if lo <= len(s) <= hi and s not in excluded]
+        if len(pool) < n:
+            raise ValueError(
+                f"MOSES train has only {len(pool)} SMILES in {lo}-{hi} characters; ask for fewer than {n}"
+            )
+        return random.Random(f"{seed}:moses").sample(pool, n)
+    drawn = real_references(modality, n + len(excluded), seed, corpus)
+    kept = [s for s in drawn if s not in excluded][:n]
+    if len(kept) < n:
+        raise ValueError(
+            f"only {len(kept)} {modality} references outside the excluded ones; ask for fewer than {n}"
+        )
+    return kept
+
+
+def reference_rows(
+    n_per_modality: int, seed: int, exclude: Iterable[str] = (), corpus=None, smiles_source: str = "moses"
+) -> Dataset:
+    """Rows (as :func:`make_row` builds them) of :func:`extra_references` for every modality, shuffled: extra
+    warm-start data beside a dataset's train split, with prompts from the modality table."""
+    rng = random.Random(seed)
+    rows = [
+        make_row(sequence, modality, rng.choice(MODALITY_TABLE[modality].prompts))
+        for modality in MODALITIES
+        for sequence in extra_references(modality, n_per_modality, seed, exclude, corpus, smiles_source)
+    ]
+    rng.shuffle(rows)
+    return Dataset.from_list(rows)
 
 
 def generate_synthetic_dataset(

@@ -94,7 +94,12 @@ def find_qwen_in_cache(cache_dir: str | Path | None = None, repo_id: str | None 
 
 
 def build_tiny_qwen(
-    out_dir: str | Path, seed: int = 0, corpus: list[str] | None = None, vocab_size: int = 512
+    out_dir: str | Path,
+    seed: int = 0,
+    corpus: list[str] | None = None,
+    vocab_size: int = 512,
+    hidden_size: int = 64,
+    num_hidden_layers: int = 2,
 ) -> Path:
     """Write a tiny, untrained ``Qwen2ForCausalLM`` and its tokenizer to ``out_dir``; return ``out_dir``.
 
@@ -102,7 +107,14 @@ def build_tiny_qwen(
     answers and sequences), with Qwen's special tokens, the sequence tags as whole tokens, the ChatML
     chat template, and ``input_ids``/``attention_mask`` as the only model inputs. The same ``seed``
     gives identical files. ``AutoModelForCausalLM``, ``AutoTokenizer`` and TRL load it from the path.
+    ``hidden_size`` (a multiple of 16: 4 heads, 2 key-value heads) and ``num_hidden_layers`` set its size; the
+    MLP is twice as wide as the hidden state.
     """
+    if hidden_size % 16 or hidden_size <= 0 or num_hidden_layers < 1:
+        raise ValueError(
+            f"hidden_size must be a positive multiple of 16 and num_hidden_layers >= 1, got {hidden_size} and "
+            f"{num_hidden_layers}"
+        )
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
@@ -136,9 +148,9 @@ def build_tiny_qwen(
 
     config = Qwen2Config(
         vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=num_hidden_layers,
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=1024,
@@ -154,7 +166,16 @@ def build_tiny_qwen(
         eos_token_id=[tokenizer.eos_token_id, tokenizer.pad_token_id], pad_token_id=tokenizer.pad_token_id
     )
     model.save_pretrained(out_dir)
-    (out_dir / "ume_rl_tiny.json").write_text(json.dumps({"seed": seed, "vocab_size": vocab_size}))
+    (out_dir / "ume_rl_tiny.json").write_text(
+        json.dumps(
+            {
+                "seed": seed,
+                "vocab_size": vocab_size,
+                "hidden_size": hidden_size,
+                "num_hidden_layers": num_hidden_layers,
+            }
+        )
+    )
     write_manifest(out_dir)  # last: the directory is complete
     logger.info("built tiny Qwen2 (%d parameters) at %s", model.num_parameters(), out_dir)
     return out_dir

@@ -1,6 +1,6 @@
 """Reward names → reward callables, so a recipe turns rewards on by name.
 
-A recipe lists ``reward_funcs: [ume, complexity, length]`` (and TRL's ``reward_weights``); the run workflow
+A recipe lists ``reward_funcs: [ume, complexity, length, novelty]`` (and TRL's ``reward_weights``); the run workflow
 (:mod:`ume_rl.training.run`, from a recipe of :mod:`ume_rl.training.recipes`) builds them here with each reward's settings:
 
 >>> [type(f).__name__ for f in build_reward_funcs(["complexity"])]
@@ -10,7 +10,7 @@ Traceback (most recent call last):
 ...
 ValueError: reward 'ume' needs a reward model: pass ume_model
 >>> sorted(REWARDS)
-['complexity', 'length', 'ume']
+['complexity', 'length', 'novelty', 'ume']
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from ume_rl.rewards.complexity import ComplexityReward
 from ume_rl.rewards.length import LengthReward
+from ume_rl.rewards.novelty import NoveltyMemory
 from ume_rl.rewards.ume import UmeReward
 
 
@@ -44,6 +45,10 @@ def _length(ume_model, **settings) -> LengthReward:
     return LengthReward(**settings)
 
 
+def _novelty(ume_model, **settings) -> NoveltyMemory:
+    return NoveltyMemory(**settings)
+
+
 REWARDS: dict[str, RewardEntry] = {
     "ume": RewardEntry(
         _ume,
@@ -55,6 +60,11 @@ REWARDS: dict[str, RewardEntry] = {
     ),
     "length": RewardEntry(
         _length, False, "Length within the modality's range, in [0, 1], against short answers (LengthReward)."
+    ),
+    "novelty": RewardEntry(
+        _novelty,
+        False,
+        "Memory across steps, in (0, 1]: repeats and full scaffold / k-mer buckets decay (NoveltyMemory).",
     ),
 }
 
@@ -69,7 +79,7 @@ def build_reward_funcs(
     """The reward callables named by ``names``, in order.
 
     Args:
-        names: keys of :data:`REWARDS` (``"ume"``, ``"complexity"``, ``"length"``).
+        names: keys of :data:`REWARDS` (``"ume"``, ``"complexity"``, ``"length"``, ``"novelty"``).
         ume_model: the reward model of the rewards that need one (``ume``): a UME, or a mapping modality →
             model (:class:`~ume_rl.rewards.ume.UmeReward` takes either).
         settings: keyword arguments per reward name, e.g. ``{"ume": {"temperature": 0.1}}``.

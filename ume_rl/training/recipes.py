@@ -105,7 +105,7 @@ class TrainScriptArguments:
     )
     reward_funcs: list[str] = field(
         default_factory=lambda: ["ume"],
-        metadata={"help": "Rewards by name (ume, complexity, length), weighted by reward_weights."},
+        metadata={"help": "Rewards by name (ume, complexity, length, novelty), weighted by reward_weights."},
     )
     reward_temperature: float = field(default=0.1, metadata={"help": "UME reward = score / temperature."})
     reward_penalty: float | None = field(
@@ -127,6 +127,13 @@ class TrainScriptArguments:
     )
     warm_start_batch_size: int = field(
         default=16, metadata={"help": "Per-device batch size of the warm start."}
+    )
+    warm_start_references: int = field(
+        default=0,
+        metadata={
+            "help": "Extra real references per modality for the warm start, beside the dataset's train rows: MOSES "
+            "train SMILES and the corpus's train proteins and DNA, no held-out answer among them (0: none)."
+        },
     )
     eval_generations: int = field(
         default=8, metadata={"help": "Completions per held-out prompt in the final evaluation (0: skip it)."}

@@ -249,7 +249,8 @@ class TrainRun:
         return build_reward_funcs(self.script.reward_funcs, reward_model, self.script.reward_settings())
 
     def warm_start(self):
-        """SFT of the base policy on the training references (``output_dir/warm_start``); returns the policy.
+        """SFT of the base policy on the training references (``output_dir/warm_start``), plus
+        ``warm_start_references`` extra real references per modality (never a held-out answer); returns the policy.
 
         A complete warm start already there is reused: with the same settings, or with any when resuming (the
         resumed policy's weights come from the checkpoint; a run stopped before its first checkpoint continues
@@ -258,9 +259,19 @@ class TrainRun:
         from ume_rl.training.sft import warm_start
 
         kwargs = self.script.warm_start_kwargs(self.grpo)
+        rows = self.dataset["train"]
+        if self.script.warm_start_references:
+            from datasets import concatenate_datasets
+
+            from ume_rl.data.generate import reference_rows
+
+            extra = reference_rows(
+                self.script.warm_start_references, self.grpo.seed, exclude=self.held_out["sequence"]
+            )
+            rows = concatenate_datasets([rows, extra.cast(rows.features)])
         return warm_start(
             self.base_policy,
-            self.dataset["train"],
+            rows,
             self.output_dir / "warm_start",
             reuse="any" if self.resuming else "same",
             **kwargs,

@@ -218,6 +218,9 @@ def validate_config(script, grpo, sources: Sources | None = None) -> None:
     )
     _check_number("warm_start_learning_rate", s.warm_start_learning_rate, sources, above=0)
     _check_number("warm_start_batch_size", s.warm_start_batch_size, sources, integer=True, minimum=1)
+    _check_number(
+        "warm_start_references", s.warm_start_references, sources, integer=True, minimum=0, fix="0: none"
+    )
     _check_number("eval_generations", s.eval_generations, sources, integer=True, minimum=0, fix="0 skips it")
     _check_number("torch_num_threads", s.torch_num_threads, sources, integer=True, minimum=1, optional=True)
     from ume_rl.training.fingerprint import FINGERPRINT_KEYS
