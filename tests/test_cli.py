@@ -202,7 +202,7 @@ def test_train_command_end_to_end(capfd):
     assert "fine-tuned version of [None]" not in card
     assert "**Base policy**: `" in card and "tiny-qwen" in card
     assert "**Reward models**: SMILES: `tiny`" in card and "`ume` × 1" in card
-    assert "`tiny` profile's recipe" in card and "`max_steps`: 2" in card
+    assert "**Recipe**: `tiny.yaml`" in card and "`max_steps`: 2" in card
     assert "| modality | n | tag_rate | valid_rate" in card and "\n| all | 30 |" in card
     generations = [json.loads(line) for line in (out / "generations.jsonl").read_text().splitlines()]
     assert sorted({g["stage"] for g in generations}) == ["base", "trained", "warm_start"]

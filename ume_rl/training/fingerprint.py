@@ -67,6 +67,7 @@ SCRIPT_FIELDS: tuple[str, ...] = (
     "warm_start_epochs",
     "warm_start_learning_rate",
     "warm_start_batch_size",
+    "warm_start_references",
 )
 # Recorded, and allowed to change on a resume: how long the run goes, what it logs and when it saves.
 HARMLESS = frozenset(

@@ -2,7 +2,7 @@
 
 TRL's trainer writes a generic card at each checkpoint ("a fine-tuned version of [None]"); at the end of a run
 :func:`write_model_card` replaces it with one that names the base policy, the reward models per modality, the
-recipe (profile, rewards and weights, the GRPO settings that define the run) and the held-out result table:
+recipe (its file, rewards and weights, the GRPO settings that define the run) and the held-out result table:
 
 >>> write_model_card(run, table)  # doctest: +SKIP
 PosixPath('runs/grpo-demo/README.md')
@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+
+from ume_rl.profiles import dataset_dir
 
 CARD_NAME = "README.md"
 # GRPO settings a reader needs to reproduce the run (TRL's GRPOConfig names)
@@ -59,7 +61,7 @@ def model_card(run, table=None) -> str:
     """The card's Markdown for ``run`` (a :class:`~ume_rl.training.run.TrainRun`) and its held-out
     evaluation ``table`` (``None``: the card says there is none)."""
     script, grpo = run.script, run.grpo
-    models = script.reward_model_names(run.profile)
+    models = script.reward_model_names()
     weights = grpo.reward_weights or [1.0] * len(script.reward_funcs)
     rewards = ", ".join(
         f"`{name}` × {weight:g}" for name, weight in zip(script.reward_funcs, weights, strict=True)
@@ -90,11 +92,11 @@ tags, rewarded by their pseudo-log-likelihood under a masked language model.
 
 - **Base policy**: `{run.base_policy}`
 - **Reward models**: {", ".join(f"{modality}: `{name}`" for modality, name in models.items())}
-- **Recipe**: the `{script.profile}` profile's recipe (`ume_rl/recipes/{script.profile}.yaml`) with the settings below
+- **Recipe**: `{Path(script.recipe).name if script.recipe else "none (built in code)"}` with the settings below
 - **Rewards and weights**: {rewards}
 - **Reward settings**:
 {reward_settings or "- defaults"}
-- **Dataset**: `{script.dataset_dir or run.profile.dataset_dir}`
+- **Dataset**: `{script.dataset_dir or dataset_dir(script.references)}`
 
 ## GRPO settings
 
@@ -104,7 +106,7 @@ tags, rewarded by their pseudo-log-likelihood under a masked language model.
 
 {result}
 
-Reproduce: `ume-rl train --config {script.profile} --output_dir <dir>` with the settings above.
+Reproduce: `ume-rl train --config {script.recipe or "<recipe>"} --output_dir <dir>` with the settings above.
 """
 
 

@@ -63,6 +63,9 @@ Every value is checked before anything is loaded or written. Examples:
 class TrainScriptArguments:
     """Settings of a training run that are not ``GRPOConfig`` fields."""
 
+    recipe: str | None = field(
+        default=None, init=False, metadata={"help": "The recipe file read (set by parse_config; not a flag)."}
+    )
     model_path: str | None = field(
         default=None, metadata={"help": "Policy: 'tiny' (built here), a hub id or a directory. Required."}
     )
@@ -360,6 +363,7 @@ def parse_config(
         raise _parser_error(err, sources) from None
     except ValueError as err:  # the dataclasses' own checks (TRL's batch / generation rules ...)
         raise _settings_error(err, sources) from None
+    script.recipe = str(path)
     if grpo.output_dir in (None, TRANSFORMERS_DEFAULT_OUTPUT_DIR):
         grpo.output_dir = str(default_output_dir(path))
     validate_config(script, grpo, sources)
