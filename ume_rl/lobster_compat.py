@@ -4,13 +4,13 @@
 >>> from ume_rl.rewards.tags import detect_modality
 >>> extract_tagged_content("text <dna>acgt</dna>")
 ('dna', 'acgt')
->>> detect_modality("CC(C)CC1=CC=C(C=C1)C(C)C(=O)O")  # the seed guide's example; == Modality.SMILES
+>>> detect_modality("CC(C)CC1=CC=C(C=C1)C(C)C(=O)O")  # the upstream guide's example; == Modality.SMILES
 'SMILES'
 
 The core of ume_rl speaks one vocabulary (:class:`~ume_rl.rewards.ume.UmeReward`,
 :func:`~ume_rl.training.trainer.build_trainer`); this module translates lobster's:
 
-- :class:`UMERewardFunction` (also spelled :data:`UmeRewardFunction`, as the seed guide does) /
+- :class:`UMERewardFunction` (also spelled :data:`UmeRewardFunction`, as the upstream guide does) /
   :func:`create_ume_reward_wrapper`: the reward under lobster's parameter names (``penalty_for_invalid``;
   ``batch_size`` and ``enable_wandb_logging`` accepted for compatibility), with upstream's statistics keys
   (``min``, ``max``, ``sum``, ``count``, ``mean``, ``modality_counts``, ``no_tag_count``,
@@ -19,7 +19,7 @@ The core of ume_rl speaks one vocabulary (:class:`~ume_rl.rewards.ume.UmeReward`
 - :func:`compute_pseudo_likelihood` (``ume_model, sequences, modality`` -> scores); lobster's
   ``_detect_modality`` is :func:`ume_rl.rewards.tags.detect_modality` (``ume_rl.detect_modality``),
   the guide's "key components";
-- :func:`create_ume_grpo_trainer` / :func:`train_ume_grpo`: the seed guide's trainer signatures
+- :func:`create_ume_grpo_trainer` / :func:`train_ume_grpo`: the upstream guide's trainer signatures
   (``reward_temperature``, ``reward_batch_size``, ``penalty_for_invalid``, ``enable_wandb_logging``,
   ``wandb_*``, ``batch_size``);
 - :func:`extract_tagged_content`: ``(tag_type, content)`` of the first tag pair.
@@ -97,7 +97,7 @@ class UMERewardFunction(UmeReward):
     """Drop-in for ``lobster.rl_training.UMERewardFunction`` with fixed behaviour.
 
     A completion without any tag pair is read as a bare sequence (``untagged="detect"``: its modality
-    detected by lobster's rules, see :func:`detect_modality`), as the seed guide's example expects; pass
+    detected by lobster's rules, see :func:`detect_modality`), as the upstream guide's example expects; pass
     ``untagged="invalid"`` to require tags as :class:`~ume_rl.rewards.ume.UmeReward` does by default.
 
     Same parameters: ``batch_size`` is accepted for compatibility (batching is by token budget),

@@ -13,7 +13,7 @@ What :class:`UmeGRPOConfig` fixes relative to TRL's defaults:
 - several CPU processes (torchrun, accelerate launch without an accelerator) train together over gloo.
 
 Every ``GRPOConfig`` field passes through :func:`build_grpo_config`'s ``**grpo_kwargs``; ``batch_size`` is
-accepted as the per-device train batch size (the seed guide's name). :func:`bf16_supported` and
+accepted as the per-device train batch size (the upstream guide's name). :func:`bf16_supported` and
 :func:`cpu_processes` are shared with the SFT warm start (:mod:`ume_rl.training.sft`).
 """
 

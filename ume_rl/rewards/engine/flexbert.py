@@ -18,8 +18,8 @@ Why ``"auto"`` leaves cuDNN attention out on CUDA (a hypothesis that ``benchmark
 profiler table): since PyTorch 2.10 (effective in 2.11, whose bundled cuDNN passes the version gate of
 ``check_prefer_cudnn_attention``), SDPA prefers the cuDNN backend on Hopper and Blackwell. cuDNN finalises an
 execution plan per new (batch, heads, lengths) shape, reported at 55-400 ms each (flashinfer#5245,
-sglang#4650, torchtune#1652). The scorer's length-bucketed batches have new shapes on every call, which
-matches the 10x gap between fresh and repeated batches measured on an H200 (issue 11). Flash attention (no
+sglang#4650, torchtune#1652). The scorer's length-bucketed batches have new shapes on every call, so that cost
+would land on every fresh batch (README, "Fresh batches"). Flash attention (no
 mask) and memory-efficient attention (key-padding mask, fp32) have no per-shape cost.
 
 >>> resolve_dtype("bf16")
