@@ -65,7 +65,7 @@ def extract_tagged_content(text: str) -> tuple[str | None, str | None]:
 
 
 def compute_pseudo_likelihood(ume_model, sequences, modality, mode: str = DEFAULT_MODE) -> list[float]:
-    """The seed guide's ``compute_pseudo_likelihood``: each sequence's mean per-residue log-probability.
+    """The upstream guide's ``compute_pseudo_likelihood``: each sequence's mean per-residue log-probability.
 
     lobster's ``UME.compute_pseudo_likelihood(sequences, modality)`` as a function, in lobster's parameter
     order, computed by ume_rl's exact batched scorer.
@@ -159,7 +159,7 @@ class UMERewardFunction(UmeReward):
 
 
 UmeRewardFunction = UMERewardFunction
-"""The seed guide's spelling (``from lobster.rl_training import UmeRewardFunction``): the same class."""
+"""The upstream guide's spelling (``from lobster.rl_training import UmeRewardFunction``): the same class."""
 
 
 def create_ume_reward_wrapper(ume_model, temperature: float = 0.1, **kwargs) -> UMERewardFunction:
@@ -193,7 +193,7 @@ def _to_device(models, device) -> None:
 
 
 def _guide_reward(ume_model, reward_temperature, reward_batch_size, penalty_for_invalid, reward_mode):
-    """The seed guide trainer's reward: tags required, as upstream's trainer reward did and the prompts ask (the
+    """The upstream guide trainer's reward: tags required, as upstream's trainer reward did and the prompts ask (the
     class alone reads bare text)."""
     kwargs = {} if reward_mode is None else {"mode": reward_mode}
     return UMERewardFunction(
@@ -225,7 +225,7 @@ def create_ume_grpo_trainer(
     args=None,
     **grpo_kwargs: Any,
 ):
-    """The seed guide's ``create_ume_grpo_trainer``: :func:`~ume_rl.training.trainer.build_trainer` against a
+    """The upstream guide's ``create_ume_grpo_trainer``: :func:`~ume_rl.training.trainer.build_trainer` against a
     :class:`UMERewardFunction` (``trainer.reward_funcs[0]``, tags required), then ``extra_reward_funcs``.
 
     Args:
@@ -268,7 +268,7 @@ def train_ume_grpo(
     args=None,
     **grpo_kwargs: Any,
 ):
-    """The seed guide's ``train_ume_grpo``, run by ``ume-rl train``'s own workflow
+    """The upstream guide's ``train_ume_grpo``, run by ``ume-rl train``'s own workflow
     (:class:`~ume_rl.training.run.TrainRun`): the same output-directory rules, checks before anything is
     written, fingerprint on resume, checkpoints, final model, reward statistics and run marker.
 
