@@ -13,6 +13,7 @@ generation arguments disagree with the ones asked for. The generator itself is :
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -205,7 +206,6 @@ def save_dataset(dataset: DatasetDict, out_dir: str | Path, generated_with: dict
 
 def _generation_arguments(kwargs: dict) -> dict:
     """The explicit generation arguments of ``kwargs`` (not ``progress``), checked before anything is generated."""
-    import inspect
 
     parameters = inspect.signature(generate_synthetic_dataset).parameters
     unknown = sorted(set(kwargs) - set(parameters))

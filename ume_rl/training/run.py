@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -466,7 +467,6 @@ def download_models(name_or_path: str | Path, **overrides) -> dict[str, Any]:
     >>> download_models("tiny")["SMILES"]  # doctest: +SKIP
     'tiny'
     """
-    import tempfile
 
     from ume_rl.models.masked_lms import download_reward_model
 

@@ -15,6 +15,7 @@ the parser, which reports its own type errors), :func:`validate_config` every re
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
 import logging
@@ -153,8 +154,6 @@ def _check_number(name, value, sources, *, fix=None, **rules):
 
 def _check_choice(name, value, choices, sources):
     if value not in choices:
-        import difflib
-
         close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise config_error(name, value, sources, f"must be one of {list(choices)}", f"{hint}pick one of them")
