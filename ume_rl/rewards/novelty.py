@@ -36,8 +36,9 @@ from rdkit import Chem, rdBase
 from rdkit.Chem.Scaffolds import MurckoScaffold
 
 from ume_rl.rewards.complexity import check_penalty_and_max_chars
+from ume_rl.rewards.engine.ume_scoring import DEFAULT_MAX_CHARS
 from ume_rl.rewards.modalities import MODALITY_TABLE
-from ume_rl.rewards.tags import DEFAULT_MAX_CHARS, read_completions
+from ume_rl.rewards.tags import check_reader, read_valid
 
 
 def smiles_identity_and_scaffold(smiles: str) -> tuple[str, str]:
@@ -72,6 +73,8 @@ class NoveltyMemory:
         signature_size: k-mers in a protein/DNA bucket's signature.
         penalty: reward of an invalid completion; ``None`` (default): not scored (TRL skips it).
         max_chars: longer tagged content is invalid (``too_long``) before any parsing.
+        reader: the reward whose rules decide what is invalid (the run's ``UmeReward``, as the registry passes
+            it), so this reward leaves out what that one penalises; default ``None``: the text rules.
 
     State: :attr:`seen` (identity -> count) and :attr:`buckets` ((modality, bucket) -> count) hold every
     earlier step's valid completions; :meth:`reset` clears them.
@@ -84,6 +87,7 @@ class NoveltyMemory:
         signature_size: int = 3,
         penalty: float | None = None,
         max_chars: int = DEFAULT_MAX_CHARS,
+        reader=None,
     ):
         if isinstance(decay, bool) or not isinstance(decay, numbers.Real) or not 0 < decay < 1:
             raise ValueError(f"decay must be a number in (0, 1), got {decay!r}")
@@ -96,6 +100,7 @@ class NoveltyMemory:
         self.signature_size = int(signature_size)
         self.penalty = penalty
         self.max_chars = max_chars
+        self.reader = check_reader(reader)
         self.__name__ = "novelty_reward"
         self.reset()
 
@@ -136,7 +141,7 @@ class NoveltyMemory:
             self._commit()
             self._step = step
         rewards: list[float | None] = []
-        for tagged in read_completions(completions, modality, max_chars=self.max_chars):
+        for tagged in read_valid(completions, modality, self.max_chars, self.reader):
             if tagged.reason is not None:
                 rewards.append(self.penalty)
                 continue

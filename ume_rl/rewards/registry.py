@@ -70,7 +70,7 @@ REWARDS: dict[str, RewardEntry] = {
 
 
 # Rewards that read completions through the run's UmeReward when it has one, so they agree on what is invalid.
-_READ_THROUGH_UME = ("complexity", "length")
+_READ_THROUGH_UME = ("complexity", "length", "novelty")
 
 
 def build_reward_funcs(
