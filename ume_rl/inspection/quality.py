@@ -5,9 +5,19 @@
 >>> quality.auroc  # per modality and decoy: AUROC of real vs decoy, UME vs baselines  # doctest: +SKIP
 >>> quality.probes  # hacking probes (homopolymers, repeats) vs held-out real sequences  # doctest: +SKIP
 
-Everything is measured on the corpus's **held-out** split only (the baselines are fitted on its train split):
+Everything is measured on sequences no model was fitted on (the baselines are fitted on the corpus's train split,
+as the UME should be): ``split="heldout"`` (default) draws them from held-out windows and molecules of the
+training sources, ``split="out_of_source"`` from the sources held out whole (another organism, another
+ChEMBL set: ``corpus.held_out_sources``). :func:`reward_quality_by_split` measures both and
+:func:`side_by_side` puts their AUROC tables next to each other:
 
-- real sequences: ``corpus.sample(modality, n, "heldout", length_range)`` with the reward's length ranges
+>>> qualities = reward_quality_by_split(ume, corpus)  # doctest: +SKIP
+>>> side_by_side(qualities)  # per modality and decoy: UME / context / unigram, in source and out of source  # doctest: +SKIP
+>>> out_of_source_targets(qualities["out_of_source"])  # the UME against the context model, out of source  # doctest: +SKIP
+
+In detail:
+
+- real sequences: ``corpus.sample(modality, n, split, length_range)`` with the reward's length ranges
   (SMILES whole molecules of 10-50 characters, protein fragments of 20-100, DNA sub-windows of 50-200);
 - decoys of each real sequence: proteins and DNA ``shuffled`` (same composition: only context separates
   them); SMILES ``mutated_20pct`` (about 20% of the bare atoms swapped within their class, aliphatic C/N/O/S
@@ -140,6 +150,8 @@ class RewardQuality:
     probes: object
     scores: object
     seconds: float
+    split: str = "heldout"
+    """The corpus split the real sequences were drawn from."""
 
     def targets(
         self, smiles_mutated: float = 0.85, dna_shuffled: float = 0.75, protein_shuffled: float = 0.65
@@ -167,10 +179,11 @@ class RewardQuality:
         (held-out PLL), against the context baseline (AUROC per decoy), and each hacking probe that scores above
         the held-out mean, with the fraction of held-out sequences it outscores."""
         lines = []
+        where = "held-out" if self.split == "heldout" else "out-of-source"
         for row in self.pll.itertuples():
             label = MODALITY_TABLE[row.modality].label
             verdict = "beats" if row.ume_minus_unigram > 0 else "does NOT beat"
-            parts = [f"{label}: held-out PLL {row.ume:.3f}/token {verdict} the unigram's {row.unigram:.3f}"]
+            parts = [f"{label}: {where} PLL {row.ume:.3f}/token {verdict} the unigram's {row.unigram:.3f}"]
             for a in self.auroc[self.auroc["modality"] == row.modality].itertuples():
                 relation = "above" if a.ume > a.context else "below"
                 if round(a.ume, 3) == round(a.context, 3):
@@ -183,7 +196,7 @@ class RewardQuality:
                 f"{p.sequence[:16]}{'…' if len(p.sequence) > 16 else ''} ({p.ume:.2f}; outscores {p.outscores_real:.0%})"
                 for p in probes.sort_values("ume", ascending=False).itertuples()
             ]
-            parts.append("hacking probes above the held-out mean: " + (", ".join(liked) if liked else "none"))
+            parts.append(f"hacking probes above the {where} mean: " + (", ".join(liked) if liked else "none"))
             lines.append("; ".join(parts) + ".")
         return "\n".join(lines)
 
@@ -195,22 +208,28 @@ def reward_quality(
     seed: int = 0,
     probes_per_kind: int = 3,
     progress: bool = True,
+    split: str = "heldout",
 ) -> RewardQuality:
     """Measure whether ``ume``'s masked pseudo-log-likelihood separates held-out real sequences from decoys.
 
     Args:
         ume: a lobster UME (e.g. ``load_ume(path)``); scored with ``UmeScorer(ume, mode="masked")``.
-        corpus: a :class:`~ume_rl.data.corpus.RealCorpus`; baselines fit its train split, sequences come from its
-            held-out split.
+        corpus: a :class:`~ume_rl.data.corpus.RealCorpus`; baselines fit its train split, sequences come from
+            ``split``.
         n: held-out sequences per modality (an int for all, or a dict); default :data:`DEFAULT_N` (200 SMILES,
             150 protein, 60 DNA: with decoys and probes ~1,450 sequences, 80 s for the demo UME on one busy
             CPU core). The exact masked PLL costs about length² per sequence: DNA is the dearest.
         seed: decides the held-out sample and every decoy.
         probes_per_kind: hacking probes per (modality, kind).
         progress: a tqdm bar over the modalities.
+        split: ``"heldout"`` (windows and molecules of the training sources) or ``"out_of_source"`` (sources
+            held out whole).
 
     Returns:
         A :class:`RewardQuality`.
+
+    Raises:
+        ValueError: ``split`` is ``"train"`` or unknown, or the corpus has no sequence of a modality in it.
     """
     import pandas as pd
     from tqdm.auto import tqdm
@@ -218,6 +237,8 @@ def reward_quality(
     from ume_rl.inspection.probes import make_probes
     from ume_rl.rewards.engine.ume_scoring import UmeScorer
 
+    if split not in ("heldout", "out_of_source"):
+        raise ValueError(f"split must be 'heldout' or 'out_of_source' (never the train split), got {split!r}")
     start = time.perf_counter()
     sizes = dict(DEFAULT_N) if n is None else ({m: n for m in MODALITIES} if isinstance(n, int) else dict(n))
     scorer = UmeScorer(ume, mode="masked")
@@ -226,9 +247,7 @@ def reward_quality(
     for modality in tqdm(MODALITIES, desc="reward quality", disable=not progress):
         tokenizer = ume.get_tokenizer(modality)
         baseline = context_baseline(corpus, modality, tokenizer)
-        real = corpus.sample(
-            modality, sizes[modality], "heldout", MODALITY_TABLE[modality].length_range, seed
-        )
+        real = corpus.sample(modality, sizes[modality], split, MODALITY_TABLE[modality].length_range, seed)
         if modality == "SMILES":
             real = list(dict.fromkeys(real))  # whole molecules: a small pool repeats
         decoys = make_decoys(real, modality, seed)
@@ -302,11 +321,59 @@ def reward_quality(
                 }
             )
     seconds = time.perf_counter() - start
-    logger.info("reward quality: %d sequences scored in %.0f s", len(scores), seconds)
+    logger.info("reward quality (%s): %d sequences scored in %.0f s", split, len(scores), seconds)
     return RewardQuality(
         pll=pd.DataFrame(pll_rows),
         auroc=pd.DataFrame(auroc_rows),
         probes=pd.DataFrame(probe_table),
         scores=scores,
         seconds=seconds,
+        split=split,
     )
+
+
+def reward_quality_by_split(
+    ume, corpus, splits: Sequence[str] = ("heldout", "out_of_source"), **kwargs
+) -> dict[str, RewardQuality]:
+    """:func:`reward_quality` on each of ``splits`` (same ``kwargs``, same seed), keyed by split."""
+    return {split: reward_quality(ume, corpus, split=split, **kwargs) for split in splits}
+
+
+def side_by_side(qualities: dict[str, RewardQuality]):
+    """The AUROC tables of several splits next to each other: one row per modality and decoy, columns
+    ``<model> <split>`` for the UME, the context baseline and the unigram (a pandas DataFrame)."""
+    frames = [
+        q.auroc.set_index(["modality", "decoy"])[["ume", "context", "unigram"]].add_suffix(f" {split}")
+        for split, q in qualities.items()
+    ]
+    import pandas as pd
+
+    return pd.concat(frames, axis=1).reset_index()  # rows in the first table's order
+
+
+def out_of_source_targets(quality: RewardQuality, protein_margin: float = 0.02):
+    """The out-of-source targets: the UME's AUROC at least the context model's on SMILES (vs 20 % mutated) and
+    DNA (vs shuffled), and within ``protein_margin`` below it on protein (vs shuffled); one row each with the
+    UME, the context baseline, the margin and whether it is met (a pandas DataFrame)."""
+    import pandas as pd
+
+    auroc = quality.auroc.set_index(["modality", "decoy"])
+    rows = []
+    for modality, decoy, margin in (
+        ("SMILES", "mutated_20pct", 0.0),
+        ("nucleotide", "shuffled", 0.0),
+        ("amino_acid", "shuffled", protein_margin),
+    ):
+        ume, context = auroc.loc[(modality, decoy), "ume"], auroc.loc[(modality, decoy), "context"]
+        rows.append(
+            {
+                "split": quality.split,
+                "modality": modality,
+                "decoy": decoy,
+                "ume": ume,
+                "context": context,
+                "allowed_below": margin,
+                "met": bool(ume >= context - margin),
+            }
+        )
+    return pd.DataFrame(rows)

@@ -359,11 +359,15 @@ def train_small_ume(
         "arch": config.arch,
         "seconds": round(seconds, 1),
         "torch_threads": num_threads or threads,
-        "corpus": {"seed": corpus.seed, "sources": [asdict(s) for s in corpus.sources]},
+        "corpus": _corpus_record(corpus),
     }
     _atomic_write_bytes(out_dir / SIDECAR_NAME, json.dumps(sidecar, indent=1).encode())
     logger.info("trained a small UME (%s, %d steps) in %.0f s: %s", config.arch, config.steps, seconds, ckpt)
     return ckpt
+
+
+def _corpus_record(corpus) -> dict:
+    return {"seed": corpus.seed, "sources": [asdict(s) for s in corpus.sources]}
 
 
 def read_loss_curve(ckpt: str | Path) -> dict[str, list[float]]:
@@ -372,8 +376,9 @@ def read_loss_curve(ckpt: str | Path) -> dict[str, list[float]]:
     return json.loads((Path(ckpt).parent / LOSSES_NAME).read_text())
 
 
-def checkpoint_problem(out_dir: str | Path, config: SmallUmeConfig) -> str | None:
-    """Why the checkpoint in ``out_dir`` cannot be used for ``config`` (``None``: it can)."""
+def checkpoint_problem(out_dir: str | Path, config: SmallUmeConfig, corpus=None) -> str | None:
+    """Why the checkpoint in ``out_dir`` cannot be used for ``config`` (``None``: it can); with ``corpus``, also
+    when it was trained on another corpus (other source files, versions or held-out sources)."""
     out_dir = Path(out_dir)
     ckpt, sidecar_path = out_dir / CHECKPOINT_NAME, out_dir / SIDECAR_NAME
     if not ckpt.is_file():
@@ -386,6 +391,8 @@ def checkpoint_problem(out_dir: str | Path, config: SmallUmeConfig) -> str | Non
         return f"unreadable sidecar ({err})"
     if sidecar.get("config") != json.loads(json.dumps(asdict(config))):
         return "trained with other settings"
+    if corpus is not None and sidecar.get("corpus") != json.loads(json.dumps(_corpus_record(corpus))):
+        return "trained on another corpus"
     if ckpt.stat().st_size != sidecar.get("size"):
         return f"size {ckpt.stat().st_size} != {sidecar.get('size')} recorded (truncated?)"
     if _sha256(ckpt) != sidecar.get("sha256"):
@@ -401,19 +408,22 @@ def demo_ume_checkpoint(
     """The ``demo`` profile's UME checkpoint under ``runs_dir/models/``: trained on first use, reused after.
 
     A checkpoint whose sidecar is missing or unreadable, whose size or sha256 differ from the sidecar's, or
-    that was trained with other settings is not loaded: it is logged and trained again. Training holds a
+    that was trained with other settings or on another corpus is not loaded: it is logged and trained again. Training holds a
     lock file, so two processes never train the same checkpoint at once.
 
     Returns:
         Path of ``small_ume.ckpt`` (``runs_dir/models/<arch>-s<steps>-seed<seed>/``).
     """
+    from ume_rl.data.corpus import load_real_corpus
+
     config = config or SmallUmeConfig()
+    corpus = load_real_corpus(seed=config.seed, progress=progress)
     out_dir = Path(runs_dir) / "models" / f"{config.arch}-s{config.steps}-seed{config.seed}"
     out_dir.mkdir(parents=True, exist_ok=True)
     with (out_dir / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            problem = checkpoint_problem(out_dir, config)
+            problem = checkpoint_problem(out_dir, config, corpus)
             if problem is None:
                 logger.info("using the cached demo UME %s", out_dir / CHECKPOINT_NAME)
                 return out_dir / CHECKPOINT_NAME
@@ -428,6 +438,6 @@ def demo_ume_checkpoint(
                 config.steps,
                 out_dir,
             )
-            return train_small_ume(out_dir, config=config, progress=progress)
+            return train_small_ume(out_dir, corpus, config=config, progress=progress)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
