@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from ume_rl.cli import main
-from ume_rl.training.recipes import RECIPES_DIR, load_recipe
+from ume_rl.profiles import RECIPES_DIR
+from ume_rl.training.recipes import load_recipe
 from ume_rl.training.validation import VLLM_FIX, vllm_problem
 
 ROOT = Path(__file__).resolve().parents[1]

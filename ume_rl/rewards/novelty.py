@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from rdkit import Chem, rdBase
 from rdkit.Chem.Scaffolds import MurckoScaffold
 
-from ume_rl.rewards.complexity import check_penalty_and_max_chars
+from ume_rl.rewards.checks import check_penalty_and_max_chars
 from ume_rl.rewards.engine.ume_scoring import DEFAULT_MAX_CHARS
 from ume_rl.rewards.modalities import MODALITY_TABLE
 from ume_rl.rewards.tags import check_reader, read_valid
