@@ -145,12 +145,12 @@ def run_variant(args, variant: str, ume, tokenizer, dataset, workdir: Path, gene
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from ume_rl.rewards.ume import UmeReward
+    from ume_rl.rewards.masked_lm import MaskedLMReward
 
     device = args.device
     gen = GENERATION[generation]
     factor = gen["factor"]
-    reward = UmeReward(ume, mode=args.mode, dtype=args.dtype, **VARIANTS[variant])
+    reward = MaskedLMReward(ume, mode=args.mode, dtype=args.dtype, **VARIANTS[variant])
     timed_reward = TimedReward(reward, device, args.unique_fraction, seed=args.seed)
     steps: list[float] = []
 

@@ -11,7 +11,7 @@ the synthetic dataset's length ranges) and every method scores that round's comp
 rows score the same completions again right after. Rows (completions/s and tokens/s; tokens = true tokens of
 the scored sequences, CLS/EOS included):
 
-- ``ume_rl unmasked`` / ``ume_rl masked``: :class:`ume_rl.rewards.ume.UmeReward`, the whole reward (parse,
+- ``ume_rl unmasked`` / ``ume_rl masked``: :class:`ume_rl.rewards.masked_lm.MaskedLMReward`, the whole reward (parse,
   validate, tokenize, score), on fresh completions; ``(repeated)``: the same call again.
 - ``host side``: the reward's CPU-side work alone (read tags, RDKit, tokenize, plan and pack the batches,
   host-to-device copies), no model: the overhead that matters where the forward is fast (GPU).
@@ -36,7 +36,7 @@ Masked rows cost about mean-length times more, so they run on the first ``--mask
 computed within a round (same load for both methods on a shared machine) and the median of the per-round ratios
 is reported; the table shows each method's median time.
 
-**Table 2 (``--variants``, engine options before/after).** Per variant and mode, a new ``UmeReward``: its
+**Table 2 (``--variants``, engine options before/after).** Per variant and mode, a new ``MaskedLMReward``: its
 ``warmup()`` (CUDA, when the shape ladder is on), the first call, then ``--variant-rounds`` rounds of one fresh batch
 and the same batch again; each variant draws its own batches (so one variant's shapes are not another's
 cache). Variants: ``before`` (the engine as first landed: no ladder, PyTorch's SDPA choice, no dedup),
@@ -64,9 +64,9 @@ import numpy as np
 import torch
 
 from ume_rl.data.generate import random_sequence
+from ume_rl.rewards.masked_lm import MaskedLMReward
 from ume_rl.rewards.modalities import MODALITIES, MODALITY_TABLE
 from ume_rl.rewards.tags import read_completions, wrap
-from ume_rl.rewards.ume import UmeReward
 
 TARGETS = {
     "unmasked_vs_upstream": 4.0,
@@ -129,7 +129,7 @@ class Batch:
     token_ids: list[list[int]]
 
     @classmethod
-    def draw(cls, reward: UmeReward, n: int, seed: int, unique_fraction: float = 1.0) -> Batch:
+    def draw(cls, reward: MaskedLMReward, n: int, seed: int, unique_fraction: float = 1.0) -> Batch:
         completions, modalities = make_completions(n, seed, unique_fraction)
         sequences = [t.sequence for t in read_completions(completions)]
         return cls(completions, modalities, sequences, reward.scorer.encode(sequences, modalities))
@@ -138,7 +138,7 @@ class Batch:
         return sum(len(t) for t in self.token_ids[part])
 
 
-def host_side(reward: UmeReward, completions: list[str]) -> None:
+def host_side(reward: MaskedLMReward, completions: list[str]) -> None:
     """The reward's CPU-side work without the model: read, validate, tokenize, plan, pack, copy to the device."""
     parsed = [t for t in read_completions(completions, max_chars=reward._max_chars) if t.reason is None]
     token_ids = reward.scorer.encode([t.sequence for t in parsed], [t.modality for t in parsed])
@@ -146,7 +146,7 @@ def host_side(reward: UmeReward, completions: list[str]) -> None:
         pass
 
 
-def build_generic_reward(ume, device: str, dtype, token_budget, seed: int = 0) -> UmeReward:
+def build_generic_reward(ume, device: str, dtype, token_budget, seed: int = 0) -> MaskedLMReward:
     """An unmasked reward whose protein model is an untrained ESM-2-8M-shaped ``EsmForMaskedLM`` (the generic
     masked-LM path); the UME scores the other modalities, which the generic rows never send it."""
     from transformers import EsmConfig, EsmForMaskedLM
@@ -176,10 +176,10 @@ def build_generic_reward(ume, device: str, dtype, token_budget, seed: int = 0) -
         "SMILES": ume,
         "DNA": ume,
     }
-    return UmeReward(models, mode="unmasked", token_budget=token_budget, dtype=dtype)
+    return MaskedLMReward(models, mode="unmasked", token_budget=token_budget, dtype=dtype)
 
 
-def generic_rows(reward: UmeReward, batch: Batch) -> dict:
+def generic_rows(reward: MaskedLMReward, batch: Batch) -> dict:
     """Table 1's generic masked-LM rows on ``batch``'s protein completions."""
     proteins = [i for i, m in enumerate(batch.modalities) if m == "amino_acid"]
     completions = [batch.completions[i] for i in proteins]
@@ -327,12 +327,14 @@ def fresh_rounds(args, ume, dtype) -> dict:
     """Table 1: every method on fresh completions each round, ratios within rounds."""
     options = {"token_budget": args.token_budget, "dtype": dtype}
     rewards = {
-        "unmasked": UmeReward(ume, mode="unmasked", **options),
-        "masked": UmeReward(ume, mode="masked", **options),
-        "masked_every": UmeReward(ume, mode="masked", dedup=False, **options),
+        "unmasked": MaskedLMReward(ume, mode="unmasked", **options),
+        "masked": MaskedLMReward(ume, mode="masked", **options),
+        "masked_every": MaskedLMReward(ume, mode="masked", dedup=False, **options),
     }
     for mode in ("unmasked", "masked"):  # the shape ladder in the other state than the device's default
-        rewards[f"{mode}_flipped"] = UmeReward(ume, mode=mode, pad_shapes=args.device != "cuda", **options)
+        rewards[f"{mode}_flipped"] = MaskedLMReward(
+            ume, mode=mode, pad_shapes=args.device != "cuda", **options
+        )
     # warm-up (allocators, kernels, twins) on a few completions of the seed's own batch
     warm = Batch.draw(rewards["unmasked"], 6, args.seed)
     rewards["unmasked"](warm.completions)
@@ -468,12 +470,12 @@ def _profile(fn, device: str, path: Path) -> str:
 
 
 def one_variant(args, ume, dtype, name: str, mode: str, seed: int) -> dict:
-    """Table 2's row for one variant and mode (a new ``UmeReward``; batches drawn from ``seed``)."""
+    """Table 2's row for one variant and mode (a new ``MaskedLMReward``; batches drawn from ``seed``)."""
     n = args.variant_n if mode == "unmasked" else args.variant_masked_n
     options = {"token_budget": args.token_budget, "dtype": dtype, **VARIANTS[name]}
     if mode == "spaced":
         options["masks_per_row"] = args.masks_per_row
-    reward = UmeReward(ume, mode=mode, **options)
+    reward = MaskedLMReward(ume, mode=mode, **options)
     drawn = [Batch.draw(reward, n, seed + r) for r in range(args.variant_rounds + 2)]
     batches, tokens = [b.completions for b in drawn], [b.tokens() for b in drawn]
     # warm-up on CUDA only: a CPU has no per-shape cost to pay ahead (and the ladder's forwards take minutes)

@@ -30,7 +30,7 @@ from ume_rl.data.store import load_or_generate_dataset
 from ume_rl.models.policy import build_tiny_qwen
 from ume_rl.models.ume import load_ume
 from ume_rl.profiles import get_profile
-from ume_rl.rewards.ume import UmeReward
+from ume_rl.rewards.masked_lm import MaskedLMReward
 from ume_rl.training.evaluation import generate_completions
 from ume_rl.training.sft import warm_start
 
@@ -90,7 +90,7 @@ def run_point(name: str, point: dict, seed: int, work: Path) -> dict:
     )
     seconds = time.perf_counter() - start
     frame = generate_completions(
-        policy, held_out, UmeReward(load_ume("tiny")), num_generations=8, max_new_tokens=100
+        policy, held_out, MaskedLMReward(load_ume("tiny")), num_generations=8, max_new_tokens=100
     )
     valid = frame.groupby("modality")["valid"].mean().round(4).to_dict()
     lengths = frame[frame.valid].groupby("modality")["sequence"].apply(lambda s: s.str.len().mean()).round(1)

@@ -144,13 +144,13 @@ def test_unknown_measure_is_an_error():
 
 
 def test_composes_with_ume_reward_in_a_grpo_step(tiny_ume, warm_policy_path, tmp_path, single_thread):
-    """reward_funcs=[UmeReward, ComplexityReward] + reward_weights in a real GRPOTrainer step.
+    """reward_funcs=[MaskedLMReward, ComplexityReward] + reward_weights in a real GRPOTrainer step.
 
     The warm-started tiny Qwen writes valid protein tags about 2 times in 3, so both rewards get numbers.
     """
     from trl import GRPOConfig, GRPOTrainer
 
-    from ume_rl.rewards.ume import UmeReward
+    from ume_rl.rewards.masked_lm import MaskedLMReward
 
     config = GRPOConfig(
         output_dir=str(tmp_path),
@@ -170,7 +170,7 @@ def test_composes_with_ume_reward_in_a_grpo_step(tiny_ume, warm_policy_path, tmp
     train = generate_synthetic_dataset(n_per_modality=4, seed=0, progress=False)["train"]
     trainer = GRPOTrainer(
         model=str(warm_policy_path),
-        reward_funcs=[UmeReward(tiny_ume, mode="unmasked"), ComplexityReward()],
+        reward_funcs=[MaskedLMReward(tiny_ume, mode="unmasked"), ComplexityReward()],
         args=config,
         train_dataset=train.filter(lambda row: row["modality"] == "amino_acid"),
     )

@@ -9,8 +9,8 @@ import pytest
 from datasets import concatenate_datasets
 
 from ume_rl.data.generate import generate_synthetic_dataset
+from ume_rl.rewards.masked_lm import MaskedLMReward
 from ume_rl.rewards.modalities import MODALITIES
-from ume_rl.rewards.ume import UmeReward
 from ume_rl.training.evaluation import (
     GENERATION_FIELDS,
     SUMMARY_COLUMNS,
@@ -34,7 +34,7 @@ def held_out():
 
 @pytest.fixture(scope="module")
 def reward(tiny_ume):
-    return UmeReward(tiny_ume)
+    return MaskedLMReward(tiny_ume)
 
 
 def test_summary_of_known_completions():

@@ -29,7 +29,7 @@ LAYERS = {
 
 
 def _layer(module_path: str) -> str:
-    """``ume_rl.rewards.ume`` -> ``rewards``; ``ume_rl.cli`` -> ``cli``."""
+    """``ume_rl.rewards.masked_lm`` -> ``rewards``; ``ume_rl.cli`` -> ``cli``."""
     parts = module_path.split(".")
     return parts[1] if len(parts) > 1 else "__init__"
 

@@ -20,7 +20,7 @@ def test_reward_reads_tags_and_uses_each_modality_range():
             f"<protein>{'M' * low}</protein>",
             f"<protein>{'M' * (low // 2)}</protein>",
             f"<dna>{'A' * (MODALITY_TABLE['nucleotide'].length_range[0] // 2)}</dna>",
-            "<protein>MK1</protein>",  # bad alphabet: invalid, left to UmeReward
+            "<protein>MK1</protein>",  # bad alphabet: invalid, left to MaskedLMReward
             "no tag at all",
         ]
     )

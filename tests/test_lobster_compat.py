@@ -25,9 +25,9 @@ from ume_rl.lobster_compat import (
 )
 from ume_rl.models.ume import load_ume
 from ume_rl.rewards.engine.ume_scoring import UmeScorer
+from ume_rl.rewards.masked_lm import MaskedLMReward
 from ume_rl.rewards.modalities import MODALITIES
 from ume_rl.rewards.tags import detect_modality
-from ume_rl.rewards.ume import UmeReward
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -258,6 +258,9 @@ def test_the_guide_names_are_exported_and_one_class():
     assert ume_rl.UmeRewardFunction is UMERewardFunction
     assert ume_rl.compute_pseudo_likelihood is compute_pseudo_likelihood
     assert ume_rl.detect_modality is detect_modality
+    # the reward's earlier name stays importable: the same class as the masked-LM reward
+    assert ume_rl.UmeReward is ume_rl.MaskedLMReward
+    assert issubclass(UMERewardFunction, ume_rl.MaskedLMReward)
 
 
 @pytest.mark.parametrize(
@@ -307,9 +310,11 @@ def test_compute_pseudo_likelihood_is_the_scorer(tiny_ume, tiny_mlms):
 
 def test_bare_sequences_detect_only_when_asked(tiny_ume):
     bare = [IBUPROFEN, "MKTAYIAKQR", "ACGTACGT", "Sure, here it is", "<dna>ACGT</dna>"]
-    strict = UmeReward(tiny_ume, mode="unmasked")  # the core reward: tags required (the prompts ask for them)
+    strict = MaskedLMReward(
+        tiny_ume, mode="unmasked"
+    )  # the core reward: tags required (the prompts ask for them)
     assert [r["reason"] for r in strict.details(bare)] == ["no_tag"] * 4 + [None]
-    detecting = UmeReward(tiny_ume, mode="unmasked", untagged="detect")
+    detecting = MaskedLMReward(tiny_ume, mode="unmasked", untagged="detect")
     rows = detecting.details(bare)
     assert [r["modality"] for r in rows] == ["SMILES", "amino_acid", "nucleotide", None, "nucleotide"]
     assert [r["reason"] for r in rows] == [None, None, None, "no_tag", None]
@@ -326,7 +331,7 @@ def test_bare_sequences_detect_only_when_asked(tiny_ume):
         wrapped.penalty
     ]
     with pytest.raises(ValueError, match="untagged"):
-        UmeReward(tiny_ume, untagged="guess")
+        MaskedLMReward(tiny_ume, untagged="guess")
 
 
 def test_the_compat_adapter_and_ume_rl_train_produce_the_same_run_layout(tmp_path, tiny_qwen_path):

@@ -65,7 +65,7 @@ def test_a_homopolymer_policy_raising_the_reward_is_flagged(monitor):
 def test_a_grpo_run_logs_realism_and_audit_beside_the_reward(
     tmp_path, tiny_qwen_path, tiny_ume, protein_prompts, single_thread
 ):
-    from ume_rl.rewards.ume import UmeReward
+    from ume_rl.rewards.masked_lm import MaskedLMReward
     from ume_rl.training.config import build_grpo_config
     from ume_rl.training.trainer import build_trainer
 
@@ -77,7 +77,7 @@ def test_a_grpo_run_logs_realism_and_audit_beside_the_reward(
     args = build_grpo_config(tmp_path, batch_size=4, max_steps=2, max_completion_length=8, logging_steps=1)
     trainer = build_trainer(
         tiny_qwen_path,
-        [UmeReward(tiny_ume, mode="unmasked")],
+        [MaskedLMReward(tiny_ume, mode="unmasked")],
         protein_prompts,
         args=args,
         callbacks=[monitor],

@@ -18,7 +18,7 @@ PENALTY = -91.5
 
 @pytest.fixture(scope="module")
 def frame() -> pd.DataFrame:
-    """Rows shaped like ume_rl.inspection.probes rows joined with UmeReward.details (invalid rows at the penalty)."""
+    """Rows shaped like ume_rl.inspection.probes rows joined with MaskedLMReward.details (invalid rows at the penalty)."""
     rng = np.random.default_rng(0)
     rows = []
     for modality in MODALITIES:

@@ -1,4 +1,4 @@
-"""Training-curve figures from a GRPO log history (the keys TRL 1.16 and UmeReward write)."""
+"""Training-curve figures from a GRPO log history (the keys TRL 1.16 and MaskedLMReward write)."""
 
 from __future__ import annotations
 

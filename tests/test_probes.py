@@ -198,9 +198,9 @@ def test_fixed_length_probes():
 
 def test_score_rows_joins_reward_details_and_complexity(tiny_ume):
     from ume_rl.inspection.probes import score_rows
-    from ume_rl.rewards.ume import UmeReward
+    from ume_rl.rewards.masked_lm import MaskedLMReward
 
-    reward = UmeReward(tiny_ume, temperature=0.5, mode="unmasked")
+    reward = MaskedLMReward(tiny_ume, temperature=0.5, mode="unmasked")
     rows = make_variants(["MKVLAAGIWQ", "ACGTTGCAAGCTTACG"], ["amino_acid", "nucleotide"], seed=0)
     frame = score_rows(rows + make_probes(["nucleotide"], n_per_kind=1, length=20, seed=0), reward)
     assert len(frame) == len(rows) + 3

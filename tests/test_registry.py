@@ -6,8 +6,8 @@ import pytest
 
 from ume_rl.rewards.complexity import ComplexityReward
 from ume_rl.rewards.length import LengthReward
+from ume_rl.rewards.masked_lm import MaskedLMReward
 from ume_rl.rewards.registry import REWARDS, build_reward_funcs
-from ume_rl.rewards.ume import UmeReward
 
 
 def test_builds_named_rewards_in_order_with_their_settings(tiny_ume):
@@ -16,7 +16,7 @@ def test_builds_named_rewards_in_order_with_their_settings(tiny_ume):
         tiny_ume,
         {"ume": {"temperature": 0.5, "mode": "unmasked"}, "complexity": {"measure": "kmer"}},
     )
-    assert isinstance(ume, UmeReward) and (ume.temperature, ume.mode) == (0.5, "unmasked")
+    assert isinstance(ume, MaskedLMReward) and (ume.temperature, ume.mode) == (0.5, "unmasked")
     assert isinstance(complexity, ComplexityReward) and complexity.measure == "kmer"
     assert [f.__name__ for f in build_reward_funcs(["complexity", "ume"], tiny_ume)] == [
         "complexity_reward",
@@ -35,8 +35,8 @@ def test_rewards_of_a_run_agree_with_ume_on_what_is_invalid(tiny_ume):
     for reward in (complexity, length):
         scores = reward(completions)
         assert scores[:2] == [None, None] and scores[2] is not None
-        # read on its own (not after UmeReward scored the batch) decides the same
-        assert type(reward)(reader=UmeReward(tiny_ume))(completions)[:2] == [None, None]
+        # read on its own (not after MaskedLMReward scored the batch) decides the same
+        assert type(reward)(reader=MaskedLMReward(tiny_ume))(completions)[:2] == [None, None]
         assert type(reward)(penalty=-1.0, reader=ume)(completions)[:2] == [-1.0, -1.0]
     # Alone, without a UME, the text rules cannot see either problem: this is what the reader adds.
     assert ComplexityReward()(completions)[:2] != [None, None]
@@ -86,7 +86,7 @@ def test_recipe_with_complexity_reward_trains_in_the_tiny_profile(tmp_path, sing
     )
     run = TrainRun.prepare(script, grpo)
     rewards = run.build_rewards(run.load_ume())
-    assert [type(f) for f in rewards] == [UmeReward, ComplexityReward]
+    assert [type(f) for f in rewards] == [MaskedLMReward, ComplexityReward]
     trainer = run.train(run.warm_start(), rewards)
     assert trainer.args.reward_weights == [1.0, 0.5]
     logged = {key for row in trainer.state.log_history for key in row}

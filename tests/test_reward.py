@@ -1,4 +1,4 @@
-"""UmeReward: the TRL reward contract, invalid reasons, the penalty's scale, statistics, GRPOTrainer."""
+"""MaskedLMReward: the TRL reward contract, invalid reasons, the penalty's scale, statistics, GRPOTrainer."""
 
 from __future__ import annotations
 
@@ -13,21 +13,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ume_rl.lobster_compat import UMERewardFunction
+from ume_rl.rewards.masked_lm import MaskedLMReward
 from ume_rl.rewards.modalities import MODALITIES, TAG_TO_MODALITY
 from ume_rl.rewards.tags import INVALID_REASONS, completion_text
-from ume_rl.rewards.ume import UmeReward
 
 VALID = ["<smiles>CCO</smiles>", "<protein>MKVLAAGGW</protein>", "<dna>ACGTACGTTTGA</dna>"]
 
 
 @pytest.fixture(scope="module")
 def reward(tiny_ume):
-    return UmeReward(tiny_ume, mode="unmasked")
+    return MaskedLMReward(tiny_ume, mode="unmasked")
 
 
 @pytest.fixture(scope="module")
 def masked_reward(tiny_ume):
-    return UmeReward(tiny_ume)  # default mode
+    return MaskedLMReward(tiny_ume)  # default mode
 
 
 def test_valid_reward_is_score_over_temperature(masked_reward, tiny_ume):
@@ -108,7 +108,7 @@ def test_invalid_never_outscores_valid_for_an_adversarial_ume(tiny_ume):
     ume = copy.deepcopy(tiny_ume)
     with torch.no_grad():
         ume.model.decoder[1].bias[ume.model.mask_token_id] = 1e4  # every position predicts <mask>
-    reward = UmeReward(ume, mode="unmasked")
+    reward = MaskedLMReward(ume, mode="unmasked")
     logged = {}
     reward([*VALID, "no tag"], log_metric=logged.__setitem__)
     # the logged per-modality mean is of the rewards actually given (floored), not score / temperature
@@ -121,8 +121,8 @@ def test_invalid_never_outscores_valid_for_an_adversarial_ume(tiny_ume):
     assert min(r["reward"] for r in rows[:3]) > rows[3]["reward"] == reward.penalty  # ... the reward is
     assert reward.get_statistics()["floored"] == 3
     with pytest.raises(ValueError, match="penalty"):
-        UmeReward(ume, score_floor=-math.inf)
-    unfloored = UmeReward(ume, mode="unmasked", score_floor=-math.inf, penalty=-1e9)
+        MaskedLMReward(ume, score_floor=-math.inf)
+    unfloored = MaskedLMReward(ume, mode="unmasked", score_floor=-math.inf, penalty=-1e9)
     assert unfloored(VALID[:1])[0] == pytest.approx(rows[0]["score"] / 0.1, rel=1e-6)
 
 
@@ -130,14 +130,14 @@ def test_internal_errors_are_raised_not_rewarded(tiny_ume):
     ume = copy.deepcopy(tiny_ume)
     with torch.no_grad():
         ume.model.decoder[1].bias.fill_(float("nan"))
-    reward = UmeReward(ume, mode="unmasked")
+    reward = MaskedLMReward(ume, mode="unmasked")
     with pytest.raises(RuntimeError, match="UME score nan"):
         reward(VALID)
     assert reward(["no tag"]) == [reward.penalty]  # nothing to score: nothing can fail
 
 
 def test_statistics_and_log_metric(tiny_ume):
-    reward = UmeReward(tiny_ume, mode="unmasked")
+    reward = MaskedLMReward(tiny_ume, mode="unmasked")
     logged = []
     out = reward(
         prompts=[[{"role": "user", "content": "p"}]] * 5,
@@ -168,12 +168,12 @@ def test_trl_callable_contract_and_pickle(reward):
     clone = pickle.loads(pickle.dumps(reward))
     assert clone(VALID + ["x"]) == reward(VALID + ["x"])
     with pytest.raises(ValueError, match="temperature"):
-        UmeReward(reward.scorer.ume, temperature=0)
+        MaskedLMReward(reward.scorer.ume, temperature=0)
 
 
 def test_penalty_at_or_above_the_lowest_valid_reward_warns(tiny_ume, caplog):
-    with caplog.at_level(logging.WARNING, logger="ume_rl.rewards.ume"):
-        UmeReward(tiny_ume, mode="unmasked", penalty=-500.0)  # below the floor reward -81.5: fine
+    with caplog.at_level(logging.WARNING, logger="ume_rl.rewards.masked_lm"):
+        MaskedLMReward(tiny_ume, mode="unmasked", penalty=-500.0)  # below the floor reward -81.5: fine
         assert not caplog.records
         upstream = UMERewardFunction(tiny_ume, penalty_for_invalid=-5.0, mode="unmasked")  # upstream's value
     assert upstream.penalty == -5.0
@@ -212,7 +212,7 @@ def test_grpo_trainer_step_with_tiny_qwen(tiny_ume, tiny_qwen_path, tmp_path):
     from ume_rl.data.generate import generate_synthetic_dataset
 
     dataset = generate_synthetic_dataset(n_per_modality=3, seed=0, progress=False)["full"]
-    reward = UmeReward(tiny_ume, mode="unmasked")
+    reward = MaskedLMReward(tiny_ume, mode="unmasked")
     args = GRPOConfig(
         output_dir=str(tmp_path / "grpo"),
         per_device_train_batch_size=4,
@@ -248,7 +248,7 @@ def test_mixed_models_score_each_modality_with_its_own(mixed_models, tiny_ume, t
     from ume_rl.rewards.engine.hf_scoring import HFMaskedLMScorer
     from ume_rl.rewards.engine.ume_scoring import UmeScorer
 
-    reward = UmeReward(mixed_models)
+    reward = MaskedLMReward(mixed_models)
     assert {m: type(s).__name__ for m, s in reward.scorers.items()} == {
         "amino_acid": "HFMaskedLMScorer",
         "SMILES": "HFMaskedLMScorer",
@@ -264,13 +264,13 @@ def test_mixed_models_score_each_modality_with_its_own(mixed_models, tiny_ume, t
     assert [r["reward"] for r in rows] == pytest.approx([s / 0.1 for s in want], abs=1e-5)
     with pytest.raises(ValueError, match="model per modality"):
         reward.scorer  # noqa: B018
-    assert UmeReward(tiny_ume, mode="unmasked").scorer is not None  # one UME: one scorer for all
+    assert MaskedLMReward(tiny_ume, mode="unmasked").scorer is not None  # one UME: one scorer for all
     stats = reward.get_statistics()
     assert stats["models"]["nucleotide"] == "UME" and stats["models"]["amino_acid"].startswith("tiny-esm")
 
 
 def test_mixed_models_floor_per_vocabulary_and_penalty_below_all(mixed_models, tiny_mlms):
-    reward = UmeReward(mixed_models)
+    reward = MaskedLMReward(mixed_models)
     vocab = {
         "amino_acid": 33,
         "SMILES": tiny_mlms["SMILES"].model.config.vocab_size,
@@ -300,7 +300,7 @@ def test_an_adversarial_masked_lm_is_floored_at_its_own_floor(tiny_mlms, tiny_um
     model = copy.deepcopy(esm.model)
     with torch.no_grad():
         model.lm_head.bias[esm.tokenizer.mask_token_id] = 1e4  # predicts <mask> everywhere
-    reward = UmeReward(
+    reward = MaskedLMReward(
         {"amino_acid": MaskedLM(model, esm.tokenizer, "amino_acid"), "SMILES": tiny_ume, "DNA": tiny_ume}
     )
     row = reward.details(["<protein>MKVL</protein>"])[0]
@@ -313,14 +313,16 @@ def test_reward_model_mapping_is_checked(tiny_ume, tiny_mlms):
     from ume_rl.rewards.engine.ume_scoring import UmeScorer
 
     with pytest.raises(ValueError, match="no reward model for"):
-        UmeReward({"amino_acid": tiny_mlms["amino_acid"]})
+        MaskedLMReward({"amino_acid": tiny_mlms["amino_acid"]})
     with pytest.raises(ValueError, match="scores amino_acid, given for SMILES"):
-        UmeReward({"SMILES": tiny_mlms["amino_acid"], "amino_acid": tiny_ume, "DNA": tiny_ume})
+        MaskedLMReward({"SMILES": tiny_mlms["amino_acid"], "amino_acid": tiny_ume, "DNA": tiny_ume})
     with pytest.raises(ValueError, match="mode"):
-        UmeReward({"SMILES": UmeScorer(tiny_ume, mode="unmasked"), "amino_acid": tiny_ume, "DNA": tiny_ume})
+        MaskedLMReward(
+            {"SMILES": UmeScorer(tiny_ume, mode="unmasked"), "amino_acid": tiny_ume, "DNA": tiny_ume}
+        )
     with pytest.raises(TypeError, match="MaskedLM"):
-        UmeReward({"SMILES": "DeepChem/ChemBERTa-77M-MLM", "amino_acid": tiny_ume, "DNA": tiny_ume})
-    shared = UmeReward({"SMILES": tiny_ume, "amino_acid": tiny_ume, "DNA": tiny_mlms["nucleotide"]})
+        MaskedLMReward({"SMILES": "DeepChem/ChemBERTa-77M-MLM", "amino_acid": tiny_ume, "DNA": tiny_ume})
+    shared = MaskedLMReward({"SMILES": tiny_ume, "amino_acid": tiny_ume, "DNA": tiny_mlms["nucleotide"]})
     assert shared.scorers["SMILES"] is shared.scorers["amino_acid"]  # one UME, one scorer
 
 
@@ -332,7 +334,7 @@ def test_grpo_trainer_step_with_a_model_per_modality(mixed_models, warm_policy_p
     from ume_rl.data.generate import generate_synthetic_dataset
 
     dataset = generate_synthetic_dataset(n_per_modality=3, seed=0, progress=False)["full"]
-    reward = UmeReward(mixed_models, mode="unmasked")
+    reward = MaskedLMReward(mixed_models, mode="unmasked")
     args = GRPOConfig(
         output_dir=str(tmp_path / "grpo"),
         per_device_train_batch_size=12,
@@ -408,7 +410,7 @@ def test_every_modality_value_is_checked_up_front(reward, modality, error, messa
 )
 def test_parameters_are_checked_at_construction(tiny_ume, kwargs, error, message):
     with pytest.raises(error, match=message):
-        UmeReward(tiny_ume, mode="unmasked", **kwargs)
+        MaskedLMReward(tiny_ume, mode="unmasked", **kwargs)
 
 
 @pytest.mark.parametrize("item", [None, 42, b"<dna>ACGT</dna>", {"role": "assistant"}, [{"content": 3}]])
@@ -423,8 +425,8 @@ def test_items_that_are_not_completions_are_a_type_error_naming_the_index(reward
 
 def test_duplicates_and_cache_hits_in_statistics(tiny_ume):
     group = [VALID[0]] * 4 + [VALID[1]] * 3 + [VALID[2], "no tag"]  # a GRPO group that repeats itself
-    plain = UmeReward(tiny_ume, dedup=False)
-    reward = UmeReward(tiny_ume, cache_size=16)
+    plain = MaskedLMReward(tiny_ume, dedup=False)
+    reward = MaskedLMReward(tiny_ume, cache_size=16)
     assert reward(group) == pytest.approx(plain(group), abs=1e-4)
     stats, plain_stats = reward.get_statistics(), plain.get_statistics()
     assert (stats["duplicates"], stats["cache_hits"], plain_stats["duplicates"]) == (5, 0, 0)
@@ -439,8 +441,8 @@ def test_duplicates_and_cache_hits_in_statistics(tiny_ume):
 def test_a_model_per_modality_dedups_and_caches_per_scorer(mixed_models):
     """Statistics sum over the reward's scorers; each scorer answers only its own sequences from its cache."""
     group = [VALID[0]] * 3 + [VALID[1]] * 2 + [VALID[2]] * 2
-    plain = UmeReward(mixed_models, dedup=False)
-    reward = UmeReward(mixed_models, cache_size=8)
+    plain = MaskedLMReward(mixed_models, dedup=False)
+    reward = MaskedLMReward(mixed_models, cache_size=8)
     assert reward(group) == pytest.approx(plain(group), abs=1e-4)
     stats = reward.get_statistics()
     assert (stats["duplicates"], stats["cache_hits"]) == (4, 0)

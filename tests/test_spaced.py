@@ -154,9 +154,9 @@ def test_masks_per_row_must_be_a_positive_integer(tiny_ume, bad):
 
 
 def test_the_reward_runs_the_spaced_mode_and_never_shares_a_cache_entry_across_k(tiny_ume):
-    from ume_rl.rewards.ume import UmeReward
+    from ume_rl.rewards.masked_lm import MaskedLMReward
 
-    reward = UmeReward(tiny_ume, mode="spaced", masks_per_row=2)
+    reward = MaskedLMReward(tiny_ume, mode="spaced", masks_per_row=2)
     assert reward.mode == "spaced" and reward.scorer.masks_per_row == 2
     rewards = reward(["<protein>MKVLAAGGWTRE</protein>", "<dna>ACGU</dna>"])
     score = UmeScorer(tiny_ume, mode="spaced", masks_per_row=2).score(["MKVLAAGGWTRE"], ["amino_acid"])[0]

@@ -93,11 +93,11 @@ def test_outside_zero3_hides_the_deepspeed_partitioning():
 
 def test_build_trainer_takes_reward_callables_in_order(tmp_path, tiny_qwen_path, tiny_ume, dataset):
     from ume_rl.rewards.complexity import ComplexityReward
-    from ume_rl.rewards.ume import UmeReward
+    from ume_rl.rewards.masked_lm import MaskedLMReward
     from ume_rl.training.trainer import build_trainer
 
     plain = dataset["train"].remove_columns("prompt").rename_column("prompt_text", "prompt")
-    rewards = [UmeReward(tiny_ume, mode="unmasked"), ComplexityReward()]
+    rewards = [MaskedLMReward(tiny_ume, mode="unmasked"), ComplexityReward()]
     args = build_grpo_config(
         tmp_path, batch_size=4, max_steps=1, max_completion_length=8, reward_weights=[1.0, 0.5]
     )

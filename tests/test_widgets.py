@@ -11,7 +11,7 @@ import ipywidgets as widgets
 import pytest
 
 from ume_rl.inspection.widgets import render_result, scoring_panel
-from ume_rl.rewards.ume import UmeReward
+from ume_rl.rewards.masked_lm import MaskedLMReward
 
 
 def shown(panel) -> dict[str, str]:
@@ -61,8 +61,10 @@ def test_every_control_change_rescores_and_redraws(panel, tiny_ume):
         controls[name].value = value
         assert panel.output.value != before, name
         assert_shows_result(panel)
-    # The last result is UmeReward's own answer for the controls' state, not a stale one.
-    expected = UmeReward(tiny_ume, temperature=1.0, mode="unmasked").details(["<dna>ACGTTGCAACGG</dna>"])[0]
+    # The last result is MaskedLMReward's own answer for the controls' state, not a stale one.
+    expected = MaskedLMReward(tiny_ume, temperature=1.0, mode="unmasked").details(
+        ["<dna>ACGTTGCAACGG</dna>"]
+    )[0]
     assert panel.result["score"] == pytest.approx(expected["score"], abs=1e-6)
     assert panel.result["reward"] == pytest.approx(expected["reward"], abs=1e-6)
     assert shown(panel)["modality"] == "DNA" and shown(panel)["length"] == "12"

@@ -7,7 +7,7 @@
 >>> detect_modality("CC(C)CC1=CC=C(C=C1)C(C)C(=O)O")  # the upstream guide's example; == Modality.SMILES
 'SMILES'
 
-The core of ume_rl speaks one vocabulary (:class:`~ume_rl.rewards.ume.UmeReward`,
+The core of ume_rl speaks one vocabulary (:class:`~ume_rl.rewards.masked_lm.MaskedLMReward`,
 :func:`~ume_rl.training.trainer.build_trainer`); this module translates lobster's:
 
 - :class:`UMERewardFunction` (also spelled :data:`UmeRewardFunction`, as the upstream guide does) /
@@ -37,9 +37,9 @@ from typing import Any
 
 from ume_rl.rewards.engine.hf_scoring import MaskedLM
 from ume_rl.rewards.engine.scoring import DEFAULT_MODE
+from ume_rl.rewards.masked_lm import MaskedLMReward, make_scorer
 from ume_rl.rewards.modalities import MODALITIES, MODALITY_TABLE, TAG_TO_MODALITY
 from ume_rl.rewards.tags import iter_tagged
-from ume_rl.rewards.ume import UmeReward, make_scorer
 from ume_rl.training.config import DEFAULT_OUTPUT_DIR
 
 logger = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def compute_pseudo_likelihood(ume_model, sequences, modality, mode: str = DEFAUL
     order, computed by ume_rl's exact batched scorer.
 
     Args:
-        ume_model: a lobster ``UME``, or any reward model :class:`~ume_rl.rewards.ume.UmeReward` takes for
+        ume_model: a lobster ``UME``, or any reward model :class:`~ume_rl.rewards.masked_lm.MaskedLMReward` takes for
             ``modality`` (a :class:`~ume_rl.rewards.engine.hf_scoring.MaskedLM`, a scorer).
         sequences: bare sequences (no tags), all of ``modality``.
         modality: a lobster ``Modality`` or its value (``"SMILES"``, ``"amino_acid"``, ``"nucleotide"``), or a tag name.
@@ -93,17 +93,17 @@ def compute_pseudo_likelihood(ume_model, sequences, modality, mode: str = DEFAUL
     return scorer.score(sequences, [modality] * len(sequences))
 
 
-class UMERewardFunction(UmeReward):
+class UMERewardFunction(MaskedLMReward):
     """Drop-in for ``lobster.rl_training.UMERewardFunction`` with fixed behaviour.
 
     A completion without any tag pair is read as a bare sequence (``untagged="detect"``: its modality
     detected by lobster's rules, see :func:`detect_modality`), as the upstream guide's example expects; pass
-    ``untagged="invalid"`` to require tags as :class:`~ume_rl.rewards.ume.UmeReward` does by default.
+    ``untagged="invalid"`` to require tags as :class:`~ume_rl.rewards.masked_lm.MaskedLMReward` does by default.
 
     Same parameters: ``batch_size`` is accepted for compatibility (batching is by token budget),
     ``enable_wandb_logging`` is accepted and ignored with a warning (metrics go through TRL's ``log_metric``,
     no wandb call from the reward; use TRL's ``report_to="wandb"``), ``penalty_for_invalid=None`` means the
-    scale-aware default of :class:`~ume_rl.rewards.ume.UmeReward` (a value at or above the lowest valid
+    scale-aware default of :class:`~ume_rl.rewards.masked_lm.MaskedLMReward` (a value at or above the lowest valid
     reward, like upstream's -5.0, is logged as a warning). :meth:`get_statistics` adds upstream's keys.
     """
 
@@ -141,7 +141,7 @@ class UMERewardFunction(UmeReward):
         return self.penalty
 
     def get_statistics(self) -> dict:
-        """:meth:`UmeReward.get_statistics` plus upstream's keys ``min``, ``max``, ``sum``, ``count``,
+        """:meth:`MaskedLMReward.get_statistics` plus upstream's keys ``min``, ``max``, ``sum``, ``count``,
         ``mean``, ``modality_counts``, ``no_tag_count``, ``empty_content_count``."""
         stats = super().get_statistics()
         counts = {m: stats["per_modality"][m]["count"] for m in MODALITIES}
@@ -160,6 +160,9 @@ class UMERewardFunction(UmeReward):
 
 UmeRewardFunction = UMERewardFunction
 """The upstream guide's spelling (``from lobster.rl_training import UmeRewardFunction``): the same class."""
+
+UmeReward = MaskedLMReward
+"""The name the reward had when UME was its only model: the same class."""
 
 
 def create_ume_reward_wrapper(ume_model, temperature: float = 0.1, **kwargs) -> UMERewardFunction:

@@ -27,7 +27,7 @@ def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
 # ------------------------------------------------------------------------------ reward inspection (03)
 # Inputs are long-format DataFrames, one row per scored sequence: ``modality`` plus the columns named by
 # each function (``kind``, ``reward``, ``score``, ``length``, ``reason`` as ume_rl.inspection.probes rows joined
-# with ``UmeReward.details`` give them). A ``reason`` column marks invalid rows (reason not null).
+# with ``MaskedLMReward.details`` give them). A ``reason`` column marks invalid rows (reason not null).
 
 VALUE_LABELS: dict[str, str] = {
     "reward": "reward (score / temperature)",
@@ -140,7 +140,7 @@ def plot_temperature_effect(frame, temperatures, penalties: dict, score: str = "
     Args:
         frame: valid rows with ``modality`` and ``score``.
         temperatures: temperatures to plot (log x-axis).
-        penalties: label -> penalty, either one value or one per temperature (e.g. ``UmeReward(...).penalty``
+        penalties: label -> penalty, either one value or one per temperature (e.g. ``MaskedLMReward(...).penalty``
             for each temperature, or upstream's fixed -5.0).
     """
     temperatures = np.asarray(temperatures, dtype=float)

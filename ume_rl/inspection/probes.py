@@ -16,7 +16,7 @@ them rather than reject them.
 
 Both return one dict per row (``modality``, ``kind``, ``detail``, ``sequence``, ``completion``, ``length``,
 ``source``), ready for ``pandas.DataFrame``; the same seed gives the same rows. :func:`score_rows` scores
-them with a ``UmeReward`` (and ``ComplexityReward``) into one DataFrame, the input of ``ume_rl.inspection.plots``.
+them with a ``MaskedLMReward`` (and ``ComplexityReward``) into one DataFrame, the input of ``ume_rl.inspection.plots``.
 
 >>> rows = make_variants(["MKVLA"], ["amino_acid"], kinds=("reference", "shuffled"), seed=0)
 >>> [(r["kind"], sorted(r["sequence"]) == sorted("MKVLA")) for r in rows]
@@ -250,7 +250,7 @@ def make_probes(
 
 
 def score_rows(rows: Sequence[dict], reward, complexity=None):
-    """Score variant/probe rows with a ``UmeReward``; returns a ``pandas.DataFrame``.
+    """Score variant/probe rows with a ``MaskedLMReward``; returns a ``pandas.DataFrame``.
 
     The rows plus ``reason``, ``score``, ``reward`` (``reward.details``, each row's modality as the expected
     one, so a wrong tag is invalid) and ``complexity`` (``complexity``, default ``ComplexityReward()``;

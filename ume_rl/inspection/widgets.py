@@ -1,4 +1,4 @@
-"""The live scoring panel of notebook 03 (ipywidgets): type a sequence, see what ``UmeReward`` returns.
+"""The live scoring panel of notebook 03 (ipywidgets): type a sequence, see what ``MaskedLMReward`` returns.
 
 The panel is one widget box: four controls (sequence, modality, mode, temperature) and, below them, a
 result area that shows the score, reward, reason for invalid input and complexity. It rescores on every
@@ -22,15 +22,15 @@ import ipywidgets as widgets
 
 from ume_rl.rewards.complexity import sequence_complexity
 from ume_rl.rewards.engine.scoring import DEFAULT_MODE, MODES
+from ume_rl.rewards.masked_lm import MaskedLMReward
 from ume_rl.rewards.modalities import MODALITY_TABLE, normalize_modality
 from ume_rl.rewards.tags import wrap
-from ume_rl.rewards.ume import UmeReward
 
 logger = logging.getLogger(__name__)
 
 
 class ScoringPanel(widgets.VBox):
-    """A widget box that scores one sequence with ``UmeReward`` whenever a control changes.
+    """A widget box that scores one sequence with ``MaskedLMReward`` whenever a control changes.
 
     Args:
         ume_model: a lobster ``UME`` (e.g. ``profile.load_ume()``).
@@ -42,19 +42,19 @@ class ScoringPanel(widgets.VBox):
         controls: ``{"sequence", "modality", "mode", "temperature"}`` to their widgets; setting a widget's
             ``value`` (from Python or the browser) rescores.
         output: the ``HTML`` widget inside the box that shows the result.
-        result: ``UmeReward.details`` of the tagged sequence plus ``penalty`` and ``complexity`` (``None``
+        result: ``MaskedLMReward.details`` of the tagged sequence plus ``penalty`` and ``complexity`` (``None``
             when invalid). Invalid input is a result with its ``reason``, not an error. If scoring itself
             fails after a control change, the error is shown in the panel and logged, and ``result`` holds
             ``error`` with no score; on construction it is raised.
 
     The text box and the slider send their value when you leave the box or release the slider, so a
     sequence is scored once, not at every keystroke (masked scoring runs one UME pass per residue). One
-    ``UmeReward`` per (mode, temperature) visited is kept.
+    ``MaskedLMReward`` per (mode, temperature) visited is kept.
     """
 
     def __init__(self, ume_model, sequence: str, modality: str, temperature: float = 0.1):
         self._ume = ume_model
-        self._rewards: dict[tuple[str, float], UmeReward] = {}
+        self._rewards: dict[tuple[str, float], MaskedLMReward] = {}
         style = {"description_width": "7em"}  # room for "temperature"
         self.controls = {
             "sequence": widgets.Textarea(
@@ -96,7 +96,7 @@ class ScoringPanel(widgets.VBox):
         values = {name: control.value for name, control in self.controls.items()}
         key = (values["mode"], float(values["temperature"]))
         if key not in self._rewards:
-            self._rewards[key] = UmeReward(self._ume, temperature=key[1], mode=key[0])
+            self._rewards[key] = MaskedLMReward(self._ume, temperature=key[1], mode=key[0])
         reward = self._rewards[key]
         modality = values["modality"]
         result = reward.details([wrap(values["sequence"].strip(), modality)], modality=[modality])[0]

@@ -2,7 +2,7 @@
 
 - :func:`load_reward_model` takes a hub id or a local directory of an ``AutoModelForMaskedLM`` (never with
   ``trust_remote_code``), or anything :func:`~ume_rl.models.ume.load_ume` takes, and returns what
-  :class:`~ume_rl.rewards.ume.UmeReward` scores a modality with;
+  :class:`~ume_rl.rewards.masked_lm.MaskedLMReward` scores a modality with;
 - :func:`download_reward_model` fetches a hub model into the Hugging Face cache once (offline with no cached
   copy: an error naming the fix);
 - :func:`build_tiny_masked_lm` builds offline stand-ins shaped like those public models (tiny, untrained).
@@ -112,7 +112,7 @@ def load_reward_model(
 
     Returns:
         A lobster ``UME`` for UME names, else a :class:`~ume_rl.rewards.engine.hf_scoring.MaskedLM` (model, tokenizer,
-        modality); :class:`~ume_rl.rewards.ume.UmeReward` takes either, per modality. Hub models come from the
+        modality); :class:`~ume_rl.rewards.masked_lm.MaskedLMReward` takes either, per modality. Hub models come from the
         cache, downloaded once (:func:`download_reward_model`); ``trust_remote_code`` is never enabled.
 
     Raises:

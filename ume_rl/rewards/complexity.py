@@ -13,21 +13,21 @@ use (hacking probes vs. references). :class:`ComplexityReward` scores the tagged
 
 When to use it: when notebook 03 shows homopolymers or repeats scoring at or above the references, or when
 a run's ``rewards/ume_reward/mean`` rises while ``rewards/complexity_reward/mean`` falls (the policy is
-collapsing into repeats). Compose it with ``UmeReward`` through TRL:
+collapsing into repeats). Compose it with ``MaskedLMReward`` through TRL:
 
 >>> config = GRPOConfig(reward_weights=[1.0, 0.5], multi_objective_aggregation="normalize_then_sum")  # doctest: +SKIP
->>> trainer = GRPOTrainer(model, reward_funcs=[UmeReward(ume), ComplexityReward()], args=config)  # doctest: +SKIP
+>>> trainer = GRPOTrainer(model, reward_funcs=[MaskedLMReward(ume), ComplexityReward()], args=config)  # doctest: +SKIP
 
 With ``normalize_then_sum`` each reward is standardised within its group before weighting, so the weight is
 the relative importance (0.5: complexity counts half as much as likelihood). With TRL's default
-``sum_then_normalize`` the weight must be on UmeReward's scale (score / temperature): pick it larger than the
+``sum_then_normalize`` the weight must be on MaskedLMReward's scale (score / temperature): pick it larger than the
 reward gap between a homopolymer and a reference in notebook 03.
 
-Completions are read exactly as ``UmeReward`` reads them (:func:`ume_rl.rewards.tags.read_completions`: TRL's
+Completions are read exactly as ``MaskedLMReward`` reads them (:func:`ume_rl.rewards.tags.read_completions`: TRL's
 standard or conversational format, the ``modality`` column, the first tag pair wins, content validated for
 its modality, content over ``max_chars`` rejected before parsing). Invalid ones (no tag, empty, wrong
 modality, bad alphabet, unparsable SMILES, too long) get ``penalty``; the default ``None`` makes TRL leave
-them out of this reward (it sums and averages only the rewards given), so validity stays UmeReward's job and
+them out of this reward (it sums and averages only the rewards given), so validity stays MaskedLMReward's job and
 is not penalised twice.
 
 >>> reward = ComplexityReward()
@@ -90,8 +90,8 @@ class ComplexityReward:
             "not scored": TRL leaves it out of this reward's sum and mean.
         max_chars: longer tagged content is invalid (``too_long``) before any parsing (default: what can fit
             UME, :data:`ume_rl.rewards.engine.ume_scoring.DEFAULT_MAX_CHARS`).
-        reader: the reward whose rules decide what is invalid, e.g. the run's ``UmeReward``
-            (:meth:`~ume_rl.rewards.ume.UmeReward.read`: its text rules, ``too_long`` and ``unknown_token``), so
+        reader: the reward whose rules decide what is invalid, e.g. the run's ``MaskedLMReward``
+            (:meth:`~ume_rl.rewards.masked_lm.MaskedLMReward.read`: its text rules, ``too_long`` and ``unknown_token``), so
             both rewards leave out the same completions; default ``None``: the text rules of
             :func:`~ume_rl.rewards.tags.read_completions` with ``max_chars``.
 

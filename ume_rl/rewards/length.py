@@ -11,13 +11,13 @@ residues, DNA 50-200 nucleotides):
 - ``length / low`` below it (a sequence half the minimum length gets 0.5);
 - ``high / length`` above it.
 
-Compose it with ``UmeReward`` (and ``ComplexityReward``) through TRL, as a recipe does with
+Compose it with ``MaskedLMReward`` (and ``ComplexityReward``) through TRL, as a recipe does with
 ``reward_funcs: [ume, complexity, length]`` and ``reward_weights``; with
 ``multi_objective_aggregation: normalize_then_sum`` each weight is a relative importance.
 
-Completions are read exactly as ``UmeReward`` reads them (:func:`ume_rl.rewards.tags.read_completions`);
+Completions are read exactly as ``MaskedLMReward`` reads them (:func:`ume_rl.rewards.tags.read_completions`);
 invalid ones get ``penalty``, by default ``None``: TRL leaves them out of this reward, so validity stays
-UmeReward's job.
+MaskedLMReward's job.
 
 >>> reward = LengthReward()
 >>> reward(["<dna>" + "ACGT" * 25 + "</dna>", "<dna>" + "ACGTA" * 5 + "</dna>", "no tag"])
@@ -72,7 +72,7 @@ class LengthReward:
             ``length_range``.
         penalty: reward for an invalid completion; ``None`` (default): not scored (TRL skips it).
         max_chars: longer tagged content is invalid (``too_long``) before any parsing.
-        reader: the reward whose rules decide what is invalid (the run's ``UmeReward``, see
+        reader: the reward whose rules decide what is invalid (the run's ``MaskedLMReward``, see
             :class:`~ume_rl.rewards.complexity.ComplexityReward`); default ``None``: text rules only.
 
     >>> LengthReward(ranges={"amino_acid": (10, 20)})(["<protein>MKVLAAGIVK</protein>"])

@@ -15,7 +15,7 @@ steps. A new sequence in a bucket with room gets 1.0; each earlier copy and each
 bucket's size multiplies it by ``decay``. Completions of the current step are remembered once the step is
 scored, so one step's group is scored against earlier steps only (TRL passes ``trainer_state``; without it,
 each call is a step). Invalid completions get ``penalty`` (default ``None``: TRL leaves them out, so validity
-stays UmeReward's job).
+stays MaskedLMReward's job).
 
 >>> memory = NoveltyMemory(decay=0.5, bucket_size=2)
 >>> memory(["<dna>" + "ACGTTGCA" * 8 + "</dna>", "no tag"])
@@ -43,7 +43,7 @@ from ume_rl.rewards.tags import check_reader, read_valid
 
 def smiles_identity_and_scaffold(smiles: str) -> tuple[str, str]:
     """Canonical SMILES and canonical Murcko scaffold (``""`` for acyclic molecules); the input twice when RDKit
-    cannot parse it (the reward only sees SMILES UmeReward's checks accepted)."""
+    cannot parse it (the reward only sees SMILES MaskedLMReward's checks accepted)."""
     with rdBase.BlockLogs():
         mol = Chem.MolFromSmiles(smiles)
         if mol is None:
@@ -73,7 +73,7 @@ class NoveltyMemory:
         signature_size: k-mers in a protein/DNA bucket's signature.
         penalty: reward of an invalid completion; ``None`` (default): not scored (TRL skips it).
         max_chars: longer tagged content is invalid (``too_long``) before any parsing.
-        reader: the reward whose rules decide what is invalid (the run's ``UmeReward``, as the registry passes
+        reader: the reward whose rules decide what is invalid (the run's ``MaskedLMReward``, as the registry passes
             it), so this reward leaves out what that one penalises; default ``None``: the text rules.
 
     State: :attr:`seen` (identity -> count) and :attr:`buckets` ((modality, bucket) -> count) hold every

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from ume_rl.rewards.complexity import ComplexityReward
 from ume_rl.rewards.length import LengthReward
+from ume_rl.rewards.masked_lm import MaskedLMReward
 from ume_rl.rewards.novelty import NoveltyMemory
-from ume_rl.rewards.ume import UmeReward
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,8 @@ class RewardEntry:
     help: str
 
 
-def _ume(ume_model, **settings) -> UmeReward:
-    return UmeReward(ume_model, **settings)
+def _ume(ume_model, **settings) -> MaskedLMReward:
+    return MaskedLMReward(ume_model, **settings)
 
 
 def _complexity(ume_model, **settings) -> ComplexityReward:
@@ -53,7 +53,7 @@ REWARDS: dict[str, RewardEntry] = {
     "ume": RewardEntry(
         _ume,
         True,
-        "Pseudo-log-likelihood of the tagged sequence under the UME or each modality's model (UmeReward).",
+        "Pseudo-log-likelihood of the tagged sequence under the UME or each modality's model (MaskedLMReward).",
     ),
     "complexity": RewardEntry(
         _complexity, False, "Sequence complexity in [0, 1], against repeats (ComplexityReward)."
@@ -69,7 +69,7 @@ REWARDS: dict[str, RewardEntry] = {
 }
 
 
-# Rewards that read completions through the run's UmeReward when it has one, so they agree on what is invalid.
+# Rewards that read completions through the run's MaskedLMReward when it has one, so they agree on what is invalid.
 _READ_THROUGH_UME = ("complexity", "length", "novelty")
 
 
@@ -81,7 +81,7 @@ def build_reward_funcs(
     Args:
         names: keys of :data:`REWARDS` (``"ume"``, ``"complexity"``, ``"length"``, ``"novelty"``).
         ume_model: the reward model of the rewards that need one (``ume``): a UME, or a mapping modality →
-            model (:class:`~ume_rl.rewards.ume.UmeReward` takes either).
+            model (:class:`~ume_rl.rewards.masked_lm.MaskedLMReward` takes either).
         settings: keyword arguments per reward name, e.g. ``{"ume": {"temperature": 0.1}}``.
 
     With ``ume`` among the names, ``complexity`` and ``length`` read completions through it

@@ -34,7 +34,7 @@ TaggedSequence(modality='SMILES', sequence='CCO', reason=None)
 
 Validation here is text-only; the exact ``too_long`` (more tokens than UME's ``max_length``) and
 ``unknown_token`` (a token UME's tokenizer maps to ``<unk>``) checks need the UME tokenizer and are made in
-:mod:`ume_rl.rewards.ume`. Reading is linear in the text length (no regex backtracking
+:mod:`ume_rl.rewards.masked_lm`. Reading is linear in the text length (no regex backtracking
 over unclosed tags), so adversarial or huge completions are cheap.
 """
 
@@ -333,7 +333,7 @@ def check_batch(completions, modality=None) -> tuple[list, list]:
 def read_completions(
     completions, modality=None, max_chars: int | None = None, untagged: str = "invalid"
 ) -> list[TaggedSequence]:
-    """Read a batch of completions as TRL passes them (the one reader of ``UmeReward`` and ``ComplexityReward``).
+    """Read a batch of completions as TRL passes them (the one reader of ``MaskedLMReward`` and ``ComplexityReward``).
 
     Args:
         completions: a list of strings (TRL's standard format) or lists of chat messages (conversational format).
@@ -366,10 +366,10 @@ def read_completions(
 
 def check_reader(reader):
     """``reader`` unless it is neither ``None`` nor an object with a ``read(completions, modality)`` method (a
-    ``UmeReward``): then a ``TypeError`` at construction, not at the first batch."""
+    ``MaskedLMReward``): then a ``TypeError`` at construction, not at the first batch."""
     if reader is not None and not callable(getattr(reader, "read", None)):
         raise TypeError(
-            f"reader must be None or a reward with a read(completions, modality) method (a UmeReward), "
+            f"reader must be None or a reward with a read(completions, modality) method (a MaskedLMReward), "
             f"got {type(reader).__name__}"
         )
     return reader
@@ -377,7 +377,7 @@ def check_reader(reader):
 
 def read_valid(completions, modality, max_chars: int | None, reader=None) -> list[TaggedSequence]:
     """How an auxiliary reward reads a batch: through ``reader.read`` (the validity rules of the reward it
-    defers to, e.g. the run's ``UmeReward``), else :func:`read_completions` with ``max_chars``."""
+    defers to, e.g. the run's ``MaskedLMReward``), else :func:`read_completions` with ``max_chars``."""
     if reader is not None:
         return reader.read(completions, modality)
     return read_completions(completions, modality, max_chars=max_chars)

@@ -1,7 +1,7 @@
 """Evaluate a policy on held-out prompts: sample completions, score them with the reward, summarise.
 
->>> from ume_rl import UmeReward, evaluate_policy, load_ume
->>> reward = UmeReward(load_ume("tiny"))  # doctest: +SKIP
+>>> from ume_rl import MaskedLMReward, evaluate_policy, load_ume
+>>> reward = MaskedLMReward(load_ume("tiny"))  # doctest: +SKIP
 >>> evaluate_policy("runs/grpo-tiny", held_out, reward, num_generations=8)  # doctest: +SKIP
               n  tag_rate  valid_rate  mean_reward  mean_length  unique_fraction
 modality
@@ -96,7 +96,7 @@ def generate_completions(
     Args:
         model_or_path: a causal LM or its directory/hub id.
         dataset: rows with ``prompt`` (chat messages or a string) and ``modality``.
-        reward: a :class:`~ume_rl.rewards.ume.UmeReward` (its ``details`` gives validity, reason and reward).
+        reward: a :class:`~ume_rl.rewards.masked_lm.MaskedLMReward` (its ``details`` gives validity, reason and reward).
         num_generations: completions per prompt.
         max_new_tokens: completion length limit (match GRPO's ``max_completion_length``).
         temperature: sampling temperature (GRPO samples at 1.0).

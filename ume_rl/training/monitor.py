@@ -37,9 +37,9 @@ import numpy as np
 import pandas as pd
 from transformers import TrainerCallback
 
+from ume_rl.rewards.masked_lm import make_scorer
 from ume_rl.rewards.modalities import MODALITY_TABLE, normalize_modality
 from ume_rl.rewards.tags import completion_text, read_completions
-from ume_rl.rewards.ume import make_scorer
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ AUDIT_FIT_MAX = 50_000
 
 class MaskedLMAudit:
     """Audit with masked LMs the reward does not use: per modality, the mean masked pseudo-log-likelihood per
-    token (:func:`~ume_rl.rewards.ume.make_scorer`, ``mode="masked"``).
+    token (:func:`~ume_rl.rewards.masked_lm.make_scorer`, ``mode="masked"``).
 
     Args:
         models: modality → a loaded model (:func:`~ume_rl.models.masked_lms.load_reward_model`).

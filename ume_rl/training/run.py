@@ -211,7 +211,7 @@ class TrainRun:
     def load_reward_models(self):
         """The reward model of each modality on this process's device, outside ZeRO-3: the UME when it scores
         every modality, else a mapping modality → model (:func:`~ume_rl.models.masked_lms.load_reward_model`), which
-        :class:`~ume_rl.rewards.ume.UmeReward` takes as it is. :meth:`prepare` loads them once; later calls
+        :class:`~ume_rl.rewards.masked_lm.MaskedLMReward` takes as it is. :meth:`prepare` loads them once; later calls
         return those."""
         from ume_rl.models.masked_lms import load_reward_model
 
@@ -427,7 +427,7 @@ def run_train(script: TrainScriptArguments, grpo: UmeGRPOConfig):
     import datasets
     from accelerate import PartialState
 
-    from ume_rl.rewards.ume import UmeReward
+    from ume_rl.rewards.masked_lm import MaskedLMReward
     from ume_rl.training.evaluation import summarize_completions
     from ume_rl.training.model_card import write_model_card
 
@@ -438,7 +438,7 @@ def run_train(script: TrainScriptArguments, grpo: UmeGRPOConfig):
         rewards = run.build_rewards(run.load_reward_models())
         policy = run.warm_start()
         trainer = run.train(policy, rewards)
-        ume_reward = next((f for f in rewards if isinstance(f, UmeReward)), None)
+        ume_reward = next((f for f in rewards if isinstance(f, MaskedLMReward)), None)
         table = None
         if script.eval_generations > 0 and ume_reward is not None and state.is_main_process:
             samples = run.generate_stages(policy, ume_reward)

@@ -2,7 +2,7 @@
 
 >>> from ume_rl.training.config import build_grpo_config
 >>> trainer = build_trainer(  # doctest: +SKIP
-...     "Qwen/Qwen2-0.5B-Instruct", [UmeReward(ume)], ds["train"], args=build_grpo_config("runs/grpo")
+...     "Qwen/Qwen2-0.5B-Instruct", [MaskedLMReward(ume)], ds["train"], args=build_grpo_config("runs/grpo")
 ... )
 >>> trainer.train()  # doctest: +SKIP
 
@@ -79,7 +79,7 @@ def build_trainer(
 
     Args:
         policy: hub id, local directory, or a loaded ``PreTrainedModel``.
-        reward_funcs: TRL reward callables (e.g. :class:`~ume_rl.rewards.ume.UmeReward`, or
+        reward_funcs: TRL reward callables (e.g. :class:`~ume_rl.rewards.masked_lm.MaskedLMReward`, or
             :func:`~ume_rl.rewards.registry.build_reward_funcs` of a recipe's names); their weights are
             ``args.reward_weights``.
         train_dataset: rows with a ``prompt`` column (chat messages, or strings that become one user message);

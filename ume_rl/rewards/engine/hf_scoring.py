@@ -38,7 +38,7 @@ token, so "per token" would mix 6-mer and single-nucleotide tokens and depend on
 falls modulo 6; per residue, every sequence of a modality is on one scale (nats per residue), whatever its
 tokenization. For one-residue tokens (ESM-2, UME's proteins and DNA) the two are equal. ``"token"`` gives the
 mean per scored token. Since a token holds at least one residue, a uniform model scores at least
-``-ln(vocab_size)`` per residue, so :class:`~ume_rl.rewards.ume.UmeReward`'s floor argument holds.
+``-ln(vocab_size)`` per residue, so :class:`~ume_rl.rewards.masked_lm.MaskedLMReward`'s floor argument holds.
 """
 
 from __future__ import annotations

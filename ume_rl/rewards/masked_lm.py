@@ -2,7 +2,7 @@
 a masked LM per modality.
 
 >>> from ume_rl.models.ume import load_ume
->>> reward = UmeReward(load_ume("tiny"))  # doctest: +SKIP
+>>> reward = MaskedLMReward(load_ume("tiny"))  # doctest: +SKIP
 >>> reward(["<smiles>CCO</smiles>", "no tag here"])  # doctest: +SKIP
 [-64.6..., -91.5...]
 
@@ -14,7 +14,7 @@ Reward models: one UME scores every modality; or a mapping modality → model gi
 (:class:`~ume_rl.rewards.engine.hf_scoring.MaskedLM` from :func:`ume_rl.models.masked_lms.load_reward_model`: ESM-2 for
 proteins, ChemBERTa for SMILES, the Nucleotide Transformer for DNA; a UME; or a ready scorer):
 
->>> reward = UmeReward({"amino_acid": esm2, "SMILES": chemberta, "nucleotide": ume})  # doctest: +SKIP
+>>> reward = MaskedLMReward({"amino_acid": esm2, "SMILES": chemberta, "nucleotide": ume})  # doctest: +SKIP
 
 - valid: ``reward = max(score, score_floor) / temperature``;
 - invalid (no tag, wrong modality, empty, bad alphabet, unparsable SMILES, too long, or a token UME's
@@ -26,7 +26,7 @@ minus ``margin`` nats) and the default penalty is ``(lowest score_floor - margin
 which is strictly above the penalty by ``margin / temperature``. The floor only binds for a UME worse than
 uniform on that sequence (an untrained UME scores about ``-ln(vocab_size)``, a trained one -1 to -4), so
 for real models the reward is exactly ``score / temperature``; floored completions are counted in
-:meth:`UmeReward.get_statistics`. An explicit ``penalty`` at or above ``score_floor / temperature`` (e.g.
+:meth:`MaskedLMReward.get_statistics`. An explicit ``penalty`` at or above ``score_floor / temperature`` (e.g.
 upstream's -5.0) brings the bug back, so it is logged as a warning. With the defaults (vocabulary 1280, temperature 0.1, margin 1):
 floor reward -81.5, penalty -91.5. Upstream's -5.0 sat above the valid rewards of a real UME (-10 to -40).
 
@@ -57,7 +57,7 @@ from ume_rl.rewards.tags import INVALID_REASONS, UNTAGGED, TaggedSequence, read_
 logger = logging.getLogger(__name__)
 
 DEFAULT_MARGIN = 1.0
-_MAX_REMEMBERED = 65536  # model verdicts kept between calls of UmeReward.read
+_MAX_REMEMBERED = 65536  # model verdicts kept between calls of MaskedLMReward.read
 # get_statistics key -> PseudoLikelihoodScorer.stats key
 _SCORER_STATS = {
     "duplicates": "duplicates",
@@ -71,7 +71,7 @@ _SCORER_STATS = {
 
 
 def _check_reward_params(temperature, penalty, score_floor, margin) -> None:
-    """Type, finiteness and range of :class:`UmeReward`'s parameters, checked at construction so a bad value
+    """Type, finiteness and range of :class:`MaskedLMReward`'s parameters, checked at construction so a bad value
     fails before anything is scored (a NaN penalty would give NaN rewards, an infinite temperature all zeros).
 
     >>> _check_reward_params(temperature=0.1, penalty=None, score_floor=None, margin=1.0)
@@ -149,7 +149,7 @@ def build_scorers(models, mode: str = DEFAULT_MODE, **scorer_kwargs) -> dict[str
     return scorers
 
 
-class UmeReward:
+class MaskedLMReward:
     """TRL reward function: pseudo-log-likelihood of the tagged sequence, over ``temperature``.
 
     Args:
@@ -175,7 +175,7 @@ class UmeReward:
     **kwargs) -> list[float]``, the contract of TRL's ``GRPOTrainer``: ``modality`` is the dataset column
     (a wrong tag is then invalid), ``log_metric`` is TRL's metric logger. Picklable (no closures).
 
-    >>> reward = UmeReward(load_ume("tiny"), temperature=0.1)  # doctest: +SKIP
+    >>> reward = MaskedLMReward(load_ume("tiny"), temperature=0.1)  # doctest: +SKIP
     >>> reward.details(["<dna>ACGT</dna>", "<dna>ACGU</dna>"])[1]["reason"]  # doctest: +SKIP
     'bad_alphabet'
     """
