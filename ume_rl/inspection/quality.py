@@ -156,7 +156,7 @@ class RewardQuality:
     def targets(
         self, smiles_mutated: float = 0.85, dna_shuffled: float = 0.75, protein_shuffled: float = 0.65
     ):
-        """The issue's targets, one row each, with the measured value and whether it is met."""
+        """Quality targets (AUROC vs decoys), one row each, with the measured value and whether it is met."""
         import pandas as pd
 
         rows = []

@@ -22,11 +22,9 @@ Optimizer state is not saved (the file is the weights).
 
 The default (:class:`SmallUmeConfig`): a 2-layer FlexBERT (hidden 128, 4 heads, MLP 256; 0.6M parameters,
 a 2.4 MB checkpoint), 3,400 steps of at most 2,048 tokens, SMILES twice the tokens of protein or DNA, AdamW
-lr 2e-3, cosine. Measured on this project's 2-core machine (load average ~1), one torch thread: 275 s of
-training, 287 s for :func:`demo_ume_checkpoint` from nothing. Held-out quality
+lr 2e-3, cosine, a few CPU minutes on one torch thread. Its cost, held-out quality
 (``ume_rl.inspection.quality``) and what other budgets buy (``benchmarks/small_ume_quality.py``): see the
-README. SMILES get the larger share because they gained the most from it (AUROC vs mutated 0.825 -> 0.87);
-protein order is barely learned at any share tried.
+README, which also says why SMILES get the larger share.
 Why so small and so many steps: lobster's FlexBERT has no relative positions on CPU (sin-cos absolute
 positions; RoPE needs flash-attn), and learning to read a residue's neighbours is a late phase transition
 (~1,000 steps here); the number of steps, more than model size, decides what a few CPU minutes buy.
@@ -275,8 +273,8 @@ def train_small_ume(
         progress: show one progress bar, redrawn by time (:class:`~ume_rl.models.progress.TimedProgressBar`).
         callbacks: extra Lightning callbacks (e.g. a ``ModelCheckpoint`` every N steps).
         num_threads: torch CPU threads while training (restored after); ``None`` leaves torch's setting.
-            One is the default: with other work on a 2-core machine, two threads were measured 7x slower
-            per step for this model size (0.93 s vs 0.13 s at load average ~4.8; OpenMP oversubscription).
+            One is the default: for a model this small, more threads on a busy machine oversubscribe OpenMP
+            and each step gets slower, not faster.
 
     Returns:
         Path of the ``.ckpt``; load it with ``ume_rl.models.ume.load_ume(path)``.
