@@ -229,7 +229,7 @@ def test_two_processes_score_their_own_completions(tmp_path):
         "ume_rl.cli",
         "train",
         "--config",
-        "recipes/tiny.yaml",  # the repository-relative spelling: resolves to the packaged recipe
+        "tiny",
         "--warm_start_epochs",
         "1",
         "--max_steps",
@@ -360,10 +360,19 @@ def test_resume_continues_and_reuses_the_complete_warm_start(
 def test_overwrite_clears_the_earlier_run_whole(finished_run, run_args, tmp_path):
     run = _copy(finished_run, tmp_path)
     (run / "checkpoint-115").mkdir()
+    (run / "completions").mkdir(exist_ok=True)  # TRL's completion log (off by default, on for this run)
     (run / "completions" / "completions_00115.parquet").write_bytes(b"stale")
-    assert (
-        main([*run_args, "--max_steps", "1", "--output_dir", str(run), "--overwrite_output_dir", "true"]) == 0
-    )
+    args = [
+        "--max_steps",
+        "1",
+        "--output_dir",
+        str(run),
+        "--overwrite_output_dir",
+        "true",
+        "--log_completions",
+        "true",
+    ]
+    assert main([*run_args, *args]) == 0
     assert sorted(p.name for p in run.glob("checkpoint-*")) == ["checkpoint-1"]
     assert sorted(p.name for p in (run / "completions").iterdir()) == ["completions_00001.parquet"]
     assert json.loads((run / "checkpoint-1" / "trainer_state.json").read_text())["global_step"] == 1
