@@ -44,7 +44,7 @@ def _refused(capsys, tmp_path, *flags, config=("--config", "tiny")):
     [
         (
             ["--reward_mode", "maskd"],
-            "reward_mode='maskd' (flag --reward_mode): must be one of ['masked', 'unmasked']",
+            "reward_mode='maskd' (flag --reward_mode): must be one of ['masked', 'unmasked', 'spaced']",
         ),
         (
             ["--reward_temperature", "0"],
