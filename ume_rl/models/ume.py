@@ -75,7 +75,7 @@ LOBSTER_LOG_NOTES = {
 }
 
 
-class _DropNotes(logging.Filter):
+class DropLogNotes(logging.Filter):
     """Drops the records of one logger whose message starts with one of ``starts``."""
 
     def __init__(self, starts: tuple[str, ...]):
@@ -94,8 +94,8 @@ def quiet_lobster() -> None:
         warnings.filterwarnings("ignore", message=message, category=category, module=module)
     for name, starts in LOBSTER_LOG_NOTES.items():
         lobster_logger = logging.getLogger(name)
-        if not any(isinstance(f, _DropNotes) for f in lobster_logger.filters):
-            lobster_logger.addFilter(_DropNotes(starts))
+        if not any(isinstance(f, DropLogNotes) for f in lobster_logger.filters):
+            lobster_logger.addFilter(DropLogNotes(starts))
 
 
 @contextlib.contextmanager

@@ -31,9 +31,14 @@ from pathlib import Path
 from datasets import Dataset
 from trl import GRPOConfig, GRPOTrainer
 
+from ume_rl.models.ume import DropLogNotes
 from ume_rl.training.config import build_grpo_config
 
 logger = logging.getLogger(__name__)
+# transformers' note that a GRPO batch (prompts, not input_ids) gives no FLOP estimate: says nothing to a user
+logging.getLogger("transformers.modeling_utils").addFilter(
+    DropLogNotes(("Could not estimate the number of tokens of the input",))
+)
 
 
 @contextlib.contextmanager
