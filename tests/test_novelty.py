@@ -120,3 +120,16 @@ def test_novelty_and_the_kl_anchor_train_in_the_tiny_profile(tmp_path, single_th
     assert (
         sum(memory.seen.values()) + len(memory._pending) <= 16
     )  # at most 2 steps x 8 completions remembered
+
+
+def test_recipe_fields_set_the_memory():
+    """``novelty_decay`` and ``novelty_bucket_size`` are one YAML line each and reach the reward."""
+    from ume_rl.rewards.registry import build_reward_funcs
+    from ume_rl.training.recipes import load_recipe
+
+    script, _ = load_recipe("tiny", novelty_decay=0.25, novelty_bucket_size=3)
+    (memory,) = build_reward_funcs(["novelty"], None, script.reward_settings())
+    assert (memory.decay, memory.bucket_size) == (0.25, 3)
+    dna = "<dna>" + "ACGTTGCA" * 8 + "</dna>"
+    assert memory([dna]) == [1.0]
+    assert memory([dna]) == [0.25]

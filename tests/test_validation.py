@@ -116,6 +116,9 @@ def test_each_bad_flag_fails_before_any_work(capsys, tmp_path, flags, expected):
         ("penalty_for_invalid: -5\n", "unknown field(s) penalty_for_invalid (recipe {path})"),
         ("reward_mode: [masked]\n", "reward_mode=['masked'] (recipe {path}): must be of type str"),
         ("- a list\n", "recipe {path} must be a YAML mapping"),
+        ("novelty_decay: 1.0\n", "novelty_decay=1.0 (recipe {path}): must be below 1"),
+        ("novelty_decay: 0\n", "novelty_decay=0 (recipe {path}): must be a finite number > 0"),
+        ("novelty_bucket_size: 0\n", "novelty_bucket_size=0 (recipe {path}): must be an integer >= 1"),
     ],
 )
 def test_bad_recipe_values_name_the_recipe_file(capsys, tmp_path, recipe, expected):

@@ -64,6 +64,8 @@ SCRIPT_FIELDS: tuple[str, ...] = (
     "reward_penalty",
     "reward_mode",
     "complexity_measure",
+    "novelty_decay",
+    "novelty_bucket_size",
     "warm_start_epochs",
     "warm_start_learning_rate",
     "warm_start_batch_size",

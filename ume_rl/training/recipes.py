@@ -122,6 +122,14 @@ class TrainScriptArguments:
     complexity_measure: str = field(
         default="both", metadata={"help": "Complexity reward: 'entropy', 'kmer' or 'both'."}
     )
+    novelty_decay: float = field(
+        default=0.5,
+        metadata={"help": "Novelty reward: factor per earlier copy and per completion over a full bucket, in (0, 1)."},
+    )
+    novelty_bucket_size: int = field(
+        default=25,
+        metadata={"help": "Novelty reward: completions a scaffold / k-mer bucket holds before its reward decays."},
+    )
     warm_start_epochs: float = field(
         default=0.0, metadata={"help": "Epochs of SFT on the reference completions before GRPO (0: none)."}
     )
@@ -197,6 +205,7 @@ class TrainScriptArguments:
                 "mode": self.reward_mode,
             },
             "complexity": {"measure": self.complexity_measure},
+            "novelty": {"decay": self.novelty_decay, "bucket_size": self.novelty_bucket_size},
         }
 
     def warm_start_kwargs(self, grpo: UmeGRPOConfig) -> dict:

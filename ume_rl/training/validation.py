@@ -212,6 +212,11 @@ def validate_config(script, grpo, sources: Sources | None = None) -> None:
     )
     _check_choice("reward_mode", s.reward_mode, MODES, sources)
     _check_choice("complexity_measure", s.complexity_measure, MEASURES, sources)
+    decay_fix = "a factor in (0, 1) such as 0.5"
+    _check_number("novelty_decay", s.novelty_decay, sources, above=0, fix=decay_fix)
+    if s.novelty_decay >= 1:
+        raise config_error("novelty_decay", s.novelty_decay, sources, "must be below 1", decay_fix)
+    _check_number("novelty_bucket_size", s.novelty_bucket_size, sources, integer=True, minimum=1)
     _check_number(
         "warm_start_epochs", s.warm_start_epochs, sources, minimum=0, fix="0 (no warm start) or more"
     )
