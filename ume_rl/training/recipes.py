@@ -124,11 +124,15 @@ class TrainScriptArguments:
     )
     novelty_decay: float = field(
         default=0.5,
-        metadata={"help": "Novelty reward: factor per earlier copy and per completion over a full bucket, in (0, 1)."},
+        metadata={
+            "help": "Novelty reward: factor per earlier copy and per completion over a full bucket, in (0, 1)."
+        },
     )
     novelty_bucket_size: int = field(
         default=25,
-        metadata={"help": "Novelty reward: completions a scaffold / k-mer bucket holds before its reward decays."},
+        metadata={
+            "help": "Novelty reward: completions a scaffold / k-mer bucket holds before its reward decays."
+        },
     )
     warm_start_epochs: float = field(
         default=0.0, metadata={"help": "Epochs of SFT on the reference completions before GRPO (0: none)."}
