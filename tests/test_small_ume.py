@@ -129,3 +129,43 @@ def test_truncated_checkpoint_is_a_clear_error_in_load_ume(tmp_path, trained_sma
     broken.write_bytes(ckpt.read_bytes()[:1000])
     with pytest.raises(ValueError, match="truncated or corrupt"):
         load_ume(broken, device="cpu")
+
+
+def test_position_shift_is_checked_against_max_length():
+    from ume_rl.models.small_ume import SmallUmeConfig
+
+    with pytest.raises(
+        ValueError, match=r"position_shift must be in \[0, max_length - max_tokens\] = \[0, 310\]"
+    ):
+        SmallUmeConfig(position_shift=311)
+    with pytest.raises(ValueError, match="position_shift"):
+        SmallUmeConfig(position_shift=-1)
+    assert SmallUmeConfig(position_shift=310).position_shift == 310
+
+
+def test_position_shift_moves_training_positions_only(
+    real_corpus, tmp_path, fast_small_ume_config, single_thread
+):
+    """With a shift, each training example starts at its own random position (never past max_length); the
+    checkpoint scores as any other (positions from 0), and differs from the unshifted one."""
+    import lobster.model.modern_bert._model as flexbert_model
+
+    seen = []
+    original = flexbert_model.FlexBertModel.forward
+
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs.get("position_ids"))
+        return original(self, *args, **kwargs)
+
+    config = replace(fast_small_ume_config, steps=3, position_shift=200)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(flexbert_model.FlexBertModel, "forward", spy)
+        shifted = train_small_ume(tmp_path / "shifted", real_corpus, config, progress=False)
+    starts = torch.cat([p[:, 0] for p in seen if p is not None])
+    assert len(starts) > 3 and starts.min() >= 0 and starts.max() <= 200 and len(set(starts.tolist())) > 1
+    assert all(int(p.max()) < config.max_length for p in seen if p is not None)
+    plain = train_small_ume(
+        tmp_path / "plain", real_corpus, replace(config, position_shift=0), progress=False
+    )
+    a, b = (UmeScorer(load_ume(p, device="cpu")).score(SEQUENCES, MODALITIES) for p in (shifted, plain))
+    assert all(math.isfinite(x) for x in a) and a != pytest.approx(b, abs=1e-6)

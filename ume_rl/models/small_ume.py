@@ -85,6 +85,21 @@ class SmallUmeConfig:
         default=(2.0, 1.0, 1.0), metadata={"help": "Relative tokens per modality (SMILES, protein, DNA)."}
     )
     seed: int = field(default=0, metadata={"help": "Seeds weights, masking and batches."})
+    position_shift: int = field(
+        default=0,
+        metadata={
+            "help": "Training only: each example's positions start at a random offset in [0, position_shift] "
+            "(scoring always starts at 0), so what a head learns about a residue's neighbours holds at every "
+            "position. 0: lobster's positions."
+        },
+    )
+
+    def __post_init__(self):
+        if self.position_shift < 0 or self.position_shift + self.max_tokens > self.max_length:
+            raise ValueError(
+                f"position_shift must be in [0, max_length - max_tokens] = [0, {self.max_length - self.max_tokens}], "
+                f"got {self.position_shift}"
+            )
 
     @property
     def arch(self) -> str:
@@ -114,12 +129,19 @@ def cpu_mlm_ume_class():
     UME = lobster_ume_class()
 
     class CpuMlmUME(UME):
+        position_shift = 0  # SmallUmeConfig.position_shift, set by train_small_ume
+
         def _compute_mlm_loss(self, batch, stage):
             flex = self.model
             input_ids = batch["input_ids"].squeeze(1)
             attention_mask = batch["attention_mask"].squeeze(1)
             masked_ids, labels = flex._mask_inputs(input_ids)
-            hidden = flex.model(masked_ids, attention_mask=attention_mask)
+            shift = self.position_shift if stage == "train" else 0
+            positions = None
+            if shift:
+                offsets = torch.randint(0, shift + 1, (input_ids.shape[0], 1), device=input_ids.device)
+                positions = torch.arange(input_ids.shape[1], device=input_ids.device)[None, :] + offsets
+            hidden = flex.model(masked_ids, attention_mask=attention_mask, position_ids=positions)
             at = labels != -100
             logits = flex.decoder(hidden[at])
             token_loss = torch.nn.functional.cross_entropy(logits, labels[at], reduction="none")
@@ -304,6 +326,7 @@ def train_small_ume(
             num_warmup_steps=config.warmup_steps,
             use_flash_attn=False,
         )
+    ume.position_shift = config.position_shift
     loader = torch.utils.data.DataLoader(TokenBatches(ume, corpus, config), batch_size=None, num_workers=0)
     curve: dict[str, list[float]] = {"loss": [], **{f"loss/{m}": [] for m in MODALITIES}}
 
