@@ -127,3 +127,17 @@ def test_read_generations_names_a_bad_line(tmp_path):
     path.write_text("not json\n")
     with pytest.raises(ValueError, match="generations.jsonl:1 is not JSON"):
         read_generations(path)
+
+
+def test_evaluation_samples_as_the_grpo_rollouts_do(warm_policy_path, held_out, reward):
+    """A recipe's temperature / top_p / top_k reach the evaluation; near-greedy sampling repeats itself."""
+    from ume_rl.training.recipes import load_recipe
+
+    script, grpo = load_recipe("tiny", temperature=0.05, top_k=1, top_p=0.9)
+    kwargs = script.evaluation_kwargs(grpo)
+    assert (kwargs["temperature"], kwargs["top_p"], kwargs["top_k"]) == (0.05, 0.9, 1)
+    rows = held_out.select(range(3))
+    greedy = generate_completions(warm_policy_path, rows, reward, **{**kwargs, "num_generations": 4})
+    assert greedy.groupby("prompt_index")["completion"].nunique().max() == 1  # top_k=1: one answer per prompt
+    sampled = generate_completions(warm_policy_path, rows, reward, num_generations=4, max_new_tokens=32)
+    assert sampled.groupby("prompt_index")["completion"].nunique().max() > 1

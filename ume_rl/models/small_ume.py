@@ -28,6 +28,10 @@ README, which also says why SMILES get the larger share.
 Why so small and so many steps: lobster's FlexBERT has no relative positions on CPU (sin-cos absolute
 positions; RoPE needs flash-attn), and learning to read a residue's neighbours is a late phase transition
 (~1,000 steps here); the number of steps, more than model size, decides what a few CPU minutes buy.
+Absolute positions also mean a head learns "read the neighbour" separately at each position: SMILES (short,
+strongly ordered) teach it at the first ~60 positions, and DNA and protein signal is too weak to teach it
+further along (``benchmarks/position_probe.py``). ``position_shift`` starts each training example at a random
+position, so SMILES teach it at every position the reward scores; scoring still starts at 0.
 
 Batches: examples are drawn so each modality gets its share of tokens (``token_shares``); SMILES are whole
 molecules, proteins and DNA windows random crops of ``min_crop``..``max_tokens - 2`` residues (positions the

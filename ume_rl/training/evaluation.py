@@ -85,6 +85,8 @@ def generate_completions(
     num_generations: int = 4,
     max_new_tokens: int = 128,
     temperature: float = 1.0,
+    top_p: float = 1.0,
+    top_k: int = 0,
     batch_size: int = 16,
     seed: int = 0,
     tokenizer=None,
@@ -99,7 +101,8 @@ def generate_completions(
         reward: a :class:`~ume_rl.rewards.masked_lm.MaskedLMReward` (its ``details`` gives validity, reason and reward).
         num_generations: completions per prompt.
         max_new_tokens: completion length limit (match GRPO's ``max_completion_length``).
-        temperature: sampling temperature (GRPO samples at 1.0).
+        temperature, top_p, top_k: sampling settings (match GRPO's: a recipe's ``temperature``, ``top_p`` and
+            ``top_k``; TRL's defaults 1.0, 1.0 and 0 sample from the policy as it is).
         batch_size: prompts per ``generate`` call.
         seed: seeds the sampling; the global RNG state is restored afterwards.
         tokenizer: defaults to the model's own.
@@ -129,8 +132,8 @@ def generate_completions(
                 max_new_tokens=max_new_tokens,
                 do_sample=True,
                 temperature=temperature,
-                top_k=0,
-                top_p=1.0,
+                top_k=top_k,
+                top_p=top_p,
                 num_return_sequences=num_generations,
                 pad_token_id=tokenizer.pad_token_id,
             )
@@ -191,6 +194,8 @@ def evaluate_policy(
     num_generations: int = 4,
     max_new_tokens: int = 128,
     temperature: float = 1.0,
+    top_p: float = 1.0,
+    top_k: int = 0,
     batch_size: int = 16,
     seed: int = 0,
     tokenizer=None,
@@ -208,6 +213,8 @@ def evaluate_policy(
         num_generations=num_generations,
         max_new_tokens=max_new_tokens,
         temperature=temperature,
+        top_p=top_p,
+        top_k=top_k,
         batch_size=batch_size,
         seed=seed,
         tokenizer=tokenizer,

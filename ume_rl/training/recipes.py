@@ -224,7 +224,13 @@ class TrainScriptArguments:
 
     def evaluation_kwargs(self, grpo: UmeGRPOConfig) -> dict:
         """:func:`~ume_rl.training.evaluation.evaluate_policy` keywords matching the GRPO rollouts."""
-        return {"num_generations": self.eval_generations, "max_new_tokens": grpo.max_completion_length}
+        return {
+            "num_generations": self.eval_generations,
+            "max_new_tokens": grpo.max_completion_length,
+            "temperature": grpo.temperature,
+            "top_p": grpo.top_p,
+            "top_k": grpo.top_k or 0,
+        }
 
 
 def recipe_parser():
