@@ -21,8 +21,8 @@ The checkpoint is an ordinary lobster checkpoint: ``hyper_parameters`` name the 
 Optimizer state is not saved (the file is the weights).
 
 The default (:class:`SmallUmeConfig`): a 2-layer FlexBERT (hidden 128, 4 heads, MLP 256; 0.6M parameters,
-a 2.4 MB checkpoint), 3,400 steps of at most 2,048 tokens, SMILES twice the tokens of protein or DNA, AdamW
-lr 2e-3, cosine, a few CPU minutes on one torch thread. Its cost, held-out quality
+a 2.4 MB checkpoint), 3,400 steps of at most 2,048 tokens, SMILES twice the tokens of protein or DNA, each
+example at a random position shift of 0-150, AdamW lr 2e-3, cosine, a few CPU minutes on one torch thread. Its cost, held-out quality
 (``ume_rl.inspection.quality``) and what other budgets buy (``benchmarks/small_ume_quality.py``): see the
 README, which also says why SMILES get the larger share.
 Why so small and so many steps: lobster's FlexBERT has no relative positions on CPU (sin-cos absolute
@@ -90,11 +90,11 @@ class SmallUmeConfig:
     )
     seed: int = field(default=0, metadata={"help": "Seeds weights, masking and batches."})
     position_shift: int = field(
-        default=0,
+        default=150,
         metadata={
             "help": "Training only: each example's positions start at a random offset in [0, position_shift] "
             "(scoring always starts at 0), so what a head learns about a residue's neighbours holds at every "
-            "position. 0: lobster's positions."
+            "position. 0: lobster's positions (every example from 0)."
         },
     )
 
