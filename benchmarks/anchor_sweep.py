@@ -9,7 +9,8 @@ seed with the demo recipe's settings and the overrides below. Each policy (the w
 - ``audit``: mean per-token log-probability of the valid sequences under the ±2-neighbour context count model
   fitted on the corpus's train split (:class:`ume_rl.inspection.quality.ContextBaseline`): a scorer the policy
   is not trained on;
-- realism (:func:`ume_rl.training.realism.realism_metrics` against the corpus's held-out split) and ``unique``
+- realism (:class:`ume_rl.training.realism.RealismSuite` against the corpus's held-out split: every metric as
+  ``realism/<metric>``, and the distances below) and ``unique``
   (distinct valid sequences / valid);
 - ``train_reward``: the mean UME reward TRL logged over the last quarter of the steps; ``seconds``: GRPO wall time.
 
@@ -41,7 +42,7 @@ from ume_rl.inspection.quality import context_baseline
 from ume_rl.rewards.modalities import MODALITIES
 from ume_rl.rewards.registry import build_reward_funcs
 from ume_rl.training.evaluation import generate_completions
-from ume_rl.training.realism import realism_metrics
+from ume_rl.training.realism import RealismSuite
 from ume_rl.training.recipes import load_recipe
 from ume_rl.training.sft import completed_warm_start, warm_start
 from ume_rl.training.trainer import build_trainer
@@ -68,7 +69,9 @@ CONFIGS = {
 DISTANCES = {"SMILES": ("qed",), "amino_acid": ("aa_kl",), "nucleotide": ("kmer3_kl", "gc")}
 
 
-def evaluate(policy, tokenizer, held_out, ume_reward, ume, corpus, generations: int, seed: int) -> dict:
+def evaluate(
+    policy, tokenizer, held_out, ume_reward, ume, corpus, suite: RealismSuite, generations: int, seed: int
+) -> dict:
     """Per-modality metrics of ``policy``'s completions on the held-out prompts (module docstring)."""
     frame = generate_completions(
         policy,
@@ -79,8 +82,7 @@ def evaluate(policy, tokenizer, held_out, ume_reward, ume, corpus, generations: 
         seed=seed,
         tokenizer=tokenizer,
     )
-    reference = {m: list(corpus.sequences(m, "heldout")) for m in MODALITIES}
-    realism = realism_metrics(frame, reference, known=corpus.sequences("SMILES", "train"))
+    realism = suite.table(frame)
     out = {}
     for modality in MODALITIES:
         mine = frame[frame["modality"] == modality]
@@ -96,6 +98,8 @@ def evaluate(policy, tokenizer, held_out, ume_reward, ume, corpus, generations: 
             metrics["audit"] = float(context_baseline(corpus, modality, tokenizer_m).scores(ids).mean())
         else:
             metrics["audit"] = math.nan
+        if modality in realism.index.get_level_values(0):
+            metrics.update({f"realism/{k}": float(v) for k, v in realism.loc[modality, "value"].items()})
         for metric in DISTANCES[modality]:
             value, ref = (
                 realism.loc[(modality, metric)] if (modality, metric) in realism.index else (math.nan, 0.0)
@@ -197,6 +201,7 @@ def main() -> None:
 
         profile = get_profile("demo")
         corpus = load_real_corpus(progress=False)
+        suite = RealismSuite.from_corpus(corpus, moses=0)
         dataset = load_or_generate_dataset(
             profile.dataset_dir, rebuild=True, progress=False, references="real"
         )
@@ -219,7 +224,7 @@ def main() -> None:
             if name not in results["runs"]:
                 model = AutoModelForCausalLM.from_pretrained(str(warm))
                 metrics = evaluate(
-                    model, tokenizer, held_out, ume_reward, ume, corpus, args.eval_generations, seed
+                    model, tokenizer, held_out, ume_reward, ume, corpus, suite, args.eval_generations, seed
                 )
                 results["runs"][name] = {
                     "config": "warm_start",
@@ -245,7 +250,15 @@ def main() -> None:
                 trainer.train()
                 seconds = time.perf_counter() - start
                 metrics = evaluate(
-                    trainer.model, tokenizer, held_out, ume_reward, ume, corpus, args.eval_generations, seed
+                    trainer.model,
+                    tokenizer,
+                    held_out,
+                    ume_reward,
+                    ume,
+                    corpus,
+                    suite,
+                    args.eval_generations,
+                    seed,
                 )
                 results["runs"][name] = {
                     "config": config,
