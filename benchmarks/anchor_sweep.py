@@ -49,13 +49,15 @@ from ume_rl.training.trainer import build_trainer
 
 RESULTS = Path(__file__).parent / "results" / "anchor_sweep.json"
 NORMALIZED = {"multi_objective_aggregation": "normalize_then_sum"}
+# Each configuration sets beta itself: the demo recipe's own (its default anchor) must not leak into the others.
 CONFIGS = {
-    "grpo": {"reward_funcs": ["ume"]},
+    "grpo": {"reward_funcs": ["ume"], "beta": 0.0},
     "kl": {"reward_funcs": ["ume"], "beta": 0.02},
-    "novelty": {"reward_funcs": ["ume", "novelty"], "reward_weights": [1.0, 0.5], **NORMALIZED},
+    "novelty": {"reward_funcs": ["ume", "novelty"], "reward_weights": [1.0, 0.5], "beta": 0.0, **NORMALIZED},
     "complexity_length": {
         "reward_funcs": ["ume", "complexity", "length"],
         "reward_weights": [1.0, 0.5, 0.5],
+        "beta": 0.0,
         **NORMALIZED,
     },
     "all": {
