@@ -187,40 +187,13 @@ def summarize_completions(completions: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def evaluate_policy(
-    model_or_path,
-    dataset,
-    reward,
-    num_generations: int = 4,
-    max_new_tokens: int = 128,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    top_k: int = 0,
-    batch_size: int = 16,
-    seed: int = 0,
-    tokenizer=None,
-    device=None,
-    progress: bool = False,
-) -> pd.DataFrame:
+def evaluate_policy(model_or_path, dataset, reward, **options) -> pd.DataFrame:
     """Generate on ``dataset``'s prompts and return :func:`summarize_completions` of the scored completions.
 
-    Arguments are those of :func:`generate_completions`. Rows: one per modality present, then ``all``.
+    ``options`` are :func:`generate_completions`' keywords (``num_generations``, ``max_new_tokens``, sampling,
+    ``seed`` ...). Rows: one per modality present, then ``all``.
     """
-    completions = generate_completions(
-        model_or_path,
-        dataset,
-        reward,
-        num_generations=num_generations,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        top_k=top_k,
-        batch_size=batch_size,
-        seed=seed,
-        tokenizer=tokenizer,
-        device=device,
-        progress=progress,
-    )
+    completions = generate_completions(model_or_path, dataset, reward, **options)
     return summarize_completions(completions)
 
 
