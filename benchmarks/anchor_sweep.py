@@ -44,7 +44,8 @@ from ume_rl.rewards.registry import build_reward_funcs
 from ume_rl.training.evaluation import generate_completions
 from ume_rl.training.realism import RealismSuite
 from ume_rl.training.recipes import load_recipe
-from ume_rl.training.sft import completed_warm_start, warm_start
+from ume_rl.training.run import warm_start_policy
+from ume_rl.training.sft import completed_warm_start
 from ume_rl.training.trainer import build_trainer
 
 RESULTS = Path(__file__).parent / "results" / "anchor_sweep.json"
@@ -210,9 +211,7 @@ def main() -> None:
         held_out = concatenate_datasets([dataset["validation"], dataset["test"]])
         reused = completed_warm_start(work / "warm_start") is not None  # then its seconds say nothing
         start = time.perf_counter()
-        warm = warm_start(
-            profile.policy_path(), dataset["train"], work / "warm_start", **script.warm_start_kwargs(grpo)
-        )
+        warm = warm_start_policy(script, grpo, dataset, profile.policy_path(), work / "warm_start")
         warm_seconds = time.perf_counter() - start
         if args.warm_only:
             return

@@ -169,3 +169,50 @@ def test_a_damaged_warm_start_is_never_reused(tiny_qwen_path, dataset, tmp_path,
         warm_start(tiny_qwen_path, rows, out, **settings, reuse="any")  # even when resuming
     assert "is damaged (model.safetensors: size" in caplog.text and "training it again" in caplog.text
     assert completed_warm_start(out) is not None
+
+
+def test_the_corpus_stage_teaches_the_language_before_sft(tiny_qwen_path, dataset, tmp_path):
+    import math
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ume_rl.training.sft import completed_warm_start, warm_start
+
+    text = "<dna>ACGTTGCAACGTTGCA</dna>"
+
+    def loss(path):
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        ids = tokenizer(text, return_tensors="pt")["input_ids"]
+        with torch.no_grad():
+            return AutoModelForCausalLM.from_pretrained(path)(input_ids=ids, labels=ids).loss.item()
+
+    rows = dataset["train"].select(range(8))
+    settings = {"per_device_train_batch_size": 4, "disable_tqdm": True, "seed": 0, "corpus_max_length": 32}
+    out = warm_start(
+        tiny_qwen_path,
+        rows,
+        tmp_path / "lm",
+        num_train_epochs=0,  # the corpus stage alone
+        corpus=[text] * 16,
+        corpus_steps=30,
+        corpus_learning_rate=1e-2,
+        **settings,
+    )
+    assert out == tmp_path / "lm" and loss(out) < 0.3 * loss(tiny_qwen_path) and math.isfinite(loss(out))
+    record = completed_warm_start(out)["corpus"]
+    assert record["texts"] == 16 and record["steps"] == 30 and len(record["sha256"]) == 64
+    both = warm_start(
+        tiny_qwen_path,
+        rows,
+        tmp_path / "both",
+        num_train_epochs=1,
+        corpus=[text] * 16,
+        corpus_steps=30,
+        corpus_learning_rate=1e-2,
+        learning_rate=1e-4,  # SFT after it keeps what the corpus stage taught
+        **settings,
+    )
+    assert loss(both) < 0.3 * loss(tiny_qwen_path)
+    with pytest.raises(ValueError, match="needs corpus texts"):
+        warm_start(tiny_qwen_path, rows, tmp_path / "none", corpus_steps=3, **settings)

@@ -60,3 +60,77 @@ def test_tiny_qwen_size_is_configurable(tmp_path):
     assert (config.hidden_size, config.num_hidden_layers, config.intermediate_size) == (32, 3, 64)
     with pytest.raises(ValueError, match="hidden_size must be a positive multiple of 16"):
         build_tiny_qwen(tmp_path / "bad", seed=0, corpus=["ACGT"], hidden_size=40)
+
+
+def test_corpus_texts_are_tagged_sized_shuffled_and_never_excluded(real_corpus, monkeypatch):
+    from ume_rl.data.generate import corpus_texts
+    from ume_rl.rewards.modalities import normalize_modality
+    from ume_rl.rewards.tags import iter_tagged, wrap
+
+    pool = tuple(real_corpus.sequences("SMILES", "train"))
+    monkeypatch.setattr(moses, "moses_smiles", lambda split="train": pool)
+    held_out = extra_references("nucleotide", 3, seed=0, corpus=real_corpus)
+    sizes = {"SMILES": 6, "amino_acid": 2, "nucleotide": 4}
+    texts = corpus_texts(sizes, seed=0, exclude=held_out, corpus=real_corpus)
+    assert texts == corpus_texts(sizes, seed=0, exclude=held_out, corpus=real_corpus)  # seeded
+    pairs = [(normalize_modality(name), body) for name, body in (next(iter_tagged(t)) for t in texts)]
+    assert {m: sum(mod == m for mod, _ in pairs) for m in sizes} == sizes
+    assert texts == [wrap(body, mod) for mod, body in pairs]  # one whole tagged sequence per text
+    assert not {body for _, body in pairs} & set(held_out)
+    assert [mod for mod, _ in pairs] != sorted(mod for mod, _ in pairs)  # mixed, not in blocks
+    assert corpus_texts({"SMILES": 0, "amino_acid": 1}, seed=0, corpus=real_corpus)[0].startswith("<protein>")
+
+
+def test_warm_start_corpus_fields_are_checked_recipe_lines(tmp_path):
+    out = str(tmp_path / "run")
+    script, _ = load_recipe(
+        "tiny", warm_start_corpus_steps=10, warm_start_corpus_sizes='{"smiles": 5, "dna": 0}', output_dir=out
+    )
+    assert script.corpus_sizes() == {"SMILES": 5, "amino_acid": 1500, "nucleotide": 0}
+    assert script.warm_start_kwargs(_)["corpus_steps"] == 10
+    for bad, match in [
+        ({"warm_start_corpus_steps": -1}, "warm_start_corpus_steps"),
+        ({"warm_start_corpus_learning_rate": 0.0}, "warm_start_corpus_learning_rate"),
+        ({"warm_start_corpus_sizes": '{"rna": 5}'}, "warm_start_corpus_sizes.*Unknown modality"),
+        ({"warm_start_corpus_sizes": '{"SMILES": -5}'}, "warm_start_corpus_sizes.*not a count"),
+        ({"warm_start_corpus_sizes": "[5]"}, "warm_start_corpus_sizes must be a mapping"),
+        (
+            {
+                "warm_start_corpus_steps": 5,
+                "warm_start_corpus_sizes": '{"smiles": 0, "protein": 0, "dna": 0}',
+            },
+            "leaves the corpus stage no sequences",
+        ),
+    ]:
+        with pytest.raises((ConfigError, ValueError), match=match):
+            load_recipe("tiny", output_dir=out, **bad)
+
+
+def test_a_runs_warm_start_draws_corpus_texts_and_references_without_held_out_answers(
+    real_corpus, monkeypatch, tmp_path
+):
+    import ume_rl.training.sft as sft
+    from ume_rl.data.generate import generate_synthetic_dataset
+    from ume_rl.training.run import warm_start_policy
+
+    monkeypatch.setattr(
+        moses, "moses_smiles", lambda split="train": tuple(real_corpus.sequences("SMILES", "train"))
+    )
+    dataset = generate_synthetic_dataset(n_per_modality=20, seed=0, progress=False, references="real")
+    held_out = {*dataset["validation"]["sequence"], *dataset["test"]["sequence"]}
+    script, grpo = load_recipe(
+        "tiny",
+        output_dir=str(tmp_path / "run"),
+        warm_start_corpus_steps=7,
+        warm_start_corpus_sizes='{"SMILES": 30, "protein": 20, "dna": 20}',
+        warm_start_references=5,
+    )
+    seen = {}
+    monkeypatch.setattr(
+        sft, "warm_start", lambda policy, rows, out, **kw: seen.update(rows=rows, **kw) or out
+    )
+    assert warm_start_policy(script, grpo, dataset, "base", tmp_path / "w") == tmp_path / "w"
+    assert seen["corpus_steps"] == 7 and len(seen["corpus"]) == 70
+    bodies = {text.split(">", 1)[1].rsplit("<", 1)[0] for text in seen["corpus"]}
+    assert not bodies & held_out and not set(seen["rows"]["sequence"]) & held_out
+    assert len(seen["rows"]) == len(dataset["train"]) + 3 * 5

@@ -24,7 +24,7 @@ Saving, checking and loading a dataset directory: :mod:`ume_rl.data.store`.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from datasets import Dataset, DatasetDict
 from rdkit import Chem, rdBase
@@ -172,6 +172,27 @@ def reference_rows(
     ]
     rng.shuffle(rows)
     return Dataset.from_list(rows)
+
+
+def corpus_texts(
+    sizes: Mapping[str, int],
+    seed: int,
+    exclude: Iterable[str] = (),
+    corpus=None,
+    smiles_source: str = "moses",
+) -> list[str]:
+    """Tagged real sequences (``<smiles>CCO</smiles>``), ``sizes[modality]`` of :func:`extra_references` per
+    modality, shuffled: the text of a warm start's corpus stage (:func:`ume_rl.training.sft.warm_start`). Pass the
+    held-out rows' sequences as ``exclude``."""
+    exclude = tuple(exclude)
+    texts = [
+        wrap(sequence, modality)
+        for modality, n in sizes.items()
+        if n
+        for sequence in extra_references(modality, n, seed, exclude, corpus, smiles_source)
+    ]
+    random.Random(f"{seed}:corpus").shuffle(texts)
+    return texts
 
 
 def generate_synthetic_dataset(

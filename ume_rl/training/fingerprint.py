@@ -70,6 +70,9 @@ SCRIPT_FIELDS: tuple[str, ...] = (
     "warm_start_learning_rate",
     "warm_start_batch_size",
     "warm_start_references",
+    "warm_start_corpus_steps",
+    "warm_start_corpus_learning_rate",
+    "warm_start_corpus_sizes",
 )
 # Recorded, and allowed to change on a resume: how long the run goes, what it logs and when it saves.
 HARMLESS = frozenset(

@@ -38,6 +38,10 @@ from ume_rl.rewards.modalities import MODALITIES, normalize_modality
 from ume_rl.training.config import UmeGRPOConfig
 from ume_rl.training.validation import ConfigError, Sources, check_raw_types, validate_config
 
+# The warm start's corpus stage, per modality: SMILES need many examples to learn ring and branch syntax (MOSES has
+# 1.6 M); protein and DNA windows are longer, and their alphabets are learned from fewer.
+DEFAULT_CORPUS_SIZES = {"SMILES": 40000, "amino_acid": 1500, "nucleotide": 1500}
+
 logger = logging.getLogger(__name__)
 
 TRANSFORMERS_DEFAULT_OUTPUT_DIR = "trainer_output"
@@ -150,6 +154,24 @@ class TrainScriptArguments:
             "train SMILES and the corpus's train proteins and DNA, no held-out answer among them (0: none)."
         },
     )
+    warm_start_corpus_steps: int = field(
+        default=0,
+        metadata={
+            "help": "Steps of language modelling on tagged real sequences (MOSES train SMILES, the corpus's train "
+            "proteins and DNA; no held-out answer) before the warm start's SFT: the policy learns the languages "
+            "(0: none)."
+        },
+    )
+    warm_start_corpus_learning_rate: float = field(
+        default=3e-3, metadata={"help": "Learning rate of the warm start's corpus stage."}
+    )
+    warm_start_corpus_sizes: dict | str | None = field(
+        default=None,
+        metadata={
+            "help": "Sequences per modality in the corpus stage, e.g. {SMILES: 40000, amino_acid: 1500, "
+            "nucleotide: 1500} (the default). A JSON object on the command line."
+        },
+    )
     eval_generations: int = field(
         default=8, metadata={"help": "Completions per held-out prompt in the final evaluation (0: skip it)."}
     )
@@ -166,33 +188,18 @@ class TrainScriptArguments:
     )
 
     def __post_init__(self):
-        if isinstance(self.reward_models, str):
-            try:
-                self.reward_models = json.loads(self.reward_models)
-            except json.JSONDecodeError as err:
-                raise ValueError(
-                    f"reward_models must be a mapping modality -> model, e.g. "
-                    f'\'{{"amino_acid": "facebook/esm2_t6_8M_UR50D"}}\', got {self.reward_models!r}'
-                ) from err
-        if self.reward_models is not None:
-            if not isinstance(self.reward_models, dict):
-                raise ValueError(
-                    f"reward_models must be a mapping modality -> model, got {self.reward_models!r}"
-                )
-            self.reward_models = {normalize_modality(k): str(v) for k, v in self.reward_models.items()}
-        if isinstance(self.audit_models, str):
-            try:
-                self.audit_models = json.loads(self.audit_models)
-            except json.JSONDecodeError as err:
-                raise ValueError(
-                    f"audit_models must be a mapping modality -> model, got {self.audit_models!r}"
-                ) from err
-        if self.audit_models is not None:
-            if not isinstance(self.audit_models, dict):
-                raise ValueError(
-                    f"audit_models must be a mapping modality -> model, got {self.audit_models!r}"
-                )
-            self.audit_models = {normalize_modality(k): str(v) for k, v in self.audit_models.items()}
+        model_example = '\'{"amino_acid": "facebook/esm2_t6_8M_UR50D"}\''
+        self.reward_models = _modality_mapping(
+            "reward_models", self.reward_models, "model", model_example, str
+        )
+        self.audit_models = _modality_mapping("audit_models", self.audit_models, "model", model_example, str)
+        self.warm_start_corpus_sizes = _modality_mapping(
+            "warm_start_corpus_sizes", self.warm_start_corpus_sizes, "count", "'{\"SMILES\": 40000}'", _count
+        )
+
+    def corpus_sizes(self) -> dict[str, int]:
+        """Sequences per modality in the warm start's corpus stage: ``warm_start_corpus_sizes`` over the defaults."""
+        return {**DEFAULT_CORPUS_SIZES, **(self.warm_start_corpus_sizes or {})}
 
     def reward_model_names(self) -> dict[str, str]:
         """Per modality, the reward model's name (see :mod:`ume_rl.models.names`): ``reward_models``' entry, else
@@ -213,11 +220,14 @@ class TrainScriptArguments:
         }
 
     def warm_start_kwargs(self, grpo: UmeGRPOConfig) -> dict:
-        """Warm-start settings as :func:`~ume_rl.training.sft.warm_start` keywords (seed and checkpointing from GRPO)."""
+        """Warm-start settings as :func:`~ume_rl.training.sft.warm_start` keywords (seed and checkpointing from GRPO;
+        the corpus texts are the run's to draw)."""
         return {
             "num_train_epochs": self.warm_start_epochs,
             "learning_rate": self.warm_start_learning_rate,
             "per_device_train_batch_size": self.warm_start_batch_size,
+            "corpus_steps": self.warm_start_corpus_steps,
+            "corpus_learning_rate": self.warm_start_corpus_learning_rate,
             "seed": grpo.seed,
             "gradient_checkpointing": grpo.gradient_checkpointing,
         }
@@ -231,6 +241,31 @@ class TrainScriptArguments:
             "top_p": grpo.top_p,
             "top_k": grpo.top_k or 0,
         }
+
+
+def _count(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{value!r} is not a count (an integer >= 0)")
+    return value
+
+
+def _modality_mapping(name: str, value, what: str, example: str, cast) -> dict | None:
+    """``value`` (a mapping, its JSON text or ``None``) as modality → ``cast(entry)``; errors name the field."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as err:
+            raise ValueError(
+                f"{name} must be a mapping modality -> {what}, e.g. {example}, got {value!r}"
+            ) from err
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be a mapping modality -> {what}, e.g. {example}, got {value!r}")
+    try:
+        return {normalize_modality(k): cast(v) for k, v in value.items()}
+    except ValueError as err:
+        raise ValueError(f"{name}: {err}") from err
 
 
 def recipe_parser():

@@ -56,6 +56,27 @@ from ume_rl.training.rundir import (
 logger = logging.getLogger(__name__)
 
 
+def warm_start_policy(script, grpo, dataset, base_policy, output_dir, reuse: str = "same"):
+    """The recipe's warm start (:func:`~ume_rl.training.sft.warm_start`) of ``base_policy`` into ``output_dir``:
+    ``warm_start_corpus_steps`` of language modelling on tagged real sequences, then SFT on ``dataset``'s train
+    rows plus ``warm_start_references`` extra real references per modality; no held-out answer (``dataset``'s
+    validation and test sequences) is among the corpus texts or the references. Returns the policy."""
+    from datasets import concatenate_datasets
+
+    from ume_rl.data.generate import corpus_texts, reference_rows
+    from ume_rl.training.sft import warm_start
+
+    kwargs = script.warm_start_kwargs(grpo)
+    held_out = [*dataset["validation"]["sequence"], *dataset["test"]["sequence"]]
+    rows = dataset["train"]
+    if script.warm_start_references:
+        extra = reference_rows(script.warm_start_references, grpo.seed, exclude=held_out)
+        rows = concatenate_datasets([rows, extra.cast(rows.features)])
+    if script.warm_start_corpus_steps:
+        kwargs["corpus"] = corpus_texts(script.corpus_sizes(), grpo.seed, exclude=held_out)
+    return warm_start(base_policy, rows, output_dir, reuse=reuse, **kwargs)
+
+
 @dataclass
 class TrainRun:
     """The steps of a training run, one call each, for :func:`run_train` and notebook 04.
@@ -250,32 +271,20 @@ class TrainRun:
         return build_reward_funcs(self.script.reward_funcs, reward_model, self.script.reward_settings())
 
     def warm_start(self):
-        """SFT of the base policy on the training references (``output_dir/warm_start``), plus
-        ``warm_start_references`` extra real references per modality (never a held-out answer); returns the policy.
+        """The recipe's warm start of the base policy (:func:`warm_start_policy`) in ``output_dir/warm_start``;
+        returns the policy.
 
         A complete warm start already there is reused: with the same settings, or with any when resuming (the
         resumed policy's weights come from the checkpoint; a run stopped before its first checkpoint continues
         from its warm start).
         """
-        from ume_rl.training.sft import warm_start
-
-        kwargs = self.script.warm_start_kwargs(self.grpo)
-        rows = self.dataset["train"]
-        if self.script.warm_start_references:
-            from datasets import concatenate_datasets
-
-            from ume_rl.data.generate import reference_rows
-
-            extra = reference_rows(
-                self.script.warm_start_references, self.grpo.seed, exclude=self.held_out["sequence"]
-            )
-            rows = concatenate_datasets([rows, extra.cast(rows.features)])
-        return warm_start(
+        return warm_start_policy(
+            self.script,
+            self.grpo,
+            self.dataset,
             self.base_policy,
-            rows,
             self.output_dir / "warm_start",
             reuse="any" if self.resuming else "same",
-            **kwargs,
         )
 
     def train(self, policy, rewards: list, callbacks: list | None = None):

@@ -8,6 +8,11 @@ A model that has never seen the tag format emits no tags, so every completion of
 penalty: the group has zero advantage and GRPO alone cannot leave that state. :func:`warm_start` teaches
 the format first; its output directory is the policy GRPO starts from.
 
+A warm start can begin with a **corpus stage**: ``corpus_steps`` of causal language modelling on tagged real
+sequences (``corpus``, e.g. ``<smiles>CCO</smiles>``, packed into ``corpus_max_length``-token blocks by TRL's
+``SFTTrainer``). The SFT stage teaches the format, answering prompts; the corpus stage teaches the languages
+themselves, which a few hundred references cannot (the demo policy writes valid SMILES only after it).
+
 A finished warm start writes ``ume_rl_warm_start.json`` (its settings) after the model and tokenizer, and a
 manifest of every file's size and sha256 last (:mod:`ume_rl.models.integrity`); a directory whose files match
 its manifest is complete (:func:`completed_warm_start`) and is reused instead of trained again (a resumed run,
@@ -17,9 +22,11 @@ interrupted warm start, a truncated or changed file) is deleted and trained agai
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +73,10 @@ def warm_start(
     learning_rate: float = 2e-5,
     per_device_train_batch_size: int = 16,
     reuse: str = "same",
+    corpus: Sequence[str] = (),
+    corpus_steps: int = 0,
+    corpus_learning_rate: float = 3e-3,
+    corpus_max_length: int = 128,
     **sft_kwargs: Any,
 ):
     """Supervised fine-tuning on the dataset's reference completions; returns ``output_dir`` (a ``Path``).
@@ -81,18 +92,28 @@ def warm_start(
         reuse: a complete warm start already in ``output_dir`` (:func:`completed_warm_start`) is returned as it
             is when its settings are the same (``"same"``), whatever its settings (``"any"``, with a warning
             when they differ: a resumed run, whose policy weights come from its checkpoint), or never.
+        corpus, corpus_steps, corpus_learning_rate, corpus_max_length: the corpus stage, before SFT: ``corpus_steps``
+            optimizer steps of causal language modelling on the texts ``corpus`` (tagged sequences), packed into
+            blocks of ``corpus_max_length`` tokens (``0`` steps: no corpus stage).
         **sft_kwargs: any ``trl.SFTConfig`` field.
 
-    ``num_train_epochs=0`` skips the warm start and returns ``model_path`` as given.
+    ``num_train_epochs=0`` and ``corpus_steps=0`` skip the warm start and return ``model_path`` as given.
+
+    Raises:
+        ValueError: ``corpus_steps`` > 0 with an empty ``corpus``, or an unknown ``reuse``.
     """
     from accelerate import PartialState
     from trl import SFTConfig, SFTTrainer
 
-    if not num_train_epochs:
-        logger.info("warm start skipped (num_train_epochs=0)")
+    if not num_train_epochs and not corpus_steps:
+        logger.info("warm start skipped (num_train_epochs=0, corpus_steps=0)")
         return model_path
     if reuse not in REUSE:
         raise ValueError(f"reuse must be one of {REUSE}, got {reuse!r}")
+    if corpus_steps and not corpus:
+        raise ValueError(
+            f"corpus_steps={corpus_steps} needs corpus texts; pass corpus=[...] or corpus_steps=0"
+        )
     out = Path(output_dir)
     settings = {
         "model_path": str(model_path),
@@ -102,6 +123,14 @@ def warm_start(
         "per_device_train_batch_size": per_device_train_batch_size,
         **sft_kwargs,
     }
+    if corpus_steps:
+        settings["corpus"] = {
+            "texts": len(corpus),
+            "sha256": hashlib.sha256("\n".join(corpus).encode()).hexdigest(),
+            "steps": corpus_steps,
+            "learning_rate": corpus_learning_rate,
+            "max_length": corpus_max_length,
+        }
     settings = json.loads(json.dumps(settings, default=str))
     done = completed_warm_start(out) if reuse != "never" else None
     if done is not None and (done == settings or reuse == "any"):
@@ -125,28 +154,60 @@ def warm_start(
             prompt = [{"role": "user", "content": prompt}]
         return {"prompt": prompt, "completion": [{"role": "assistant", "content": row["completion"]}]}
 
-    pairs = dataset.map(conversation, remove_columns=dataset.column_names)
     sft_kwargs.setdefault("use_cpu", cpu_processes())
     sft_kwargs.setdefault("bf16", not sft_kwargs.get("fp16", False) and bf16_supported(sft_kwargs["use_cpu"]))
     sft_kwargs.setdefault("dataloader_pin_memory", pin_memory_supported(sft_kwargs["use_cpu"]))
     sft_kwargs.setdefault("report_to", "none")
     sft_kwargs.setdefault("save_strategy", "no")
     sft_kwargs.setdefault("logging_steps", 10)
-    config = SFTConfig(
-        output_dir=str(output_dir),
-        num_train_epochs=num_train_epochs,
-        learning_rate=learning_rate,
-        per_device_train_batch_size=per_device_train_batch_size,
-        **sft_kwargs,
-    )
-    trainer = SFTTrainer(model=str(model_path), args=config, train_dataset=pairs)
-    trainer.train()
+    trainer = None
+    model = str(model_path)
+    if corpus_steps:  # stage 1: the languages, as plain text packed into blocks
+        config = SFTConfig(
+            **{
+                "warmup_steps": min(50, corpus_steps // 10),
+                **sft_kwargs,
+                "output_dir": str(output_dir),
+                "max_steps": corpus_steps,
+                "learning_rate": corpus_learning_rate,
+                "per_device_train_batch_size": per_device_train_batch_size,
+                "packing": True,
+                "packing_strategy": "wrapped",  # "bfd" needs flash-attention's padding-free batches
+                "max_length": corpus_max_length,
+            }
+        )
+        texts = Dataset.from_dict({"text": list(corpus)})
+        trainer = SFTTrainer(model=model, args=config, train_dataset=texts)
+        trainer.train()
+        model = trainer.model
+        logger.info(
+            "warm start: %d steps of language modelling on %d corpus texts", corpus_steps, len(corpus)
+        )
+    if num_train_epochs:  # stage 2: the format, answering prompts
+        pairs = dataset.map(conversation, remove_columns=dataset.column_names)
+        config = SFTConfig(
+            output_dir=str(output_dir),
+            num_train_epochs=num_train_epochs,
+            learning_rate=learning_rate,
+            per_device_train_batch_size=per_device_train_batch_size,
+            **sft_kwargs,
+        )
+        trainer = SFTTrainer(
+            model=model,
+            args=config,
+            train_dataset=pairs,
+            processing_class=trainer.processing_class if trainer is not None else None,
+        )
+        trainer.train()
     trainer.save_model(str(output_dir))
     if state.is_main_process:  # the record, then the manifest last: the warm start is complete
         (out / WARM_START_MARKER).write_text(json.dumps({"settings": settings}, indent=1))
         write_manifest(out)
     state.wait_for_everyone()  # other ranks load the saved model next
     logger.info(
-        "warm start: %s epochs of SFT on %d references, saved to %s", num_train_epochs, len(pairs), output_dir
+        "warm start: %s epochs of SFT on %d references, saved to %s",
+        num_train_epochs,
+        len(dataset),
+        output_dir,
     )
     return Path(output_dir)

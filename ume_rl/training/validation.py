@@ -225,6 +225,18 @@ def validate_config(script, grpo, sources: Sources | None = None) -> None:
     _check_number(
         "warm_start_references", s.warm_start_references, sources, integer=True, minimum=0, fix="0: none"
     )
+    _check_number(
+        "warm_start_corpus_steps", s.warm_start_corpus_steps, sources, integer=True, minimum=0, fix="0: none"
+    )
+    _check_number("warm_start_corpus_learning_rate", s.warm_start_corpus_learning_rate, sources, above=0)
+    if s.warm_start_corpus_steps and not any(s.corpus_sizes().values()):
+        raise config_error(
+            "warm_start_corpus_sizes",
+            s.warm_start_corpus_sizes,
+            sources,
+            "leaves the corpus stage no sequences",
+            "a count > 0 for at least one modality, or warm_start_corpus_steps: 0",
+        )
     _check_number("eval_generations", s.eval_generations, sources, integer=True, minimum=0, fix="0 skips it")
     _check_number("torch_num_threads", s.torch_num_threads, sources, integer=True, minimum=1, optional=True)
     from ume_rl.training.fingerprint import FINGERPRINT_KEYS
