@@ -180,6 +180,16 @@ def summarize(runs: dict) -> dict:
     return {"table": table, "pareto_front_reward_audit": front, "target": target}
 
 
+def save(path: Path, results: dict) -> None:
+    """Write ``results`` with the runs already in ``path`` (read again now, so sweeps side by side, one seed each,
+    keep each other's runs) and the summary over all of them."""
+    runs = {**(json.loads(path.read_text())["runs"] if path.is_file() else {}), **results["runs"]}
+    results["runs"] = dict(sorted(runs.items()))
+    results["summary"] = summarize(results["runs"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=1) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
@@ -271,12 +281,9 @@ def main() -> None:
                     "metrics": metrics,
                 }
                 print(name, json.dumps(results["runs"][name]), flush=True)
-                results["summary"] = summarize(results["runs"])
-                args.results.parent.mkdir(parents=True, exist_ok=True)
-                args.results.write_text(json.dumps(results, indent=1) + "\n")
+                save(args.results, results)
                 del trainer
-        results["summary"] = summarize(results["runs"])
-        args.results.write_text(json.dumps(results, indent=1) + "\n")
+        save(args.results, results)
 
 
 if __name__ == "__main__":

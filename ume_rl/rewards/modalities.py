@@ -39,6 +39,7 @@ class ModalitySpec:
             the offline stand-in copies (:func:`ume_rl.models.masked_lms.build_tiny_masked_lm`): ``chemberta``,
             ``esm2`` or ``nucleotide_transformer``.
         realism: the realism metrics computed for it (:mod:`ume_rl.training.realism` defines each name).
+        corpus_size: sequences of it in a warm start's corpus stage by default (``warm_start_corpus_sizes``).
     """
 
     name: str
@@ -55,6 +56,7 @@ class ModalitySpec:
     prompts: tuple[str, ...]
     public_masked_lm: str
     realism: tuple[str, ...] = ()
+    corpus_size: int = 0
 
     @property
     def tag_names(self) -> tuple[str, ...]:
@@ -76,6 +78,8 @@ MODALITY_TABLE: dict[str, ModalitySpec] = {
             label="SMILES",
             color="tab:blue",
             length_range=(10, 50),
+            # SMILES need many examples to learn ring and branch syntax (MOSES has 1.6 M)
+            corpus_size=40000,
             kmer_size=3,
             # The dozen characters that make up almost all of a drug-like SMILES (C c N n O o S F ( ) = and a
             # ring digit); with the full character set (~38) every real molecule would look low-complexity.
@@ -111,6 +115,7 @@ MODALITY_TABLE: dict[str, ModalitySpec] = {
             label="protein",
             color="tab:orange",
             length_range=(20, 100),
+            corpus_size=1500,  # longer windows; their alphabet is learned from fewer
             kmer_size=3,
             entropy_alphabet_size=20,
             mutation_alphabet=AMINO_ACIDS,
@@ -131,6 +136,7 @@ MODALITY_TABLE: dict[str, ModalitySpec] = {
             label="DNA",
             color="tab:green",
             length_range=(50, 200),
+            corpus_size=1500,
             kmer_size=6,
             entropy_alphabet_size=4,
             mutation_alphabet=NUCLEOTIDES,

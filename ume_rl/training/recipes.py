@@ -34,13 +34,9 @@ import yaml
 
 from ume_rl.profiles import PROFILES, default_output_dir, recipe_path, resolve_profile_name
 from ume_rl.rewards.engine.scoring import DEFAULT_MODE
-from ume_rl.rewards.modalities import MODALITIES, normalize_modality
+from ume_rl.rewards.modalities import MODALITIES, MODALITY_TABLE, normalize_modality
 from ume_rl.training.config import UmeGRPOConfig
 from ume_rl.training.validation import ConfigError, Sources, check_raw_types, validate_config
-
-# The warm start's corpus stage, per modality: SMILES need many examples to learn ring and branch syntax (MOSES has
-# 1.6 M); protein and DNA windows are longer, and their alphabets are learned from fewer.
-DEFAULT_CORPUS_SIZES = {"SMILES": 40000, "amino_acid": 1500, "nucleotide": 1500}
 
 logger = logging.getLogger(__name__)
 
@@ -198,8 +194,10 @@ class TrainScriptArguments:
         )
 
     def corpus_sizes(self) -> dict[str, int]:
-        """Sequences per modality in the warm start's corpus stage: ``warm_start_corpus_sizes`` over the defaults."""
-        return {**DEFAULT_CORPUS_SIZES, **(self.warm_start_corpus_sizes or {})}
+        """Sequences per modality in the warm start's corpus stage: ``warm_start_corpus_sizes`` over the modality
+        table's ``corpus_size``."""
+        defaults = {name: spec.corpus_size for name, spec in MODALITY_TABLE.items()}
+        return {**defaults, **(self.warm_start_corpus_sizes or {})}
 
     def reward_model_names(self) -> dict[str, str]:
         """Per modality, the reward model's name (see :mod:`ume_rl.models.names`): ``reward_models``' entry, else
