@@ -12,7 +12,9 @@ echo "[ume_rl] $(date +%T) ruff"
 ruff check .
 ruff format --check .
 # The unit tests and the notebooks run side by side, one core each (every model here runs on one thread): CI takes
-# the longer of the two, not their sum. The notebooks' output is shown after the unit tests finish.
+# the longer of the two, not their sum. The notebooks' output is shown after the unit tests finish. One OpenMP thread
+# per process: two processes of two threads on two cores oversubscribe them (measured up to 30x slower).
+export OMP_NUM_THREADS=1
 echo "[ume_rl] $(date +%T) unit tests, and beside them the notebooks (nbmake, demo profile)"
 # Copies of the notebooks run with their outputs kept (--overwrite; the committed ones stay output-free), then
 # tests/test_notebook_outputs.py checks those outputs for Python warnings and stray stderr.
