@@ -28,29 +28,64 @@ import json
 import logging
 import platform
 import tempfile
-import time
 import warnings
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 
+ARCHS = ("ume", "esm")
 
-def parse_run(items: list[str]) -> tuple[str, dict]:
-    """``["name", "steps=3600", "token_shares=(2.0,1.0,1.0)"]`` -> ``("name", {"steps": 3600, ...})``."""
+
+def parse_run(items: list[str]) -> tuple[str, str, dict]:
+    """``["name", "arch=esm", "steps=3600", "token_shares=(2.0,1.0,1.0)"]`` -> ``("name", "esm", {"steps": 3600,
+    ...})``; ``arch`` defaults to ``ume`` (fields of ``SmallUmeConfig``; ``esm``: of ``SmallEsmConfig``)."""
+    from ume_rl.models.small_esm import SmallEsmConfig
     from ume_rl.models.small_ume import SmallUmeConfig
 
     name, *pairs = items
-    fields = set(SmallUmeConfig.__dataclass_fields__)
+    arch = "ume"
+    for pair in pairs:
+        if pair.startswith("arch="):
+            arch = pair.removeprefix("arch=")
+    if arch not in ARCHS:
+        raise SystemExit(f"--run {name}: arch must be one of {ARCHS}, got {arch!r}")
+    config_class = SmallUmeConfig if arch == "ume" else SmallEsmConfig
+    fields = set(config_class.__dataclass_fields__)
     overrides = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
+        if key == "arch":
+            continue
         if not sep or key not in fields:
             raise SystemExit(
-                f"--run {name}: {pair!r} is not FIELD=VALUE with a SmallUmeConfig field ({sorted(fields)})"
+                f"--run {name}: {pair!r} is not FIELD=VALUE with a {config_class.__name__} field ({sorted(fields)})"
             )
         overrides[key] = ast.literal_eval(value)
-    return name, overrides
+    return name, arch, overrides
+
+
+def trained_models(root: Path, name: str, arch: str, overrides: dict, corpus):
+    """Train (or find, trained with the same settings, in ``root/name``) one run's models; return (reward
+    models for ``reward_quality``, config, training seconds)."""
+    from ume_rl.models import small_esm, small_ume
+    from ume_rl.models.masked_lms import load_reward_model
+    from ume_rl.models.ume import load_ume
+    from ume_rl.rewards.modalities import MODALITIES
+
+    folder = root / name
+    if arch == "esm":
+        config = replace(small_esm.SmallEsmConfig(), **overrides)
+        if small_esm.esm_problem(folder, config, corpus) is not None:
+            small_esm.train_small_esm(folder, corpus, config)
+        runs = json.loads((folder / small_esm.SIDECAR_NAME).read_text())["runs"]
+        models = {m: load_reward_model(folder / m, m, device="cpu") for m in MODALITIES}
+        return models, config, sum(run["seconds"] for run in runs.values())
+    config = replace(small_ume.SmallUmeConfig(), **overrides)
+    if small_ume.checkpoint_problem(folder, config) is not None:
+        small_ume.train_small_ume(folder, corpus, config, progress=False)
+    seconds = json.loads((folder / small_ume.SIDECAR_NAME).read_text())["seconds"]
+    return load_ume(folder / small_ume.CHECKPOINT_NAME, device="cpu"), config, seconds
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -67,30 +102,15 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(1)
     from ume_rl.data.corpus import load_real_corpus
     from ume_rl.inspection.quality import out_of_source_targets, reward_quality_by_split, side_by_side
-    from ume_rl.models.small_ume import (
-        CHECKPOINT_NAME,
-        SIDECAR_NAME,
-        SmallUmeConfig,
-        checkpoint_problem,
-        train_small_ume,
-    )
-    from ume_rl.models.ume import load_ume
 
     runs = [parse_run(items) for items in (args.run or [["default"]])]
     corpus = load_real_corpus(progress=False)
     root = args.keep or Path(tempfile.mkdtemp(prefix="small_ume_quality_"))
     report = {"machine": platform.platform(), "processor": platform.processor(), "threads": 1, "runs": []}
-    for name, overrides in runs:
-        config = replace(SmallUmeConfig(), **overrides)
-        if checkpoint_problem(root / name, config) is None:
-            ckpt = root / name / CHECKPOINT_NAME
-            seconds = json.loads((root / name / SIDECAR_NAME).read_text())["seconds"]
-        else:
-            start = time.perf_counter()
-            ckpt = train_small_ume(root / name, corpus, config, progress=False)
-            seconds = time.perf_counter() - start
-        qualities = reward_quality_by_split(load_ume(ckpt, device="cpu"), corpus, progress=False)
-        print(f"\n## {name}: {overrides or 'demo defaults'} - trained in {seconds:.0f} s")
+    for name, arch, overrides in runs:
+        models, config, seconds = trained_models(root, name, arch, overrides, corpus)
+        qualities = reward_quality_by_split(models, corpus, progress=False)
+        print(f"\n## {name} ({arch}): {overrides or 'defaults'} - trained in {seconds:.0f} s")
         print(side_by_side(qualities).round(3).to_string(index=False))
         loso = out_of_source_targets(qualities["out_of_source"])
         print(loso.round(3).to_string(index=False))
@@ -99,6 +119,7 @@ def main(argv: list[str] | None = None) -> dict:
         report["runs"].append(
             {
                 "name": name,
+                "arch": arch,
                 "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
                 "config": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(config).items()},
                 "train_seconds": round(seconds, 1),

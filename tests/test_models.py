@@ -258,6 +258,7 @@ def test_each_model_name_resolves_to_one_kind(tmp_path, monkeypatch):
     cases = {
         "Tiny": ModelRef("tiny", "tiny"),
         " demo ": ModelRef("demo", "demo"),
+        "Demo-ESM": ModelRef("demo-esm", "demo-esm"),
         "runs/models/small_ume.ckpt": ModelRef("checkpoint", Path("runs/models/small_ume.ckpt")),
         "UME-Mini-Base-12M": ModelRef("registry", "UME-Mini-Base-12M"),
         "facebook/esm2_t6_8M_UR50D": ModelRef("hub", "facebook/esm2_t6_8M_UR50D"),

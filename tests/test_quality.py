@@ -147,3 +147,26 @@ def test_summary_reads_the_tables(qualities):
         assert "does NOT beat the unigram" in line  # untrained: ~ -ln(vocabulary) per token
         assert all(f"vs {decoy} " in line for decoy in DECOYS[modality])
     assert trained.summary() != untrained.summary()
+
+
+def test_quality_of_a_mapping_with_a_hugging_face_masked_lm(qualities, trained_small_ume, real_corpus):
+    """Any reward model per modality: an ESM-shaped masked LM scores protein, the UME the rest; the baselines
+    still count UME tokens, so they are the same numbers as for the UME alone."""
+    from ume_rl.models.masked_lms import build_tiny_masked_lm
+
+    trained, *_ = qualities
+    ckpt, _ = trained_small_ume
+    ume = load_ume(ckpt, device="cpu")
+    esm = build_tiny_masked_lm("amino_acid", seed=0)
+    n = {"SMILES": 16, "amino_acid": 12, "nucleotide": 6}
+    mixed = reward_quality(
+        {"SMILES": ume, "protein": esm, "DNA": ume}, real_corpus, n=n, progress=False, probes_per_kind=1
+    )
+    pll = mixed.pll.set_index("modality")
+    assert pll["context"].tolist() == trained.pll["context"].tolist()
+    assert pll.loc["SMILES", "ume"] == pytest.approx(trained.pll.set_index("modality").loc["SMILES", "ume"])
+    assert pll.loc["amino_acid", "ume"] != pytest.approx(
+        trained.pll.set_index("modality").loc["amino_acid", "ume"]
+    )
+    with pytest.raises(ValueError, match="no reward model"):
+        reward_quality({"SMILES": ume}, real_corpus, n=n, progress=False)

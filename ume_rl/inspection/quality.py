@@ -202,7 +202,7 @@ class RewardQuality:
 
 
 def reward_quality(
-    ume,
+    models,
     corpus,
     n: int | dict[str, int] | None = None,
     seed: int = 0,
@@ -210,10 +210,13 @@ def reward_quality(
     progress: bool = True,
     split: str = "heldout",
 ) -> RewardQuality:
-    """Measure whether ``ume``'s masked pseudo-log-likelihood separates held-out real sequences from decoys.
+    """Measure whether a reward model's masked pseudo-log-likelihood separates held-out real sequences from decoys.
 
     Args:
-        ume: a lobster UME (e.g. ``load_ume(path)``); scored with ``UmeScorer(ume, mode="masked")``.
+        models: a lobster UME (e.g. ``load_ume(path)``) for every modality, or a mapping modality → reward model
+            (anything :func:`~ume_rl.rewards.masked_lm.build_scorers` takes: a UME, a
+            :class:`~ume_rl.rewards.engine.hf_scoring.MaskedLM` from ``load_reward_model``); scored in
+            ``mode="masked"``. The columns keep the name ``ume`` whatever the model.
         corpus: a :class:`~ume_rl.data.corpus.RealCorpus`; baselines fit its train split, sequences come from
             ``split``.
         n: held-out sequences per modality (an int for all, or a dict); default :data:`DEFAULT_N` (200 SMILES,
@@ -235,17 +238,18 @@ def reward_quality(
     from tqdm.auto import tqdm
 
     from ume_rl.inspection.probes import make_probes
-    from ume_rl.rewards.engine.ume_scoring import UmeScorer
+    from ume_rl.rewards.baselines import ume_tokenizer
+    from ume_rl.rewards.masked_lm import build_scorers
 
     if split not in ("heldout", "out_of_source"):
         raise ValueError(f"split must be 'heldout' or 'out_of_source' (never the train split), got {split!r}")
     start = time.perf_counter()
     sizes = dict(DEFAULT_N) if n is None else ({m: n for m in MODALITIES} if isinstance(n, int) else dict(n))
-    scorer = UmeScorer(ume, mode="masked")
+    scorers = build_scorers(models, mode="masked")
     probe_rows = make_probes(MODALITIES, n_per_kind=probes_per_kind, seed=seed)
     scored, pll_rows, auroc_rows = [], [], []
     for modality in tqdm(MODALITIES, desc="reward quality", disable=not progress):
-        tokenizer = ume.get_tokenizer(modality)
+        tokenizer = ume_tokenizer(modality)  # the baselines count UME tokens, whatever the reward model
         baseline = context_baseline(corpus, modality, tokenizer)
         real = corpus.sample(modality, sizes[modality], split, MODALITY_TABLE[modality].length_range, seed)
         if modality == "SMILES":
@@ -258,7 +262,7 @@ def reward_quality(
                 sets[f"probe:{r['kind']}"].append(r["sequence"])
         flat = [(name, i, s) for name, seqs in sets.items() for i, s in enumerate(seqs) if s is not None]
         sequences = [s for _, _, s in flat]
-        ume_scores = scorer.score(sequences, [modality] * len(sequences))
+        ume_scores = scorers[modality].score(sequences, [modality] * len(sequences))
         ids = tokenizer(sequences)["input_ids"]
         context, unigram = baseline.scores(ids), baseline.scores(ids, order=0)
         for (name, i, s), u, c, g in zip(flat, ume_scores, context, unigram, strict=True):
@@ -333,10 +337,10 @@ def reward_quality(
 
 
 def reward_quality_by_split(
-    ume, corpus, splits: Sequence[str] = ("heldout", "out_of_source"), **kwargs
+    models, corpus, splits: Sequence[str] = ("heldout", "out_of_source"), **kwargs
 ) -> dict[str, RewardQuality]:
     """:func:`reward_quality` on each of ``splits`` (same ``kwargs``, same seed), keyed by split."""
-    return {split: reward_quality(ume, corpus, split=split, **kwargs) for split in splits}
+    return {split: reward_quality(models, corpus, split=split, **kwargs) for split in splits}
 
 
 def side_by_side(qualities: dict[str, RewardQuality]):

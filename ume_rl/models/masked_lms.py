@@ -72,6 +72,17 @@ def download_reward_model(repo_id: str, cache_dir: str | Path | None = None) -> 
     return snapshot
 
 
+def _demo_esm_folder(runs_dir) -> Path:
+    from ume_rl.models.small_esm import demo_esm_models
+
+    if runs_dir is None:
+        raise ValueError(
+            "the 'demo-esm' models are trained and cached under a runs directory: pass runs_dir "
+            "(ume_rl.profiles.runs_dir() is the project's)"
+        )
+    return demo_esm_models(runs_dir)
+
+
 def _load_masked_lm(source: Path, name: str):
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 
@@ -105,10 +116,11 @@ def load_reward_model(
     Args:
         name_or_path: read by :func:`~ume_rl.models.names.resolve`: a Hugging Face hub id
             (``facebook/esm2_t6_8M_UR50D``), a local directory written by ``save_pretrained``, or anything
-            :func:`load_ume` takes (``"tiny"``, ``"demo"``, a ``.ckpt``, ``ume-…``).
+            :func:`load_ume` takes (``"tiny"``, ``"demo"``, a ``.ckpt``, ``ume-…``), or ``"demo-esm"`` (this
+            modality's small ESM-style model, :func:`~ume_rl.models.small_esm.demo_esm_models`).
         modality: what it scores (``"amino_acid"``, ``"protein"``, ``"SMILES"``, ``"DNA"``...).
         device: default ``cuda`` when available, else ``cpu``.
-        runs_dir: where the ``"demo"`` UME is cached (see :func:`load_ume`).
+        runs_dir: where the ``"demo"`` UME and the ``"demo-esm"`` models are trained on first use and cached.
 
     Returns:
         A lobster ``UME`` for UME names, else a :class:`~ume_rl.rewards.engine.hf_scoring.MaskedLM` (model, tokenizer,
@@ -128,7 +140,10 @@ def load_reward_model(
     if ref.is_ume:
         return load_ume(name, device=device, runs_dir=runs_dir)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    source = Path(ref.location) if ref.is_local else download_reward_model(name)
+    if ref.kind == "demo-esm":
+        source = _demo_esm_folder(runs_dir) / modality
+    else:
+        source = Path(ref.location) if ref.is_local else download_reward_model(name)
     model, tokenizer = _load_masked_lm(source, name)
     model.requires_grad_(False)
     logger.info(

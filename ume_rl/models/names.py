@@ -1,9 +1,11 @@
 """Model names: the one rule that says what a model name in a recipe, a flag or a function argument means.
 
-:func:`resolve` reads a name as one of six kinds, without loading or downloading anything:
+:func:`resolve` reads a name as one of seven kinds, without loading or downloading anything:
 
 - ``tiny``: an untrained, seeded stand-in built here (the tiny Qwen2 policy, or the tiny UME);
 - ``demo``: the small UME trained here on real sequences (:func:`ume_rl.models.small_ume.demo_ume_checkpoint`);
+- ``demo-esm``: the small ESM-style masked LMs (rotary positions, one per modality) trained here on the same
+  sequences (:func:`ume_rl.models.small_esm.demo_esm_models`), for ``reward_models`` or ``audit_models``;
 - ``checkpoint``: a local UME file (``.ckpt``, ``.pt``, ``.pth``);
 - ``registry``: a lobster UME registry name (``ume-mini-base-12M`` ...), fetched by lobster;
 - ``directory``: a local directory written by ``save_pretrained`` (a policy or a masked LM);
@@ -25,14 +27,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-Kind = Literal["tiny", "demo", "checkpoint", "registry", "directory", "hub"]
-KINDS: tuple[str, ...] = ("tiny", "demo", "checkpoint", "registry", "directory", "hub")
+Kind = Literal["tiny", "demo", "demo-esm", "checkpoint", "registry", "directory", "hub"]
+KINDS: tuple[str, ...] = ("tiny", "demo", "demo-esm", "checkpoint", "registry", "directory", "hub")
+TRAINED_HERE: frozenset[str] = frozenset({"tiny", "demo", "demo-esm"})
+"""Kinds built or trained on this machine on first use (never downloaded)."""
 UME_KINDS: frozenset[str] = frozenset({"tiny", "demo", "checkpoint", "registry"})
 """Kinds :func:`~ume_rl.models.ume.load_ume` loads (a UME); the others are Hugging Face models."""
 CHECKPOINT_SUFFIXES = (".ckpt", ".pt", ".pth")
 REGISTRY_PREFIX = "ume-"
 NAMES_HELP = (
-    "'tiny', 'demo', a UME registry name (ume-mini-base-12M ...), a .ckpt file, a hub id (org/name) or a "
+    "'tiny', 'demo', 'demo-esm' (not a UME), a UME registry name (ume-mini-base-12M ...), a .ckpt file, a hub id (org/name) or a "
     "local directory"
 )
 
@@ -44,7 +48,7 @@ class ModelRef:
     Attributes:
         kind: one of :data:`KINDS`.
         location: the expanded path for ``checkpoint`` / ``directory`` (a :class:`~pathlib.Path`), else the name
-            (``tiny`` and ``demo`` lower case).
+            (``tiny``, ``demo`` and ``demo-esm`` lower case).
     """
 
     kind: Kind
@@ -84,7 +88,7 @@ def resolve(name: str | Path) -> ModelRef:
     text = str(name).strip()
     if not text:
         raise ValueError(f"empty model name: give {NAMES_HELP}")
-    if text.lower() in ("tiny", "demo"):
+    if text.lower() in ("tiny", "demo", "demo-esm"):
         return ModelRef(text.lower(), text.lower())  # type: ignore[arg-type]
     path = Path(text).expanduser()
     if text.endswith(CHECKPOINT_SUFFIXES):

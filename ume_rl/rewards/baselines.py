@@ -108,6 +108,20 @@ class ContextBaseline:
 
 
 _BASELINES: dict[tuple[int, str], tuple[object, ContextBaseline]] = {}
+_UME_TOKENIZERS: dict[str, object] = {}
+
+
+def ume_tokenizer(modality, max_length: int = 512):
+    """lobster's UME tokenizer of ``modality`` (the one every UME uses), built without a model, once per
+    process: the baselines count UME tokens whichever reward model they are compared with."""
+    from lobster.tokenization import UMETokenizerTransform
+
+    modality = normalize_modality(modality)
+    if (modality, max_length) not in _UME_TOKENIZERS:
+        _UME_TOKENIZERS[modality, max_length] = UMETokenizerTransform(
+            modality, max_length=max_length
+        ).tokenizer
+    return _UME_TOKENIZERS[modality, max_length]
 
 
 def context_baseline(corpus, modality: str, tokenizer) -> ContextBaseline:

@@ -246,10 +246,12 @@ def build_monitor(
     audit_models: Mapping[str, str] | None = None,
     device=None,
     seed: int = 0,
+    runs_dir=None,
 ) -> RealismMonitor:
     """The run's monitor: realism against ``corpus`` (default :func:`~ume_rl.data.corpus.load_real_corpus`),
     the character context audit fitted on its train split (at most :data:`AUDIT_FIT_MAX` per modality), and a :class:`MaskedLMAudit` of ``audit_models``
-    (modality → hub id, directory or UME name; a recipe's ``audit_models``) loaded on ``device``.
+    (modality → hub id, directory or UME name; a recipe's ``audit_models``) loaded on ``device`` (``demo`` and
+    ``demo-esm`` trained or found under ``runs_dir``).
 
     ``train_dataset``'s ``prompt``/``modality`` columns tell which modality each prompt asks for.
     """
@@ -267,7 +269,10 @@ def build_monitor(
     }
     audits: list = [ContextAudit(train)]
     if audit_models:
-        loaded = {m: load_reward_model(name, m, device=device) for m, name in audit_models.items()}
+        loaded = {
+            m: load_reward_model(name, m, device=device, runs_dir=runs_dir)
+            for m, name in audit_models.items()
+        }
         audits.append(MaskedLMAudit(loaded))
     prompt_modality = {
         _prompt_text(p): normalize_modality(m)

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ume_rl.data.store import dataset_fingerprint
-from ume_rl.models.names import resolve
+from ume_rl.models.names import TRAINED_HERE, resolve
 from ume_rl.profiles import STAND_IN_SEED, dataset_dir, default_output_dir, policy_path, runs_dir
 from ume_rl.rewards.registry import build_reward_funcs
 from ume_rl.training.config import UmeGRPOConfig
@@ -333,7 +333,10 @@ class TrainRun:
 
         if self.monitor is None:
             self.monitor = build_monitor(
-                self.dataset["train"], audit_models=self.script.audit_models, device=self.grpo.device
+                self.dataset["train"],
+                audit_models=self.script.audit_models,
+                device=self.grpo.device,
+                runs_dir=runs_dir(),
             )
         return self.monitor
 
@@ -484,5 +487,6 @@ def download_models(name_or_path: str | Path, **overrides) -> dict[str, Any]:
     found: dict[str, Any] = {"policy": policy_path(script.model_path, script.references, download=True)}
     for modality, name in script.reward_model_names().items():
         ref = resolve(name)
-        found[modality] = name if ref.is_ume or ref.is_local else download_reward_model(name)
+        trained_here = ref.is_ume or ref.is_local or ref.kind in TRAINED_HERE
+        found[modality] = name if trained_here else download_reward_model(name)
     return found

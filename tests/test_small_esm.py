@@ -1,0 +1,140 @@
+"""Small ESM-style models (rotary positions, one per modality): tokenizers, training, caching, the demo-esm name."""
+
+import json
+
+import pytest
+
+from ume_rl.models import small_esm
+from ume_rl.models.integrity import MANIFEST_NAME
+from ume_rl.models.names import resolve
+from ume_rl.rewards.modalities import MODALITIES
+
+FAST = small_esm.SmallEsmConfig(
+    hidden_size=32,
+    num_hidden_layers=1,
+    num_attention_heads=2,
+    intermediate_size=64,
+    steps=120,
+    batch_tokens=512,
+    warmup_steps=3,
+    lr=5e-3,
+)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, real_corpus):
+    folder = tmp_path_factory.mktemp("small_esm")
+    return small_esm.train_small_esm(folder, real_corpus, FAST)
+
+
+def test_tokenizers_split_residues_and_smiles_atoms():
+    smiles = small_esm.build_tokenizer("SMILES", ["CCl", "c1ccccc1Br", "C[NH3+]", "C%10CC%10"])
+    tokens = smiles.convert_ids_to_tokens(smiles("ClCC[NH3+]")["input_ids"])
+    assert tokens == ["<cls>", "Cl", "C", "C", "[", "N", "H", "3", "+", "]", "<eos>"]
+    assert smiles.convert_ids_to_tokens(smiles("C%10")["input_ids"])[2] == "%10"
+    assert smiles("CZC")["input_ids"][2] == smiles.unk_token_id  # a character no training molecule has
+    protein = small_esm.build_tokenizer("amino_acid", ["MKVL", "ACDW"])
+    assert protein.convert_ids_to_tokens(protein("MKW")["input_ids"]) == ["<cls>", "M", "K", "W", "<eos>"]
+    assert protein.mask_token_id is not None and protein.pad_token_id is not None
+    with pytest.raises(ValueError, match="no nucleotide sequence"):
+        small_esm.build_tokenizer("nucleotide", [])
+
+
+def test_config_shares_the_steps_and_checks_itself():
+    config = small_esm.SmallEsmConfig(steps=400, token_shares=(2.0, 1.0, 1.0))
+    assert [config.steps_of(m) for m in MODALITIES] == [200, 100, 100]
+    assert config.name == "esm_rl_h128_l2_a4_i256-s400-seed0"
+    with pytest.raises(ValueError, match="token_shares"):
+        small_esm.SmallEsmConfig(token_shares=(1.0, 0.0, 1.0))
+    with pytest.raises(ValueError, match="mask_percentage"):
+        small_esm.SmallEsmConfig(mask_percentage=1.0)
+
+
+def test_training_writes_checked_models_that_learn(trained, real_corpus):
+    from ume_rl.models.masked_lms import load_reward_model
+    from ume_rl.rewards.masked_lm import make_scorer
+
+    assert small_esm.esm_problem(trained, FAST, real_corpus) is None
+    sidecar = json.loads((trained / small_esm.SIDECAR_NAME).read_text())
+    for modality in MODALITIES:
+        losses = sidecar["runs"][modality]["losses"]
+        assert sidecar["runs"][modality]["steps"] == FAST.steps_of(modality)
+        assert losses[-1] < losses[0] - 0.3  # learnt the residue frequencies at least
+        assert (trained / modality / MANIFEST_NAME).is_file()
+    model = load_reward_model(trained / "amino_acid", "protein", device="cpu")
+    assert type(model.model).__name__ == "EsmForMaskedLM"
+    assert model.model.config.position_embedding_type == "rotary"
+    scores = make_scorer(model, "amino_acid", mode="masked").score(
+        ["MKVLAAGW", "MKVLAAGW"], ["amino_acid"] * 2
+    )
+    assert scores[0] == scores[1] and -10 < scores[0] < 0
+
+
+def test_problems_name_what_is_wrong(trained, real_corpus, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(trained, copy)
+    assert (
+        small_esm.esm_problem(copy, FAST.__class__(**{**FAST.__dict__, "seed": 1}))
+        == "trained with other settings"
+    )
+    weights = copy / "nucleotide" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    assert small_esm.esm_problem(copy, FAST).startswith("nucleotide: model.safetensors: sha256 differs")
+    (copy / small_esm.SIDECAR_NAME).write_text("{")
+    assert small_esm.esm_problem(copy, FAST).startswith("unreadable sidecar")
+    assert small_esm.esm_problem(tmp_path / "nothing", FAST).startswith("no sidecar")
+
+
+def test_demo_esm_name_trains_once_and_retrains_a_corrupt_model(tmp_path, monkeypatch, real_corpus):
+    from ume_rl.models.masked_lms import load_reward_model
+
+    monkeypatch.setattr(small_esm, "DEMO_CONFIG", FAST)
+    ref = resolve("demo-esm")
+    assert ref.kind == "demo-esm" and not ref.is_ume and not ref.is_local
+    with pytest.raises(ValueError, match="runs_dir"):
+        load_reward_model("demo-esm", "DNA", device="cpu")
+    model = load_reward_model("demo-esm", "DNA", device="cpu", runs_dir=tmp_path)
+    assert model.modality == "nucleotide"
+    folder = tmp_path / "models" / FAST.name
+    stamp = (folder / small_esm.SIDECAR_NAME).stat().st_mtime_ns
+    assert small_esm.demo_esm_models(tmp_path) == folder
+    assert (folder / small_esm.SIDECAR_NAME).stat().st_mtime_ns == stamp  # reused, not retrained
+    (folder / "SMILES" / "model.safetensors").write_bytes(b"truncated")
+    assert small_esm.demo_esm_models(tmp_path) == folder
+    assert small_esm.esm_problem(folder, FAST, real_corpus) is None  # trained again, whole
+
+
+def test_a_recipe_names_demo_esm_for_a_modality(tmp_path, monkeypatch):
+    """``reward_models: {protein: demo-esm}``: validated, not downloaded, trained under the runs directory on first
+    use and scored through the any-masked-LM path; the UME scores the other modalities."""
+    from ume_rl.data.generate import generate_synthetic_dataset
+    from ume_rl.data.store import save_dataset
+    from ume_rl.rewards.engine.hf_scoring import MaskedLM
+    from ume_rl.training.recipes import load_recipe
+    from ume_rl.training.run import TrainRun, download_models
+
+    monkeypatch.setattr(small_esm, "DEMO_CONFIG", FAST)
+    monkeypatch.setenv("UME_RL_RUNS_DIR", str(tmp_path / "runs"))
+    dataset = tmp_path / "data"
+    save_dataset(generate_synthetic_dataset(n_per_modality=3, seed=0, progress=False), dataset)
+    settings = {
+        "output_dir": tmp_path / "out",
+        "dataset_dir": str(dataset),
+        "reward_models": {"protein": "demo-esm"},
+    }
+    found = download_models("tiny", **settings)
+    assert found["amino_acid"] == "demo-esm" and not (tmp_path / "runs" / "models" / FAST.name).exists()
+    run = TrainRun.prepare(*load_recipe("tiny", **settings))
+    models = run.load_reward_models()
+    assert isinstance(models["amino_acid"], MaskedLM) and not isinstance(models["SMILES"], MaskedLM)
+    assert small_esm.esm_problem(tmp_path / "runs" / "models" / FAST.name, FAST) is None
+    (reward,) = [r for r in run.build_rewards(models) if hasattr(r, "details")]
+    protein = [i for i, m in enumerate(run.dataset["train"]["modality"]) if m == "amino_acid"]
+    rows = reward.details(
+        [run.dataset["train"]["completion"][i] for i in protein], modality=["amino_acid"] * len(protein)
+    )
+    assert all(r["reason"] is None and -10 < r["score"] < 0 for r in rows)

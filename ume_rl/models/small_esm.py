@@ -1,0 +1,354 @@
+"""Small ESM-style masked LMs with rotary positions, one per modality, trained here on the real corpus.
+
+>>> folder = train_small_esm("runs/models/my-esm")  # doctest: +SKIP
+>>> from ume_rl.models.masked_lms import load_reward_model
+>>> protein = load_reward_model(folder / "amino_acid", "amino_acid")  # the any-masked-LM path  # doctest: +SKIP
+>>> models = demo_esm_models(runs_dir)  # trained once (minutes), reused afterwards  # doctest: +SKIP
+
+Why beside the small UME: lobster's FlexBERT has only absolute positions on CPU (RoPE needs flash-attn), so
+what a head learns about a residue's neighbours must be learnt again at every position. ``transformers``'
+``EsmForMaskedLM`` with ``position_embedding_type="rotary"`` (ESM-2's positions) learns it once: in the same
+token budget it separates shuffled DNA and protein from real ones better, out of source
+(``benchmarks/small_ume_quality.py``, README). It is scored through the any-masked-LM path
+(:func:`~ume_rl.models.masked_lms.load_reward_model`, :class:`~ume_rl.rewards.engine.hf_scoring.HFMaskedLMScorer`).
+
+What is whose: the model is ``transformers``' ESM; masking is ``DataCollatorForLanguageModeling`` (80 % mask,
+10 % random, 10 % kept); the optimiser, schedule and loop are ``transformers``' ``Trainer`` (AdamW, linear
+warm-up then cosine). Written here: the tokenizers (one token per residue; SMILES atoms by the usual regex,
+``Br``/``Cl``/``%nn`` whole, bracket atoms character by character so any charge or isotope is in the
+vocabulary) and the batches, the same as the small UME's (:class:`~ume_rl.models.small_ume.TokenBatches`):
+each modality gets its share of the token budget, SMILES whole molecules, protein and DNA random crops,
+examples packed by length into batches of at most ``batch_tokens`` padded tokens.
+
+Files: ``<out_dir>/<modality>/`` (``save_pretrained`` model and tokenizer, then a manifest of sizes and
+sha256, :mod:`ume_rl.models.integrity`), and ``<out_dir>/small_esm.json`` (config, corpus provenance, seconds
+per modality), written last. A folder that does not match its manifest or sidecar is trained again, never
+loaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import random
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from ume_rl.models.integrity import manifest_problem, write_json_atomic, write_manifest
+from ume_rl.rewards.modalities import MODALITIES
+
+logger = logging.getLogger(__name__)
+
+SIDECAR_NAME = "small_esm.json"
+SPECIAL_TOKENS = ("<cls>", "<pad>", "<eos>", "<unk>", "<mask>")
+SMILES_PATTERN = r"Br|Cl|%\d\d|."
+"""SMILES tokens: two-letter elements outside brackets and ring bonds ``%nn`` whole, else one character."""
+
+
+@dataclass(frozen=True)
+class SmallEsmConfig:
+    """Architecture and budget of the small ESM-style models (per modality; budget shared like the small UME's)."""
+
+    hidden_size: int = field(default=128, metadata={"help": "ESM hidden size."})
+    num_hidden_layers: int = field(default=2, metadata={"help": "Encoder layers."})
+    num_attention_heads: int = field(default=4, metadata={"help": "Attention heads."})
+    intermediate_size: int = field(default=256, metadata={"help": "MLP width."})
+    steps: int = field(default=3400, metadata={"help": "Optimizer steps, all modalities together."})
+    batch_tokens: int = field(default=2048, metadata={"help": "Most padded tokens per batch."})
+    max_tokens: int = field(default=202, metadata={"help": "Longest training example, CLS and EOS included."})
+    min_crop: int = field(default=20, metadata={"help": "Shortest protein / DNA crop (residues)."})
+    lr: float = field(default=2e-3, metadata={"help": "Peak learning rate (AdamW)."})
+    warmup_steps: int = field(default=50, metadata={"help": "Linear warm-up, then cosine decay to 0."})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
+    mask_percentage: float = field(default=0.25, metadata={"help": "Fraction of residue tokens masked."})
+    token_shares: tuple[float, float, float] = field(
+        default=(2.0, 1.0, 1.0),
+        metadata={
+            "help": "Relative steps per modality (SMILES, protein, DNA): each model's share of `steps`."
+        },
+    )
+    seed: int = field(default=0, metadata={"help": "Seeds weights, masking and batches."})
+
+    def __post_init__(self):
+        if len(self.token_shares) != len(MODALITIES) or min(self.token_shares) <= 0:
+            raise ValueError(f"token_shares needs one positive share per modality, got {self.token_shares}")
+        if not 0 < self.mask_percentage < 1:
+            raise ValueError(f"mask_percentage must be in (0, 1), got {self.mask_percentage}")
+
+    def steps_of(self, modality: str) -> int:
+        """This modality's optimizer steps: its share of ``steps`` (at least 1)."""
+        share = dict(zip(MODALITIES, self.token_shares, strict=True))[modality]
+        return max(1, round(self.steps * share / sum(self.token_shares)))
+
+    @property
+    def name(self) -> str:
+        """Folder name under ``runs/models``: the settings that shape the model, and the budget."""
+        h, n, a, i = (
+            self.hidden_size,
+            self.num_hidden_layers,
+            self.num_attention_heads,
+            self.intermediate_size,
+        )
+        return f"esm_rl_h{h}_l{n}_a{a}_i{i}-s{self.steps}-seed{self.seed}"
+
+
+def build_tokenizer(modality: str, sequences):
+    """A ``PreTrainedTokenizerFast`` for ``modality`` whose vocabulary is every token in ``sequences`` (sorted)
+    after the special tokens; ``<cls> … <eos>`` around each sequence; an unseen token is ``<unk>`` (the
+    reward engine scores such a sequence NaN, then the reward's penalty)."""
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    pattern = SMILES_PATTERN if modality == "SMILES" else "."
+    split = pre_tokenizers.Split(Regex(pattern), behavior="isolated")
+    seen = Counter(token for seq in sequences for token, _ in split.pre_tokenize_str(seq))
+    if not seen:
+        raise ValueError(f"no {modality} sequence to build a vocabulary from")
+    vocab = {token: i for i, token in enumerate([*SPECIAL_TOKENS, *sorted(seen)])}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = split
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single="<cls> $A <eos>", special_tokens=[("<cls>", vocab["<cls>"]), ("<eos>", vocab["<eos>"])]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        cls_token="<cls>",
+        eos_token="<eos>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        mask_token="<mask>",
+        model_max_length=512,
+    )
+
+
+def build_model(config: SmallEsmConfig, tokenizer):
+    """An untrained ``EsmForMaskedLM`` with rotary positions (ESM-2's), SDPA attention, no token dropout."""
+    from transformers import EsmConfig, EsmForMaskedLM
+
+    esm_config = EsmConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=config.hidden_size,
+        num_hidden_layers=config.num_hidden_layers,
+        num_attention_heads=config.num_attention_heads,
+        intermediate_size=config.intermediate_size,
+        position_embedding_type="rotary",
+        max_position_embeddings=514,
+        pad_token_id=tokenizer.pad_token_id,
+        mask_token_id=tokenizer.mask_token_id,
+        token_dropout=False,  # ESM-2 rescales embeddings by the mask ratio; the scorer masks one token
+        emb_layer_norm_before=False,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        attn_implementation="sdpa",
+    )
+    return EsmForMaskedLM(esm_config)
+
+
+class ModalityBatches(torch.utils.data.IterableDataset):
+    """Endless batches (lists of token-id lists, sorted by length within a pool of 256) of one modality's train
+    split: SMILES whole (at most ``max_tokens``), protein and DNA random crops of ``min_crop``..``max_tokens - 2``."""
+
+    def __init__(self, tokenizer, sequences, modality: str, config: SmallEsmConfig, seed: int):
+        super().__init__()
+        self.tokenizer, self.modality, self.config, self.seed = tokenizer, modality, config, seed
+        self.sequences = list(sequences)
+        if modality == "SMILES":
+            ids = tokenizer(self.sequences)["input_ids"]
+            self.whole = [x for x in ids if len(x) <= config.max_tokens]
+        if not self.sequences or (modality == "SMILES" and not self.whole):
+            raise ValueError(f"no {modality} training sequence")
+
+    def _example(self, rng: random.Random) -> list[int]:
+        if self.modality == "SMILES":
+            return rng.choice(self.whole)
+        seq = rng.choice(self.sequences)
+        longest = min(len(seq), self.config.max_tokens - 2)
+        length = rng.randint(min(self.config.min_crop, longest), longest)
+        start = rng.randint(0, len(seq) - length)
+        return self.tokenizer(seq[start : start + length])["input_ids"]
+
+    def __iter__(self) -> Iterator[list[list[int]]]:
+        rng = random.Random(self.seed)
+        while True:
+            pool = sorted((self._example(rng) for _ in range(256)), key=len)
+            batches, current = [], []
+            for ids in pool:
+                if current and len(ids) * (len(current) + 1) > self.config.batch_tokens:
+                    batches.append(current)
+                    current = []
+                current.append(ids)
+            batches.append(current)
+            rng.shuffle(batches)
+            yield from batches
+
+
+def _train_one(modality: str, sequences, config: SmallEsmConfig, out_dir: Path, seed: int) -> dict:
+    from transformers import DataCollatorForLanguageModeling, PrinterCallback, Trainer, TrainingArguments
+
+    tokenizer = build_tokenizer(modality, sequences)
+    torch.manual_seed(seed)
+    model = build_model(config, tokenizer)
+    masking = DataCollatorForLanguageModeling(tokenizer, mlm_probability=config.mask_percentage)
+
+    def collate(items):  # one item per step: a whole batch, padded and masked by the collator
+        (batch,) = items
+        return masking([{"input_ids": ids} for ids in batch])
+
+    losses: list[float] = []
+    with tempfile.TemporaryDirectory() as scratch:
+        args = TrainingArguments(
+            output_dir=scratch,
+            max_steps=config.steps_of(modality),
+            per_device_train_batch_size=1,
+            learning_rate=config.lr,
+            lr_scheduler_type="cosine",
+            warmup_steps=config.warmup_steps,
+            weight_decay=config.weight_decay,
+            max_grad_norm=1.0,
+            logging_steps=max(1, min(50, config.steps_of(modality) // 10)),  # a loss curve of >= 10 points
+            save_strategy="no",
+            report_to=[],
+            use_cpu=not torch.cuda.is_available(),
+            dataloader_num_workers=0,
+            remove_unused_columns=False,
+            disable_tqdm=True,
+            seed=seed,
+        )
+        trainer = Trainer(
+            model=model,
+            args=args,
+            train_dataset=ModalityBatches(tokenizer, sequences, modality, config, seed),
+            data_collator=collate,
+        )
+        trainer.remove_callback(PrinterCallback)  # the losses go to the sidecar, not to stdout
+        start = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - start
+        losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
+    folder = out_dir / modality
+    model.eval().save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    write_manifest(folder)
+    logger.info(
+        "trained the small ESM for %s: %d steps in %.0f s", modality, config.steps_of(modality), seconds
+    )
+    return {"seconds": round(seconds, 1), "steps": config.steps_of(modality), "losses": losses}
+
+
+def train_small_esm(
+    out_dir: str | Path, corpus=None, config: SmallEsmConfig | None = None, num_threads: int | None = 1
+) -> Path:
+    """Train one small ESM-style model per modality on ``corpus``'s train split (default:
+    :func:`~ume_rl.data.corpus.load_real_corpus` with the config's seed) into ``out_dir/<modality>/``; the
+    sidecar ``small_esm.json`` is written last.
+
+    Args:
+        out_dir: output directory (created).
+        corpus: a :class:`~ume_rl.data.corpus.RealCorpus`.
+        config: architecture and budget (default :class:`SmallEsmConfig`).
+        num_threads: torch CPU threads while training (restored after); ``None`` leaves torch's setting.
+
+    Returns:
+        ``out_dir``; load a modality with ``load_reward_model(out_dir / modality, modality)``.
+    """
+    from ume_rl.data.corpus import load_real_corpus
+    from ume_rl.models.small_ume import _corpus_record
+
+    config = config or SmallEsmConfig()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    corpus = corpus if corpus is not None else load_real_corpus(seed=config.seed, progress=False)
+    threads = torch.get_num_threads()
+    runs = {}
+    with contextlib.ExitStack() as restore:
+        if num_threads is not None:
+            torch.set_num_threads(num_threads)
+            restore.callback(torch.set_num_threads, threads)
+        for offset, modality in enumerate(MODALITIES):
+            runs[modality] = _train_one(
+                modality, corpus.sequences(modality, "train"), config, out_dir, config.seed * 10 + offset
+            )
+    write_json_atomic(
+        out_dir / SIDECAR_NAME,
+        {
+            "config": asdict(config),
+            "corpus": _corpus_record(corpus),
+            "runs": runs,
+            "torch_threads": num_threads,
+        },
+    )
+    return out_dir
+
+
+def esm_problem(out_dir: str | Path, config: SmallEsmConfig, corpus=None) -> str | None:
+    """Why the models in ``out_dir`` cannot be used for ``config`` (``None``: they can): no or unreadable
+    sidecar, other settings, another corpus (with ``corpus``), or a modality folder that does not match its
+    manifest."""
+    from ume_rl.models.small_ume import _corpus_record
+
+    out_dir = Path(out_dir)
+    try:
+        sidecar = json.loads((out_dir / SIDECAR_NAME).read_text())
+    except FileNotFoundError:
+        return "no sidecar (not trained, or interrupted while writing)"
+    except (OSError, ValueError) as err:
+        return f"unreadable sidecar ({type(err).__name__})"
+    if sidecar.get("config") != json.loads(json.dumps(asdict(config))):
+        return "trained with other settings"
+    if corpus is not None and sidecar.get("corpus") != json.loads(json.dumps(_corpus_record(corpus))):
+        return "trained on another corpus"
+    for modality in MODALITIES:
+        problem = manifest_problem(out_dir / modality)
+        if problem is not None:
+            return f"{modality}: {problem}"
+    return None
+
+
+DEMO_CONFIG = SmallEsmConfig()
+"""What the ``demo-esm`` name trains (:func:`demo_esm_models` without a config)."""
+
+
+def demo_esm_models(runs_dir: str | Path, config: SmallEsmConfig | None = None) -> Path:
+    """The small ESM-style models under ``runs_dir/models/<config.name>/``: trained on first use (a few CPU
+    minutes), reused after; a folder that fails :func:`esm_problem` is logged and trained again. Training holds
+    a lock file, so two processes never train the same models at once.
+
+    Returns:
+        The folder; ``folder / modality`` is what :func:`~ume_rl.models.masked_lms.load_reward_model` loads.
+    """
+    from ume_rl.data.corpus import load_real_corpus
+
+    config = config or DEMO_CONFIG
+    corpus = load_real_corpus(seed=config.seed, progress=False)
+    out_dir = Path(runs_dir) / "models" / config.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with (out_dir / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            problem = esm_problem(out_dir, config, corpus)
+            if problem is None:
+                return out_dir
+            if not problem.startswith("no sidecar"):
+                logger.warning(
+                    "small ESM models in %s are not usable (%s): training them again", out_dir, problem
+                )
+            (out_dir / SIDECAR_NAME).unlink(missing_ok=True)
+            for modality in MODALITIES:
+                shutil.rmtree(out_dir / modality, ignore_errors=True)
+            logger.info(
+                "training the small ESM models (%d steps; a few minutes on a CPU, once) into %s",
+                config.steps,
+                out_dir,
+            )
+            return train_small_esm(out_dir, corpus, config)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
