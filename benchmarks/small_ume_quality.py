@@ -1,7 +1,9 @@
-"""What a training budget buys the small UME: train it with some settings, measure it on held-out data.
+"""What a training budget buys the demo's reward model: train it with some settings, measure it on held-out data.
 
 Each ``--run NAME key=value ...`` trains :func:`ume_rl.models.small_ume.train_small_ume` with those
-:class:`~ume_rl.models.small_ume.SmallUmeConfig` fields changed (the rest are the ``demo`` defaults), then runs
+:class:`~ume_rl.models.small_ume.SmallUmeConfig` fields changed (the rest are the ``demo`` defaults), or with
+``arch=esm`` the small ESM-style models (:func:`ume_rl.models.small_esm.train_small_esm`, fields of
+:class:`~ume_rl.models.small_esm.SmallEsmConfig`, the ``demo-esm`` defaults otherwise), then runs
 :func:`ume_rl.inspection.quality.reward_quality` twice: on held-out windows and molecules of the training
 sources (``heldout``) and on the sources held out whole (``out_of_source``: another organism, another ChEMBL
 set). Per split and modality: the PLL against the unigram and context baselines (fitted on the same train
@@ -12,12 +14,13 @@ their training seconds compare on one machine:
     python benchmarks/small_ume_quality.py --run default \\
         --run steps2400_equal steps=2400 "token_shares=(1.0,1.0,1.0)" \\
         --run protein3x "token_shares=(1.5,3.0,1.0)" steps=3600
+    python benchmarks/small_ume_quality.py --run esm arch=esm --run esm_2x arch=esm steps=6800
 
 Prints one table per run and a summary (training seconds, in-source and out-of-source AUROC, the out-of-source
 targets); writes JSON (default ``benchmarks/results/small_ume_quality.json``) with every table. Each run takes
 its training time plus a few minutes of scoring. Checkpoints go to a temporary directory unless ``--keep DIR``;
-a checkpoint already in ``DIR/NAME`` trained with the same settings is measured again, not retrained (its
-training seconds are the sidecar's).
+a checkpoint already in ``DIR/NAME`` trained with the same settings (and corpus) is measured again, not retrained
+(its training seconds are the sidecar's).
 """
 
 from __future__ import annotations
@@ -82,7 +85,7 @@ def trained_models(root: Path, name: str, arch: str, overrides: dict, corpus):
         models = {m: load_reward_model(folder / m, m, device="cpu") for m in MODALITIES}
         return models, config, sum(run["seconds"] for run in runs.values())
     config = replace(small_ume.SmallUmeConfig(), **overrides)
-    if small_ume.checkpoint_problem(folder, config) is not None:
+    if small_ume.checkpoint_problem(folder, config, corpus) is not None:
         small_ume.train_small_ume(folder, corpus, config, progress=False)
     seconds = json.loads((folder / small_ume.SIDECAR_NAME).read_text())["seconds"]
     return load_ume(folder / small_ume.CHECKPOINT_NAME, device="cpu"), config, seconds

@@ -43,6 +43,7 @@ def test_tokenizers_split_residues_and_smiles_atoms():
 def test_config_shares_the_steps_and_checks_itself():
     config = small_esm.SmallEsmConfig(steps=400, token_shares=(2.0, 1.0, 1.0))
     assert [config.steps_of(m) for m in MODALITIES] == [200, 100, 100]
+    assert [small_esm.SmallEsmConfig().steps_of(m) for m in MODALITIES] == [2267, 567, 567]
     assert config.name == "esm_rl_h128_l2_a4_i256-s400-seed0"
     with pytest.raises(ValueError, match="token_shares"):
         small_esm.SmallEsmConfig(token_shares=(1.0, 0.0, 1.0))
@@ -138,3 +139,23 @@ def test_a_recipe_names_demo_esm_for_a_modality(tmp_path, monkeypatch):
         [run.dataset["train"]["completion"][i] for i in protein], modality=["amino_acid"] * len(protein)
     )
     assert all(r["reason"] is None and -10 < r["score"] < 0 for r in rows)
+
+
+def test_quality_benchmark_reads_esm_runs():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "small_ume_quality.py"
+    spec = importlib.util.spec_from_file_location("small_ume_quality", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.parse_run(["a", "steps=10"]) == ("a", "ume", {"steps": 10})
+    assert bench.parse_run(["b", "arch=esm", "token_shares=(4.0,1.0,1.0)"]) == (
+        "b",
+        "esm",
+        {"token_shares": (4.0, 1.0, 1.0)},
+    )
+    with pytest.raises(SystemExit, match="SmallEsmConfig field"):
+        bench.parse_run(["c", "arch=esm", "position_shift=3"])  # a UME-only field
+    with pytest.raises(SystemExit, match="arch must be one of"):
+        bench.parse_run(["d", "arch=bert"])

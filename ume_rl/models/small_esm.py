@@ -71,9 +71,10 @@ class SmallEsmConfig:
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
     mask_percentage: float = field(default=0.25, metadata={"help": "Fraction of residue tokens masked."})
     token_shares: tuple[float, float, float] = field(
-        default=(2.0, 1.0, 1.0),
+        default=(4.0, 1.0, 1.0),
         metadata={
-            "help": "Relative steps per modality (SMILES, protein, DNA): each model's share of `steps`."
+            "help": "Relative steps per modality (SMILES, protein, DNA): each model's share of `steps`. SMILES get "
+            "4x: protein and DNA losses flatten within ~500 steps, SMILES keep improving."
         },
     )
     seed: int = field(default=0, metadata={"help": "Seeds weights, masking and batches."})
