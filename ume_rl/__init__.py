@@ -35,6 +35,8 @@ _EXPORTS: dict[str, str] = {
     "load_real_corpus": "data.corpus",
     "train_small_ume": "models.small_ume",
     "demo_ume_checkpoint": "models.small_ume",
+    "train_small_esm": "models.small_esm",
+    "demo_esm_models": "models.small_esm",
     # rewards
     "MODALITY_TABLE": "rewards.modalities",
     "wrap": "rewards.tags",
