@@ -170,3 +170,14 @@ def test_quality_of_a_mapping_with_a_hugging_face_masked_lm(qualities, trained_s
     )
     with pytest.raises(ValueError, match="no reward model"):
         reward_quality({"SMILES": ume}, real_corpus, n=n, progress=False)
+
+
+def test_paired_win_rates(qualities):
+    """Each real sequence against its own decoy: a shuffled sequence has the real one's composition, so the
+    unigram ties every pair (0.5); every rate is a fraction."""
+    trained, *_ = qualities
+    table = trained.auroc.set_index(["modality", "decoy"])
+    for model in ("ume", "context", "unigram"):
+        assert table[f"{model} paired"].between(0, 1).all()
+    assert table.loc[("nucleotide", "shuffled"), "unigram paired"] == 0.5
+    assert table.loc[("amino_acid", "shuffled"), "unigram paired"] == 0.5

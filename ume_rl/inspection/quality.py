@@ -131,6 +131,20 @@ def auroc(positive: Sequence[float], negative: Sequence[float]) -> float:
 # ----------------------------------------------------------------------------------------------- result
 
 
+def paired_win_rate(real, decoys, column: str) -> float:
+    """How often a real sequence scores above its own decoy (rows matched on ``index``; ties, within 1e-9, count
+    half; pairs with a NaN score are left out; NaN when none is left)."""
+    merged = real[["index", column]].merge(
+        decoys[["index", column]], on="index", suffixes=("_real", "_decoy")
+    )
+    merged = merged.dropna()
+    if merged.empty:
+        return float("nan")
+    margin = (merged[f"{column}_real"] - merged[f"{column}_decoy"]).to_numpy(float)
+    ties = np.abs(margin) < 1e-9  # equal up to summation order (a shuffle under a unigram)
+    return float(np.mean(np.where(ties, 0.5, margin > 0)))
+
+
 @dataclass(frozen=True)
 class RewardQuality:
     """What :func:`reward_quality` measured. Every attribute but ``seconds`` is a pandas DataFrame.
@@ -138,7 +152,9 @@ class RewardQuality:
     - ``pll``: per modality, ``n`` held-out sequences and their mean per-token log-probability under the UME
       (masked PLL), the unigram and the context baseline; ``ume_minus_unigram`` > 0 means the UME beats it.
     - ``auroc``: per modality and decoy, ``n_pairs`` and the AUROC of real vs decoy for the UME, the context
-      baseline and the unigram.
+      baseline and the unigram (every real sequence against every decoy: the margin must beat how much real
+      sequences differ from one another), and ``<model> paired``: how often a real sequence scores above its own
+      decoy (ties half; the margin's sign only).
     - ``probes``: per hacking probe, its UME score, the held-out real mean and the fraction of held-out real
       sequences it outscores.
     - ``scores``: every scored sequence (``modality``, ``set``, ``sequence``, ``ume``, ``context``,
@@ -302,6 +318,10 @@ def reward_quality(
                     "n_pairs": len(decoy_rows),
                     **{
                         model: auroc(paired_real[model], decoy_rows[model])
+                        for model in ("ume", "context", "unigram")
+                    },
+                    **{
+                        f"{model} paired": paired_win_rate(paired_real, decoy_rows, model)
                         for model in ("ume", "context", "unigram")
                     },
                 }
