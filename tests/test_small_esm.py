@@ -133,6 +133,8 @@ def test_a_recipe_names_demo_esm_for_a_modality(tmp_path, monkeypatch):
     models = run.load_reward_models()
     assert isinstance(models["amino_acid"], MaskedLM) and not isinstance(models["SMILES"], MaskedLM)
     assert small_esm.esm_problem(tmp_path / "runs" / "models" / FAST.name, FAST) is None
+    identity = run.fingerprint()["reward_models"]["amino_acid"]
+    assert identity.startswith("amino_acid manifest sha256:")  # the trained model, not the name
     (reward,) = [r for r in run.build_rewards(models) if hasattr(r, "details")]
     protein = [i for i, m in enumerate(run.dataset["train"]["modality"]) if m == "amino_acid"]
     rows = reward.details(

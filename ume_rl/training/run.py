@@ -153,13 +153,25 @@ class TrainRun:
             raise
         return run
 
+    @staticmethod
+    def _model_location(name: str, modality: str) -> str:
+        """``demo-esm``: the folder of this modality's model (so the fingerprint holds its manifest); else ``name``."""
+        from ume_rl.models.small_esm import demo_esm_models
+
+        if resolve(name).kind == "demo-esm":
+            return str(needed("the demo-esm models", lambda: demo_esm_models(runs_dir())) / modality)
+        return name
+
     def fingerprint(self) -> dict:
         """What defines this run's experiment (:func:`~ume_rl.training.fingerprint.run_fingerprint`)."""
         models = self.model_names
         if models is None:
             ume = self.script.ume_model_path
             names = self.script.reward_model_names()
-            models = {m: (self.ume_name() if name == ume else name) for m, name in names.items()}
+            models = {
+                m: (self.ume_name() if name == ume else self._model_location(name, m))
+                for m, name in names.items()
+            }
         return run_fingerprint(
             self.grpo,
             policy=self.base_policy,
