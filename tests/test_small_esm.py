@@ -161,3 +161,18 @@ def test_quality_benchmark_reads_esm_runs():
         bench.parse_run(["c", "arch=esm", "position_shift=3"])  # a UME-only field
     with pytest.raises(SystemExit, match="arch must be one of"):
         bench.parse_run(["d", "arch=bert"])
+
+
+def test_batches_keep_every_example_within_the_token_budget():
+    import random
+
+    from ume_rl.models.small_ume import pack_by_length, random_window
+
+    rng = random.Random(0)
+    pool = [[0] * rng.randint(3, 60) for _ in range(200)]
+    batches = pack_by_length(pool, len, 256, rng)
+    assert sorted(map(len, (x for b in batches for x in b))) == sorted(map(len, pool))  # nothing lost
+    assert all(max(map(len, b)) * len(b) <= 256 for b in batches)
+    windows = [random_window("ACGT" * 50, rng, 20, 100) for _ in range(200)]
+    assert all(20 <= len(w) <= 100 and w in "ACGT" * 50 for w in windows)
+    assert random_window("ACG", rng, 20, 100) == "ACG"  # shorter than min_crop: the whole sequence

@@ -44,6 +44,7 @@ from pathlib import Path
 import torch
 
 from ume_rl.models.integrity import manifest_problem, write_json_atomic, write_manifest
+from ume_rl.models.small_ume import pack_by_length, random_window
 from ume_rl.rewards.modalities import MODALITIES
 
 logger = logging.getLogger(__name__)
@@ -172,24 +173,14 @@ class ModalityBatches(torch.utils.data.IterableDataset):
         if self.modality == "SMILES":
             return rng.choice(self.whole)
         seq = rng.choice(self.sequences)
-        longest = min(len(seq), self.config.max_tokens - 2)
-        length = rng.randint(min(self.config.min_crop, longest), longest)
-        start = rng.randint(0, len(seq) - length)
-        return self.tokenizer(seq[start : start + length])["input_ids"]
+        window = random_window(seq, rng, self.config.min_crop, self.config.max_tokens - 2)
+        return self.tokenizer(window)["input_ids"]
 
     def __iter__(self) -> Iterator[list[list[int]]]:
         rng = random.Random(self.seed)
         while True:
-            pool = sorted((self._example(rng) for _ in range(256)), key=len)
-            batches, current = [], []
-            for ids in pool:
-                if current and len(ids) * (len(current) + 1) > self.config.batch_tokens:
-                    batches.append(current)
-                    current = []
-                current.append(ids)
-            batches.append(current)
-            rng.shuffle(batches)
-            yield from batches
+            pool = [self._example(rng) for _ in range(256)]
+            yield from pack_by_length(pool, len, self.config.batch_tokens, rng)
 
 
 def _train_one(modality: str, sequences, config: SmallEsmConfig, out_dir: Path, seed: int) -> dict:

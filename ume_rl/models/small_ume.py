@@ -173,6 +173,28 @@ def cpu_mlm_ume_class():
     return CpuMlmUME
 
 
+def random_window(seq: str, rng: random.Random, min_crop: int, longest: int) -> str:
+    """A random window of ``seq``: its length uniform in ``min_crop``..``longest`` (both capped by the sequence's)."""
+    longest = min(len(seq), longest)
+    length = rng.randint(min(min_crop, longest), longest)
+    start = rng.randint(0, len(seq) - length)
+    return seq[start : start + length]
+
+
+def pack_by_length(pool: list, size, batch_tokens: int, rng: random.Random) -> list[list]:
+    """``pool`` sorted by ``size(item)`` and cut into batches of at most ``batch_tokens`` padded tokens (every
+    item padded to its batch's longest), in random order."""
+    batches, current = [], []
+    for item in sorted(pool, key=size):
+        if current and size(item) * (len(current) + 1) > batch_tokens:
+            batches.append(current)
+            current = []
+        current.append(item)
+    batches.append(current)
+    rng.shuffle(batches)
+    return batches
+
+
 class TokenBatches(torch.utils.data.IterableDataset):
     """Endless padded batches ``{"input_ids", "attention_mask": (B, 1, L), "modality": [str]}`` from the train
     split of a :class:`~ume_rl.data.corpus.RealCorpus`, tokenized with the UME's own tokenizers."""
@@ -193,10 +215,8 @@ class TokenBatches(torch.utils.data.IterableDataset):
         if modality == "SMILES":
             return rng.choice(self.smiles)
         seq = rng.choice(self.pools[modality])
-        longest = min(len(seq), self.config.max_tokens - 2)
-        length = rng.randint(min(self.config.min_crop, longest), longest)
-        start = rng.randint(0, len(seq) - length)
-        return self.tokenizers[modality]([seq[start : start + length]])["input_ids"][0]
+        window = random_window(seq, rng, self.config.min_crop, self.config.max_tokens - 2)
+        return self.tokenizers[modality]([window])["input_ids"][0]
 
     def __iter__(self) -> Iterator[dict]:
         rng = random.Random(self.config.seed)
@@ -209,16 +229,7 @@ class TokenBatches(torch.utils.data.IterableDataset):
                 ids = self._example(modality, rng)
                 tokens[modality] += len(ids)
                 pool.append((modality, ids))
-            pool.sort(key=lambda item: len(item[1]))
-            batches, current = [], []
-            for item in pool:
-                if current and len(item[1]) * (len(current) + 1) > self.config.batch_tokens:
-                    batches.append(current)
-                    current = []
-                current.append(item)
-            batches.append(current)
-            rng.shuffle(batches)
-            for batch in batches:
+            for batch in pack_by_length(pool, lambda item: len(item[1]), self.config.batch_tokens, rng):
                 yield self._collate(batch)
 
     def _collate(self, batch: list[tuple[str, list[int]]]) -> dict:
