@@ -45,7 +45,7 @@ import torch
 
 from ume_rl.models.integrity import manifest_problem, write_json_atomic, write_manifest
 from ume_rl.models.small_ume import pack_by_length, random_window
-from ume_rl.rewards.modalities import MODALITIES
+from ume_rl.rewards.modalities import MODALITIES, spec
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,12 @@ SIDECAR_NAME = "small_esm.json"
 SPECIAL_TOKENS = ("<cls>", "<pad>", "<eos>", "<unk>", "<mask>")
 SMILES_PATTERN = r"Br|Cl|%\d\d|."
 """SMILES tokens: two-letter elements outside brackets and ring bonds ``%nn`` whole, else one character."""
+
+
+def _is_molecule(modality: str) -> bool:
+    """A modality without a residue alphabet (a parser validates it: SMILES): examples are whole molecules,
+    tokens atoms; the others are cropped windows, one token per residue."""
+    return spec(modality).alphabet is None
 
 
 @dataclass(frozen=True)
@@ -110,7 +116,7 @@ def build_tokenizer(modality: str, sequences):
     from tokenizers import Regex, Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    pattern = SMILES_PATTERN if modality == "SMILES" else "."
+    pattern = SMILES_PATTERN if _is_molecule(modality) else "."
     split = pre_tokenizers.Split(Regex(pattern), behavior="isolated")
     seen = Counter(token for seq in sequences for token, _ in split.pre_tokenize_str(seq))
     if not seen:
@@ -163,14 +169,15 @@ class ModalityBatches(torch.utils.data.IterableDataset):
         super().__init__()
         self.tokenizer, self.modality, self.config, self.seed = tokenizer, modality, config, seed
         self.sequences = list(sequences)
-        if modality == "SMILES":
+        self.molecules = _is_molecule(modality)
+        if self.molecules:
             ids = tokenizer(self.sequences)["input_ids"]
             self.whole = [x for x in ids if len(x) <= config.max_tokens]
-        if not self.sequences or (modality == "SMILES" and not self.whole):
+        if not self.sequences or (self.molecules and not self.whole):
             raise ValueError(f"no {modality} training sequence")
 
     def _example(self, rng: random.Random) -> list[int]:
-        if self.modality == "SMILES":
+        if self.molecules:
             return rng.choice(self.whole)
         seq = rng.choice(self.sequences)
         window = random_window(seq, rng, self.config.min_crop, self.config.max_tokens - 2)
