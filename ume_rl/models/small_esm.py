@@ -16,13 +16,13 @@ What is whose: the model is ``transformers``' ESM; masking is ``DataCollatorForL
 10 % random, 10 % kept); the optimiser, schedule and loop are ``transformers``' ``Trainer`` (AdamW, linear
 warm-up then cosine). Written here: the tokenizers (one token per residue; SMILES atoms by the usual regex,
 ``Br``/``Cl``/``%nn`` whole, bracket atoms character by character so any charge or isotope is in the
-vocabulary) and the batches, the same as the small UME's (:class:`~ume_rl.models.small_ume.TokenBatches`):
-each modality gets its share of the token budget, SMILES whole molecules, protein and DNA random crops,
-examples packed by length into batches of at most ``batch_tokens`` padded tokens.
+vocabulary) and the batches, packed as the small UME's are (:func:`~ume_rl.models.small_ume.pack_by_length`):
+each modality's model gets its share of the steps (``token_shares``, 4 : 1 : 1 by default), SMILES whole
+molecules, protein and DNA random crops, packed by length into batches of at most ``batch_tokens`` padded tokens.
 
 Files: ``<out_dir>/<modality>/`` (``save_pretrained`` model and tokenizer, then a manifest of sizes and
-sha256, :mod:`ume_rl.models.integrity`), and ``<out_dir>/small_esm.json`` (config, corpus provenance, seconds
-per modality), written last. A folder that does not match its manifest or sidecar is trained again, never
+sha256, :mod:`ume_rl.models.integrity`), and ``<out_dir>/small_esm.json`` (config, corpus provenance, steps,
+seconds and loss curve per modality), written last. A folder that does not match its manifest or sidecar is trained again, never
 loaded.
 """
 
