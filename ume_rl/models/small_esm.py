@@ -44,7 +44,7 @@ from pathlib import Path
 import torch
 
 from ume_rl.models.integrity import manifest_problem, write_json_atomic, write_manifest
-from ume_rl.models.small_ume import pack_by_length, random_window
+from ume_rl.models.small_ume import SmallEncoderConfig, pack_by_length, random_window
 from ume_rl.rewards.modalities import MODALITIES, spec
 
 logger = logging.getLogger(__name__)
@@ -62,21 +62,10 @@ def _is_molecule(modality: str) -> bool:
 
 
 @dataclass(frozen=True)
-class SmallEsmConfig:
-    """Architecture and budget of the small ESM-style models (per modality; budget shared like the small UME's)."""
+class SmallEsmConfig(SmallEncoderConfig):
+    """Architecture and budget of the small ESM-style models (one per modality, sharing ``steps``); the shape,
+    batches and optimizer defaults are the small UME's."""
 
-    hidden_size: int = field(default=128, metadata={"help": "ESM hidden size."})
-    num_hidden_layers: int = field(default=2, metadata={"help": "Encoder layers."})
-    num_attention_heads: int = field(default=4, metadata={"help": "Attention heads."})
-    intermediate_size: int = field(default=256, metadata={"help": "MLP width."})
-    steps: int = field(default=3400, metadata={"help": "Optimizer steps, all modalities together."})
-    batch_tokens: int = field(default=2048, metadata={"help": "Most padded tokens per batch."})
-    max_tokens: int = field(default=202, metadata={"help": "Longest training example, CLS and EOS included."})
-    min_crop: int = field(default=20, metadata={"help": "Shortest protein / DNA crop (residues)."})
-    lr: float = field(default=2e-3, metadata={"help": "Peak learning rate (AdamW)."})
-    warmup_steps: int = field(default=50, metadata={"help": "Linear warm-up, then cosine decay to 0."})
-    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
-    mask_percentage: float = field(default=0.25, metadata={"help": "Fraction of residue tokens masked."})
     token_shares: tuple[float, float, float] = field(
         default=(4.0, 1.0, 1.0),
         metadata={
@@ -84,7 +73,6 @@ class SmallEsmConfig:
             "4x: protein and DNA losses flatten within ~500 steps, SMILES keep improving."
         },
     )
-    seed: int = field(default=0, metadata={"help": "Seeds weights, masking and batches."})
 
     def __post_init__(self):
         if len(self.token_shares) != len(MODALITIES) or min(self.token_shares) <= 0:
@@ -100,13 +88,7 @@ class SmallEsmConfig:
     @property
     def name(self) -> str:
         """Folder name under ``runs/models``: the settings that shape the model, and the budget."""
-        h, n, a, i = (
-            self.hidden_size,
-            self.num_hidden_layers,
-            self.num_attention_heads,
-            self.intermediate_size,
-        )
-        return f"esm_rl_h{h}_l{n}_a{a}_i{i}-s{self.steps}-seed{self.seed}"
+        return f"esm_rl_{self.shape}-s{self.steps}-seed{self.seed}"
 
 
 def build_tokenizer(modality: str, sequences):

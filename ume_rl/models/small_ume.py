@@ -67,17 +67,14 @@ LOSSES_NAME = "small_ume.losses.json"
 
 
 @dataclass(frozen=True)
-class SmallUmeConfig:
-    """Architecture and training budget of a small UME (defaults: the ``demo`` profile's reward model)."""
+class SmallEncoderConfig:
+    """What the small models trained here share: encoder shape, batches and optimizer (the defaults are the demo's)."""
 
-    hidden_size: int = field(default=128, metadata={"help": "FlexBERT hidden size."})
+    hidden_size: int = field(default=128, metadata={"help": "Hidden size."})
     num_hidden_layers: int = field(default=2, metadata={"help": "Encoder layers."})
     num_attention_heads: int = field(default=4, metadata={"help": "Attention heads."})
     intermediate_size: int = field(default=256, metadata={"help": "MLP width."})
-    max_length: int = field(
-        default=512, metadata={"help": "UME max_length (scorer limit), specials included."}
-    )
-    steps: int = field(default=3400, metadata={"help": "Optimizer steps."})
+    steps: int = field(default=3400, metadata={"help": "Optimizer steps (all modalities together)."})
     batch_tokens: int = field(default=2048, metadata={"help": "Most padded tokens per batch."})
     max_tokens: int = field(default=202, metadata={"help": "Longest training example, CLS and EOS included."})
     min_crop: int = field(default=20, metadata={"help": "Shortest protein / DNA crop (residues)."})
@@ -85,10 +82,25 @@ class SmallUmeConfig:
     warmup_steps: int = field(default=50, metadata={"help": "Linear warm-up, then cosine decay to 0."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
     mask_percentage: float = field(default=0.25, metadata={"help": "Fraction of residue tokens masked."})
+    seed: int = field(default=0, metadata={"help": "Seeds weights, masking and batches."})
+
+    @property
+    def shape(self) -> str:
+        """``h<hidden>_l<layers>_a<heads>_i<mlp>``: the encoder's shape, for names."""
+        h, n = self.hidden_size, self.num_hidden_layers
+        return f"h{h}_l{n}_a{self.num_attention_heads}_i{self.intermediate_size}"
+
+
+@dataclass(frozen=True)
+class SmallUmeConfig(SmallEncoderConfig):
+    """Architecture and training budget of a small UME (defaults: the ``demo`` profile's reward model)."""
+
+    max_length: int = field(
+        default=512, metadata={"help": "UME max_length (scorer limit), specials included."}
+    )
     token_shares: tuple[float, float, float] = field(
         default=(2.0, 1.0, 1.0), metadata={"help": "Relative tokens per modality (SMILES, protein, DNA)."}
     )
-    seed: int = field(default=0, metadata={"help": "Seeds weights, masking and batches."})
     position_shift: int = field(
         default=150,
         metadata={
@@ -108,13 +120,7 @@ class SmallUmeConfig:
     @property
     def arch(self) -> str:
         """lobster architecture name; the settings are in the name, so a checkpoint describes itself."""
-        h, n, a, i = (
-            self.hidden_size,
-            self.num_hidden_layers,
-            self.num_attention_heads,
-            self.intermediate_size,
-        )
-        return f"UME_rl_h{h}_l{n}_a{a}_i{i}"
+        return f"UME_rl_{self.shape}"
 
     @property
     def flexbert_config(self) -> dict[str, int]:
