@@ -29,8 +29,6 @@ from typing import Literal
 
 Kind = Literal["tiny", "demo", "demo-esm", "checkpoint", "registry", "directory", "hub"]
 KINDS: tuple[str, ...] = ("tiny", "demo", "demo-esm", "checkpoint", "registry", "directory", "hub")
-TRAINED_HERE: frozenset[str] = frozenset({"tiny", "demo", "demo-esm"})
-"""Kinds built or trained on this machine on first use (never downloaded)."""
 UME_KINDS: frozenset[str] = frozenset({"tiny", "demo", "checkpoint", "registry"})
 """Kinds :func:`~ume_rl.models.ume.load_ume` loads (a UME); the others are Hugging Face models."""
 CHECKPOINT_SUFFIXES = (".ckpt", ".pt", ".pth")

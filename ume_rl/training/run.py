@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ume_rl.data.store import dataset_fingerprint
-from ume_rl.models.names import TRAINED_HERE, resolve
+from ume_rl.models.names import resolve
 from ume_rl.profiles import STAND_IN_SEED, dataset_dir, default_output_dir, policy_path, runs_dir
 from ume_rl.rewards.registry import build_reward_funcs
 from ume_rl.training.config import UmeGRPOConfig
@@ -486,7 +486,7 @@ def download_models(name_or_path: str | Path, **overrides) -> dict[str, Any]:
     Returns where each model is: ``"policy"`` (a hub id: a snapshot in the Hugging Face cache; ``tiny``: built
     under ``runs/models``) and one entry per modality: the snapshot or directory of its masked LM, or the name
     of its UME (a UME is loaded when a run starts: ``tiny`` is built, ``demo`` trained, a ``.ckpt`` read, a
-    registry name fetched with Prescient credentials). Offline without a cached model, ``RuntimeError`` names the fix.
+    registry name fetched with Prescient credentials), or ``demo-esm`` (trained when a run starts). Offline without a cached model, ``RuntimeError`` names the fix.
 
     >>> download_models("tiny")["SMILES"]  # doctest: +SKIP
     'tiny'
@@ -498,7 +498,5 @@ def download_models(name_or_path: str | Path, **overrides) -> dict[str, Any]:
         script, _ = load_recipe(name_or_path, **{"output_dir": f"{unused}/run", **overrides})
     found: dict[str, Any] = {"policy": policy_path(script.model_path, script.references, download=True)}
     for modality, name in script.reward_model_names().items():
-        ref = resolve(name)
-        trained_here = ref.is_ume or ref.is_local or ref.kind in TRAINED_HERE
-        found[modality] = name if trained_here else download_reward_model(name)
+        found[modality] = download_reward_model(name) if resolve(name).kind == "hub" else name
     return found
