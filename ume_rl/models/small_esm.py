@@ -29,7 +29,6 @@ loaded.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import random
@@ -242,7 +241,7 @@ def train_small_esm(
         ``out_dir``; load a modality with ``load_reward_model(out_dir / modality, modality)``.
     """
     from ume_rl.data.corpus import load_real_corpus
-    from ume_rl.models.small_ume import _corpus_record
+    from ume_rl.models.small_ume import corpus_record
 
     config = config or SmallEsmConfig()
     out_dir = Path(out_dir)
@@ -262,7 +261,7 @@ def train_small_esm(
         out_dir / SIDECAR_NAME,
         {
             "config": asdict(config),
-            "corpus": _corpus_record(corpus),
+            "corpus": corpus_record(corpus),
             "runs": runs,
             "torch_threads": num_threads,
         },
@@ -274,7 +273,7 @@ def esm_problem(out_dir: str | Path, config: SmallEsmConfig, corpus=None) -> str
     """Why the models in ``out_dir`` cannot be used for ``config`` (``None``: they can): no or unreadable
     sidecar, other settings, another corpus (with ``corpus``), or a modality folder that does not match its
     manifest."""
-    from ume_rl.models.small_ume import _corpus_record
+    from ume_rl.models.small_ume import settings_problem
 
     out_dir = Path(out_dir)
     try:
@@ -283,10 +282,9 @@ def esm_problem(out_dir: str | Path, config: SmallEsmConfig, corpus=None) -> str
         return "no sidecar (not trained, or interrupted while writing)"
     except (OSError, ValueError) as err:
         return f"unreadable sidecar ({type(err).__name__})"
-    if sidecar.get("config") != json.loads(json.dumps(asdict(config))):
-        return "trained with other settings"
-    if corpus is not None and sidecar.get("corpus") != json.loads(json.dumps(_corpus_record(corpus))):
-        return "trained on another corpus"
+    problem = settings_problem(sidecar, config, corpus)
+    if problem is not None:
+        return problem
     for modality in MODALITIES:
         problem = manifest_problem(out_dir / modality)
         if problem is not None:
@@ -307,29 +305,26 @@ def demo_esm_models(runs_dir: str | Path, config: SmallEsmConfig | None = None) 
         The folder; ``folder / modality`` is what :func:`~ume_rl.models.masked_lms.load_reward_model` loads.
     """
     from ume_rl.data.corpus import load_real_corpus
+    from ume_rl.models.small_ume import exclusive
 
     config = config or DEMO_CONFIG
     corpus = load_real_corpus(seed=config.seed, progress=False)
     out_dir = Path(runs_dir) / "models" / config.name
     out_dir.mkdir(parents=True, exist_ok=True)
-    with (out_dir / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            problem = esm_problem(out_dir, config, corpus)
-            if problem is None:
-                return out_dir
-            if not problem.startswith("no sidecar"):
-                logger.warning(
-                    "small ESM models in %s are not usable (%s): training them again", out_dir, problem
-                )
-            (out_dir / SIDECAR_NAME).unlink(missing_ok=True)
-            for modality in MODALITIES:
-                shutil.rmtree(out_dir / modality, ignore_errors=True)
-            logger.info(
-                "training the small ESM models (%d steps; a few minutes on a CPU, once) into %s",
-                config.steps,
-                out_dir,
+    with exclusive(out_dir):
+        problem = esm_problem(out_dir, config, corpus)
+        if problem is None:
+            return out_dir
+        if not problem.startswith("no sidecar"):
+            logger.warning(
+                "small ESM models in %s are not usable (%s): training them again", out_dir, problem
             )
-            return train_small_esm(out_dir, corpus, config)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+        (out_dir / SIDECAR_NAME).unlink(missing_ok=True)
+        for modality in MODALITIES:
+            shutil.rmtree(out_dir / modality, ignore_errors=True)
+        logger.info(
+            "training the small ESM models (%d steps; a few minutes on a CPU, once) into %s",
+            config.steps,
+            out_dir,
+        )
+        return train_small_esm(out_dir, corpus, config)

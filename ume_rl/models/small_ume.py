@@ -401,15 +401,37 @@ def train_small_ume(
         "arch": config.arch,
         "seconds": round(seconds, 1),
         "torch_threads": num_threads or threads,
-        "corpus": _corpus_record(corpus),
+        "corpus": corpus_record(corpus),
     }
     _atomic_write_bytes(out_dir / SIDECAR_NAME, json.dumps(sidecar, indent=1).encode())
     logger.info("trained a small UME (%s, %d steps) in %.0f s: %s", config.arch, config.steps, seconds, ckpt)
     return ckpt
 
 
-def _corpus_record(corpus) -> dict:
+def corpus_record(corpus) -> dict:
     return {"seed": corpus.seed, "sources": [asdict(s) for s in corpus.sources]}
+
+
+def settings_problem(sidecar: dict, config, corpus=None) -> str | None:
+    """Why the settings a sidecar records are not ``config``'s, or (with ``corpus``) not its corpus's (``None``:
+    they are)."""
+    if sidecar.get("config") != json.loads(json.dumps(asdict(config))):
+        return "trained with other settings"
+    if corpus is not None and sidecar.get("corpus") != json.loads(json.dumps(corpus_record(corpus))):
+        return "trained on another corpus"
+    return None
+
+
+@contextlib.contextmanager
+def exclusive(directory: Path):
+    """Hold an exclusive lock on ``directory/.lock`` for the block: two processes never train into one folder at
+    once."""
+    with (Path(directory) / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def read_loss_curve(ckpt: str | Path) -> dict[str, list[float]]:
@@ -431,10 +453,9 @@ def checkpoint_problem(out_dir: str | Path, config: SmallUmeConfig, corpus=None)
         sidecar = json.loads(sidecar_path.read_text())
     except (OSError, json.JSONDecodeError) as err:
         return f"unreadable sidecar ({err})"
-    if sidecar.get("config") != json.loads(json.dumps(asdict(config))):
-        return "trained with other settings"
-    if corpus is not None and sidecar.get("corpus") != json.loads(json.dumps(_corpus_record(corpus))):
-        return "trained on another corpus"
+    problem = settings_problem(sidecar, config, corpus)
+    if problem is not None:
+        return problem
     if ckpt.stat().st_size != sidecar.get("size"):
         return f"size {ckpt.stat().st_size} != {sidecar.get('size')} recorded (truncated?)"
     if _sha256(ckpt) != sidecar.get("sha256"):
@@ -462,24 +483,20 @@ def demo_ume_checkpoint(
     corpus = load_real_corpus(seed=config.seed, progress=progress)
     out_dir = Path(runs_dir) / "models" / f"{config.arch}-s{config.steps}-seed{config.seed}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    with (out_dir / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            problem = checkpoint_problem(out_dir, config, corpus)
-            if problem is None:
-                logger.info("using the cached demo UME %s", out_dir / CHECKPOINT_NAME)
-                return out_dir / CHECKPOINT_NAME
-            if problem != "no checkpoint":
-                logger.warning("demo UME in %s is not usable (%s): training it again", out_dir, problem)
-            for name in (SIDECAR_NAME, CHECKPOINT_NAME, LOSSES_NAME):
-                with contextlib.suppress(FileNotFoundError):
-                    (out_dir / name).unlink()
-            logger.info(
-                "training the demo UME (%s, %d steps; a few minutes on a CPU, once) into %s",
-                config.arch,
-                config.steps,
-                out_dir,
-            )
-            return train_small_ume(out_dir, corpus, config=config, progress=progress)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    with exclusive(out_dir):
+        problem = checkpoint_problem(out_dir, config, corpus)
+        if problem is None:
+            logger.info("using the cached demo UME %s", out_dir / CHECKPOINT_NAME)
+            return out_dir / CHECKPOINT_NAME
+        if problem != "no checkpoint":
+            logger.warning("demo UME in %s is not usable (%s): training it again", out_dir, problem)
+        for name in (SIDECAR_NAME, CHECKPOINT_NAME, LOSSES_NAME):
+            with contextlib.suppress(FileNotFoundError):
+                (out_dir / name).unlink()
+        logger.info(
+            "training the demo UME (%s, %d steps; a few minutes on a CPU, once) into %s",
+            config.arch,
+            config.steps,
+            out_dir,
+        )
+        return train_small_ume(out_dir, corpus, config=config, progress=progress)
