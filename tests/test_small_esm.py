@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from ume_rl.models import small_esm
 from ume_rl.models.integrity import MANIFEST_NAME
@@ -15,6 +16,7 @@ FAST = small_esm.SmallEsmConfig(
     num_attention_heads=2,
     intermediate_size=64,
     steps=120,
+    token_shares=(4.0, 1.0, 1.0),  # protein and DNA need ~20 steps to learn their residue frequencies
     batch_tokens=512,
     warmup_steps=3,
     lr=5e-3,
@@ -29,10 +31,31 @@ def trained(tmp_path_factory, real_corpus):
 
 def test_tokenizers_split_residues_and_smiles_atoms():
     smiles = small_esm.build_tokenizer("SMILES", ["CCl", "c1ccccc1Br", "C[NH3+]", "C%10CC%10"])
-    tokens = smiles.convert_ids_to_tokens(smiles("ClCC[NH3+]")["input_ids"])
-    assert tokens == ["<cls>", "Cl", "C", "C", "[", "N", "H", "3", "+", "]", "<eos>"]
-    assert smiles.convert_ids_to_tokens(smiles("C%10")["input_ids"])[2] == "%10"
+
+    def tokens(text):
+        return smiles.convert_ids_to_tokens(smiles(text)["input_ids"])
+
+    assert tokens("ClCC[NH3+]") == [
+        "<cls>",
+        "Cl",
+        "C",
+        "C",
+        "[NH3+]",
+        "<eos>",
+    ]  # a seen bracket atom is one token
+    assert tokens("C[NH+]") == [
+        "<cls>",
+        "C",
+        "[",
+        "N",
+        "H",
+        "+",
+        "]",
+        "<eos>",
+    ]  # an unseen one: its characters
+    assert tokens("C%10") == ["<cls>", "C", "%10", "<eos>"]
     assert smiles("CZC")["input_ids"][2] == smiles.unk_token_id  # a character no training molecule has
+    assert tokens("C[Zn+2]")[2] == "<unk>"  # a bracket atom with an unseen character: one <unk>, not a guess
     protein = small_esm.build_tokenizer("amino_acid", ["MKVL", "ACDW"])
     assert protein.convert_ids_to_tokens(protein("MKW")["input_ids"]) == ["<cls>", "M", "K", "W", "<eos>"]
     assert protein.mask_token_id is not None and protein.pad_token_id is not None
@@ -43,12 +66,46 @@ def test_tokenizers_split_residues_and_smiles_atoms():
 def test_config_shares_the_steps_and_checks_itself():
     config = small_esm.SmallEsmConfig(steps=400, token_shares=(2.0, 1.0, 1.0))
     assert [config.steps_of(m) for m in MODALITIES] == [200, 100, 100]
-    assert [small_esm.SmallEsmConfig().steps_of(m) for m in MODALITIES] == [2267, 567, 567]
+    assert [small_esm.SmallEsmConfig().steps_of(m) for m in MODALITIES] == [3420, 570, 570]
     assert config.name == "esm_rl_h128_l2_a4_i256-s400-seed0"
     with pytest.raises(ValueError, match="token_shares"):
         small_esm.SmallEsmConfig(token_shares=(1.0, 0.0, 1.0))
     with pytest.raises(ValueError, match="mask_percentage"):
         small_esm.SmallEsmConfig(mask_percentage=1.0)
+    with pytest.raises(ValueError, match="shown_as_random"):
+        small_esm.SmallEsmConfig(shown_as_mask=0.8, shown_as_random=(0.0, 0.3, 0.1))
+    with pytest.raises(ValueError, match="shown_as_random"):
+        small_esm.SmallEsmConfig(shown_as_random=(0.0, 0.1))
+
+
+def test_masking_shows_picked_tokens_as_mask_random_or_kept():
+    tokenizer = small_esm.build_tokenizer("nucleotide", ["ACGT"])
+    batch = [{"input_ids": tokenizer("ACGT" * 50)["input_ids"]} for _ in range(40)]
+    original = torch.tensor([item["input_ids"] for item in batch])
+
+    def shown(config, modality):
+        torch.manual_seed(0)
+        out = small_esm.build_masking(config, tokenizer, modality)(batch)
+        picked = out["labels"] != -100
+        assert torch.equal(out["labels"][picked], original[picked])  # the loss is on the true tokens
+        inputs = out["input_ids"][picked]
+        as_mask = inputs == tokenizer.mask_token_id
+        kept = inputs == original[picked]
+        return (
+            picked.float().mean().item(),
+            as_mask.float().mean().item(),
+            (~as_mask & ~kept).float().mean().item(),
+        )
+
+    default = small_esm.SmallEsmConfig()
+    rate, as_mask, changed = shown(default, "SMILES")  # SMILES: <mask> or kept, never a random token
+    assert 0.2 < rate < 0.3 and 0.75 < as_mask < 0.85 and changed == 0.0
+    _, as_mask, changed = shown(default, "nucleotide")  # DNA: BERT's 80 / 10 / 10
+    assert 0.75 < as_mask < 0.85 and changed > 0.03
+    _, as_mask, _ = shown(
+        small_esm.SmallEsmConfig(shown_as_mask=1.0, shown_as_random=(0.0, 0.0, 0.0)), "nucleotide"
+    )
+    assert as_mask == 1.0
 
 
 def test_training_writes_checked_models_that_learn(trained, real_corpus):
@@ -98,9 +155,14 @@ def test_demo_esm_name_trains_once_and_retrains_a_corrupt_model(tmp_path, monkey
     assert ref.kind == "demo-esm" and not ref.is_ume and not ref.is_local
     with pytest.raises(ValueError, match="runs_dir"):
         load_reward_model("demo-esm", "DNA", device="cpu")
+    threads = torch.get_num_threads()
     model = load_reward_model("demo-esm", "DNA", device="cpu", runs_dir=tmp_path)
     assert model.modality == "nucleotide"
     folder = tmp_path / "models" / FAST.name
+    sidecar = json.loads((folder / small_esm.SIDECAR_NAME).read_text())
+    assert (
+        sidecar["torch_threads"] == small_esm.DEMO_THREADS and torch.get_num_threads() == threads
+    )  # restored
     stamp = (folder / small_esm.SIDECAR_NAME).stat().st_mtime_ns
     assert small_esm.demo_esm_models(tmp_path) == folder
     assert (folder / small_esm.SIDECAR_NAME).stat().st_mtime_ns == stamp  # reused, not retrained
@@ -176,3 +238,18 @@ def test_batches_keep_every_example_within_the_token_budget():
     windows = [random_window("ACGT" * 50, rng, 20, 100) for _ in range(200)]
     assert all(20 <= len(w) <= 100 and w in "ACGT" * 50 for w in windows)
     assert random_window("ACG", rng, 20, 100) == "ACG"  # shorter than min_crop: the whole sequence
+
+
+def test_threads_benchmark_times_both_settings(real_corpus, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "small_esm_threads.py"
+    spec = importlib.util.spec_from_file_location("small_esm_threads", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    threads = torch.get_num_threads()
+    ratio = bench.main(["--steps", "3", "--rounds", "1"])
+    out = capsys.readouterr().out
+    assert torch.get_num_threads() == threads
+    assert "1 thread(s)" in out and "2 thread(s)" in out and f"{ratio:.2f}x" in out and ratio > 0

@@ -12,12 +12,13 @@ token budget it separates shuffled DNA and protein from real ones better, out of
 (``benchmarks/small_ume_quality.py``, README). It is scored through the any-masked-LM path
 (:func:`~ume_rl.models.masked_lms.load_reward_model`, :class:`~ume_rl.rewards.engine.hf_scoring.HFMaskedLMScorer`).
 
-What is whose: the model is ``transformers``' ESM; masking is ``DataCollatorForLanguageModeling`` (80 % mask,
-10 % random, 10 % kept); the optimiser, schedule and loop are ``transformers``' ``Trainer`` (AdamW, linear
-warm-up then cosine). Written here: the tokenizers (one token per residue; SMILES atoms by the usual regex,
-``Br``/``Cl``/``%nn`` whole, bracket atoms character by character so any charge or isotope is in the
-vocabulary) and the batches, packed as the small UME's are (:func:`~ume_rl.models.small_ume.pack_by_length`):
-each modality's model gets its share of the steps (``token_shares``, 4 : 1 : 1 by default), SMILES whole
+What is whose: the model is ``transformers``' ESM; masking is ``DataCollatorForLanguageModeling`` (of the
+tokens picked for the loss, 80 % shown as ``<mask>``; for SMILES the rest kept, since BERT's 10 % random tokens
+cost 0.03 AUROC out of source; for protein and DNA 10 % random, 10 % kept; README); the optimiser, schedule and loop are ``transformers``' ``Trainer`` (AdamW, linear
+warm-up then cosine). Written here: the tokenizers (one token per residue; SMILES atoms by the usual regex:
+bracket atoms, ``Br``/``Cl`` and ``%nn`` whole, an unseen bracket atom as its characters) and the batches, packed
+as the small UME's are (:func:`~ume_rl.models.small_ume.pack_by_length`):
+each modality's model gets its share of the steps (``token_shares``, 6 : 1 : 1 by default), SMILES whole
 molecules, protein and DNA random crops, packed by length into batches of at most ``batch_tokens`` padded tokens.
 
 Files: ``<out_dir>/<modality>/`` (``save_pretrained`` model and tokenizer, then a manifest of sizes and
@@ -31,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import random
 import shutil
 import tempfile
@@ -50,8 +52,9 @@ logger = logging.getLogger(__name__)
 
 SIDECAR_NAME = "small_esm.json"
 SPECIAL_TOKENS = ("<cls>", "<pad>", "<eos>", "<unk>", "<mask>")
-SMILES_PATTERN = r"Br|Cl|%\d\d|."
-"""SMILES tokens: two-letter elements outside brackets and ring bonds ``%nn`` whole, else one character."""
+SMILES_PATTERN = r"\[[^\[\]]*\]|Br|Cl|%\d\d|."
+"""SMILES words: bracket atoms (``[nH]``, ``[C@@H]``, ``[O-]``), two-letter elements outside brackets and ring
+bonds ``%nn`` whole, else one character. A bracket atom no training molecule has is read character by character."""
 
 
 def _is_molecule(modality: str) -> bool:
@@ -65,19 +68,51 @@ class SmallEsmConfig(SmallEncoderConfig):
     """Architecture and budget of the small ESM-style models (one per modality, sharing ``steps``); the shape,
     batches and optimizer defaults are the small UME's."""
 
+    steps: int = field(
+        default=4560,
+        metadata={
+            "help": "Optimizer steps (all modalities together): 5.5 minutes on 2 threads of the 2-core reference "
+            "machine, about what the small UME's 3,400 take on one."
+        },
+    )
     token_shares: tuple[float, float, float] = field(
-        default=(4.0, 1.0, 1.0),
+        default=(6.0, 1.0, 1.0),
         metadata={
             "help": "Relative steps per modality (SMILES, protein, DNA): each model's share of `steps`. SMILES get "
-            "4x: protein and DNA losses flatten within ~500 steps, SMILES keep improving."
+            "6x: protein and DNA losses flatten within ~500 steps, SMILES keep improving."
+        },
+    )
+
+    shown_as_mask: float = field(
+        default=0.8,
+        metadata={
+            "help": "Of the tokens picked for the loss, the share the model sees as <mask> (the rest: random or kept)."
+        },
+    )
+    shown_as_random: tuple[float, float, float] = field(
+        default=(0.0, 0.1, 0.1),
+        metadata={
+            "help": "Per modality (SMILES, protein, DNA), of the tokens picked for the loss, the share shown as a "
+            "random token (BERT's 0.1). SMILES 0: out of source vs 20 %-mutated copies 0.884 in place of 0.854; "
+            "DNA keeps 0.1: without, 0.03 lower vs shuffled in source (README)."
         },
     )
 
     def __post_init__(self):
+        shown = (self.shown_as_mask, *self.shown_as_random)
+        if len(self.shown_as_random) != len(MODALITIES) or min(shown) < 0 or max(shown[1:]) + shown[0] > 1:
+            raise ValueError(
+                "shown_as_random needs one share >= 0 per modality, each at most 1 - shown_as_mask; got "
+                f"shown_as_mask {self.shown_as_mask}, shown_as_random {self.shown_as_random}"
+            )
         if len(self.token_shares) != len(MODALITIES) or min(self.token_shares) <= 0:
             raise ValueError(f"token_shares needs one positive share per modality, got {self.token_shares}")
         if not 0 < self.mask_percentage < 1:
             raise ValueError(f"mask_percentage must be in (0, 1), got {self.mask_percentage}")
+
+    def random_share_of(self, modality: str) -> float:
+        """This modality's ``shown_as_random``."""
+        return dict(zip(MODALITIES, self.shown_as_random, strict=True))[modality]
 
     def steps_of(self, modality: str) -> int:
         """This modality's optimizer steps: its share of ``steps`` (at least 1)."""
@@ -91,19 +126,26 @@ class SmallEsmConfig(SmallEncoderConfig):
 
 
 def build_tokenizer(modality: str, sequences):
-    """A ``PreTrainedTokenizerFast`` for ``modality`` whose vocabulary is every token in ``sequences`` (sorted)
-    after the special tokens; ``<cls> … <eos>`` around each sequence; an unseen token is ``<unk>`` (the
-    reward engine scores such a sequence NaN, then the reward's penalty)."""
+    """A ``PreTrainedTokenizerFast`` for ``modality`` whose vocabulary is every word in ``sequences`` (residues;
+    SMILES by :data:`SMILES_PATTERN`) and every character in them, after the special tokens; ``<cls> … <eos>``
+    around each sequence. A word not in the vocabulary (a bracket atom no training molecule has) is read as its
+    characters; a character no training sequence has is ``<unk>`` (the reward engine scores such a sequence NaN,
+    then the reward's penalty)."""
     from tokenizers import Regex, Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     pattern = SMILES_PATTERN if _is_molecule(modality) else "."
     split = pre_tokenizers.Split(Regex(pattern), behavior="isolated")
-    seen = Counter(token for seq in sequences for token, _ in split.pre_tokenize_str(seq))
+    seen = Counter(word for seq in sequences for word, _ in split.pre_tokenize_str(seq))
     if not seen:
         raise ValueError(f"no {modality} sequence to build a vocabulary from")
-    vocab = {token: i for i, token in enumerate([*SPECIAL_TOKENS, *sorted(seen)])}
-    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    characters = {char for word in seen for char in word}  # what an unseen bracket atom falls back to
+    vocab = {token: i for i, token in enumerate([*SPECIAL_TOKENS, *sorted(characters | set(seen))])}
+    # WordPiece with no continuation prefix: a known word whole, an unknown one as its longest known pieces
+    # from the left (here: characters); a character no training sequence has is <unk>
+    tokenizer = Tokenizer(
+        models.WordPiece(vocab, unk_token="<unk>", continuing_subword_prefix="", max_input_chars_per_word=512)
+    )
     tokenizer.pre_tokenizer = split
     tokenizer.post_processor = processors.TemplateProcessing(
         single="<cls> $A <eos>", special_tokens=[("<cls>", vocab["<cls>"]), ("<eos>", vocab["<eos>"])]
@@ -142,6 +184,20 @@ def build_model(config: SmallEsmConfig, tokenizer):
     return EsmForMaskedLM(esm_config)
 
 
+def build_masking(config: SmallEsmConfig, tokenizer, modality: str):
+    """``transformers``' ``DataCollatorForLanguageModeling``: pads a list of ``{"input_ids": ...}``, picks
+    ``mask_percentage`` of the non-special tokens for the loss and shows them as ``<mask>`` (``shown_as_mask``),
+    as a random token (``modality``'s ``shown_as_random``) or unchanged (the rest)."""
+    from transformers import DataCollatorForLanguageModeling
+
+    return DataCollatorForLanguageModeling(
+        tokenizer,
+        mlm_probability=config.mask_percentage,
+        mask_replace_prob=config.shown_as_mask,
+        random_replace_prob=config.random_share_of(modality),
+    )
+
+
 class ModalityBatches(torch.utils.data.IterableDataset):
     """Endless batches (lists of token-id lists, sorted by length within a pool of 256) of one modality's train
     split: SMILES whole (at most ``max_tokens``), protein and DNA random crops of ``min_crop``..``max_tokens - 2``."""
@@ -172,12 +228,12 @@ class ModalityBatches(torch.utils.data.IterableDataset):
 
 
 def _train_one(modality: str, sequences, config: SmallEsmConfig, out_dir: Path, seed: int) -> dict:
-    from transformers import DataCollatorForLanguageModeling, PrinterCallback, Trainer, TrainingArguments
+    from transformers import PrinterCallback, Trainer, TrainingArguments
 
     tokenizer = build_tokenizer(modality, sequences)
     torch.manual_seed(seed)
     model = build_model(config, tokenizer)
-    masking = DataCollatorForLanguageModeling(tokenizer, mlm_probability=config.mask_percentage)
+    masking = build_masking(config, tokenizer, modality)
 
     def collate(items):  # one item per step: a whole batch, padded and masked by the collator
         (batch,) = items
@@ -263,7 +319,7 @@ def train_small_esm(
             "config": asdict(config),
             "corpus": corpus_record(corpus),
             "runs": runs,
-            "torch_threads": num_threads,
+            "torch_threads": num_threads or threads,
         },
     )
     return out_dir
@@ -294,6 +350,9 @@ def esm_problem(out_dir: str | Path, config: SmallEsmConfig, corpus=None) -> str
 
 DEMO_CONFIG = SmallEsmConfig()
 """What the ``demo-esm`` name trains (:func:`demo_esm_models` without a config)."""
+DEMO_THREADS = min(2, os.cpu_count() or 1)
+"""torch threads for the ``demo-esm`` first training: 2 run these models 1.43x as fast as 1 on the 2-core
+reference machine (``benchmarks/small_esm_threads.py``; first use 330 s there); more threads were not measured."""
 
 
 def demo_esm_models(runs_dir: str | Path, config: SmallEsmConfig | None = None) -> Path:
@@ -327,4 +386,4 @@ def demo_esm_models(runs_dir: str | Path, config: SmallEsmConfig | None = None) 
             config.steps,
             out_dir,
         )
-        return train_small_esm(out_dir, corpus, config)
+        return train_small_esm(out_dir, corpus, config, num_threads=DEMO_THREADS)
