@@ -33,9 +33,8 @@ def main(argv=None) -> float:
 
     corpus = load_real_corpus(progress=False)
     sequences = corpus.sequences("SMILES", "train")
-    config = replace(
-        small_esm.SmallEsmConfig(), steps=3 * args.steps, token_shares=(1.0, 1.0, 1.0)
-    )  # SMILES: steps
+    config = replace(small_esm.SmallEsmConfig(), steps=3 * args.steps, token_shares=(1.0, 1.0, 1.0))
+    assert config.steps_of("SMILES") == args.steps
     seconds: dict[int, list[float]] = {1: [], args.threads: []}
     before = torch.get_num_threads()
     with tempfile.TemporaryDirectory() as scratch:
