@@ -15,16 +15,17 @@ token budget it separates shuffled DNA and protein from real ones better, out of
 What is whose: the model is ``transformers``' ESM; masking is ``DataCollatorForLanguageModeling`` (of the
 tokens picked for the loss, 80 % shown as ``<mask>``; for SMILES the rest kept, since BERT's 10 % random tokens
 cost 0.03 AUROC out of source; for protein and DNA 10 % random, 10 % kept; README); the optimiser, schedule and
-loop are ``transformers``' ``Trainer`` (AdamW, linear warm-up then cosine). Written here: the tokenizers (one token per residue; SMILES atoms by the usual regex:
-bracket atoms, ``Br``/``Cl`` and ``%nn`` whole, an unseen bracket atom as its characters) and the batches, packed
-as the small UME's are (:func:`~ume_rl.models.small_ume.pack_by_length`):
-each modality's model gets its share of the steps (``token_shares``, 6 : 1 : 1 by default), SMILES whole
-molecules, protein and DNA random crops, packed by length into batches of at most ``batch_tokens`` padded tokens.
+loop are ``transformers``' ``Trainer`` (AdamW, linear warm-up then cosine). Written here: the tokenizers (one
+token per residue; SMILES atoms by the usual regex: bracket atoms, ``Br``/``Cl`` and ``%nn`` whole, an unseen
+bracket atom as its characters) and the batches, packed as the small UME's are
+(:func:`~ume_rl.models.small_ume.pack_by_length`): each modality's model gets its share of the steps
+(``token_shares``, 6 : 1 : 1 by default), SMILES whole molecules, protein and DNA random crops, packed by length
+into batches of at most ``batch_tokens`` padded tokens.
 
 Files: ``<out_dir>/<modality>/`` (``save_pretrained`` model and tokenizer, then a manifest of sizes and
 sha256, :mod:`ume_rl.models.integrity`), and ``<out_dir>/small_esm.json`` (config, corpus provenance, steps,
-seconds and loss curve per modality), written last. A folder that does not match its manifest or sidecar is trained again, never
-loaded.
+seconds and loss curve per modality), written last. A folder that does not match its manifest or sidecar is
+trained again, never loaded.
 """
 
 from __future__ import annotations
@@ -111,11 +112,11 @@ class SmallEsmConfig(SmallEncoderConfig):
 
     def random_share_of(self, modality: str) -> float:
         """This modality's ``shown_as_random``."""
-        return dict(zip(MODALITIES, self.shown_as_random, strict=True))[modality]
+        return self.shown_as_random[MODALITIES.index(modality)]
 
     def steps_of(self, modality: str) -> int:
         """This modality's optimizer steps: its share of ``steps`` (at least 1)."""
-        share = dict(zip(MODALITIES, self.token_shares, strict=True))[modality]
+        share = self.token_shares[MODALITIES.index(modality)]
         return max(1, round(self.steps * share / sum(self.token_shares)))
 
     @property

@@ -486,7 +486,8 @@ def download_models(name_or_path: str | Path, **overrides) -> dict[str, Any]:
     Returns where each model is: ``"policy"`` (a hub id: a snapshot in the Hugging Face cache; ``tiny``: built
     under ``runs/models``) and one entry per modality: the snapshot or directory of its masked LM, or the name
     of its UME (a UME is loaded when a run starts: ``tiny`` is built, ``demo`` trained, a ``.ckpt`` read, a
-    registry name fetched with Prescient credentials), or ``demo-esm`` (trained when a run starts). Offline without a cached model, ``RuntimeError`` names the fix.
+    registry name fetched with Prescient credentials), or ``demo-esm`` (trained when a run starts). Offline
+    without a cached model, ``RuntimeError`` names the fix.
 
     >>> download_models("tiny")["SMILES"]  # doctest: +SKIP
     'tiny'
