@@ -15,6 +15,7 @@ their training seconds compare on one machine:
         --run steps2400_equal steps=2400 "token_shares=(1.0,1.0,1.0)" \\
         --run protein3x "token_shares=(1.5,3.0,1.0)" steps=3600
     python benchmarks/small_ume_quality.py --run esm arch=esm --run esm_2x arch=esm steps=6800
+    python benchmarks/small_ume_quality.py --run esm arch=esm --n SMILES=400 DNA=300   # a larger sample
 
 Prints one table per run and a summary (training seconds, in-source and out-of-source AUROC, the out-of-source
 targets); writes JSON (default ``benchmarks/results/small_ume_quality.json``) with every table. Each run takes
@@ -68,6 +69,21 @@ def parse_run(items: list[str]) -> tuple[str, str, dict]:
     return name, arch, overrides
 
 
+def parse_sizes(items: list[str]) -> dict[str, int]:
+    """``["SMILES=400", "DNA=300"]`` -> every modality's sample size (``quality.DEFAULT_N`` where not given)."""
+    from ume_rl.inspection.quality import DEFAULT_N
+    from ume_rl.rewards.modalities import normalize_modality
+
+    sizes = dict(DEFAULT_N)
+    for item in items:
+        name, _, value = item.partition("=")
+        try:
+            sizes[normalize_modality(name)] = int(value)
+        except ValueError as err:
+            raise SystemExit(f"--n {item!r}: expected MODALITY=N with N an integer ({err})") from err
+    return sizes
+
+
 def trained_models(root: Path, name: str, arch: str, overrides: dict, corpus):
     """Train (or find, trained with the same settings, in ``root/name``) one run's models; return (reward
     models for ``reward_quality``, config, training seconds)."""
@@ -96,6 +112,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--run", nargs="+", action="append", metavar=("NAME", "FIELD=VALUE"), default=None)
     parser.add_argument("--keep", type=Path, default=None, help="keep the checkpoints under this directory")
     parser.add_argument(
+        "--n",
+        nargs="+",
+        default=None,
+        metavar="MODALITY=N",
+        help="sequences per modality and split (e.g. SMILES=400 DNA=300; the rest keep quality.DEFAULT_N): a larger "
+        "sample narrows each AUROC at the cost of scoring time",
+    )
+    parser.add_argument(
         "--out", type=Path, default=Path(__file__).parent / "results" / "small_ume_quality.json"
     )
     args = parser.parse_args(argv)
@@ -107,12 +131,19 @@ def main(argv: list[str] | None = None) -> dict:
     from ume_rl.inspection.quality import out_of_source_targets, reward_quality_by_split, side_by_side
 
     runs = [parse_run(items) for items in (args.run or [["default"]])]
+    sizes = parse_sizes(args.n or [])
     corpus = load_real_corpus(progress=False)
     root = args.keep or Path(tempfile.mkdtemp(prefix="small_ume_quality_"))
-    report = {"machine": platform.platform(), "processor": platform.processor(), "threads": 1, "runs": []}
+    report = {
+        "machine": platform.platform(),
+        "processor": platform.processor(),
+        "threads": 1,
+        "n": sizes,
+        "runs": [],
+    }
     for name, arch, overrides in runs:
         models, config, seconds = trained_models(root, name, arch, overrides, corpus)
-        qualities = reward_quality_by_split(models, corpus, progress=False)
+        qualities = reward_quality_by_split(models, corpus, n=sizes, progress=False)
         print(f"\n## {name} ({arch}): {overrides or 'defaults'} - trained in {seconds:.0f} s")
         print(side_by_side(qualities).round(3).to_string(index=False))
         loso = out_of_source_targets(qualities["out_of_source"])

@@ -51,7 +51,7 @@ def test_tokenizers_split_residues_and_smiles_atoms():
 def test_config_shares_the_steps_and_checks_itself():
     config = small_esm.SmallEsmConfig(steps=400, token_shares=(2.0, 1.0, 1.0))
     assert [config.steps_of(m) for m in MODALITIES] == [200, 100, 100]
-    assert [small_esm.SmallEsmConfig().steps_of(m) for m in MODALITIES] == [3420, 570, 570]
+    assert [small_esm.SmallEsmConfig().steps_of(m) for m in MODALITIES] == [3420, 570, 1140]
     assert config.name == "esm_rl_h128_l2_a4_i256-s400-seed0"
     with pytest.raises(ValueError, match="token_shares"):
         small_esm.SmallEsmConfig(token_shares=(1.0, 0.0, 1.0))
@@ -207,6 +207,15 @@ def test_quality_benchmark_reads_esm_runs():
         bench.parse_run(["c", "arch=esm", "position_shift=3"])  # a UME-only field
     with pytest.raises(SystemExit, match="arch must be one of"):
         bench.parse_run(["d", "arch=bert"])
+    from ume_rl.inspection.quality import DEFAULT_N
+
+    sizes = bench.parse_sizes(["SMILES=400", "dna=300"])  # any spelling normalize_modality takes
+    assert sizes == {**DEFAULT_N, "SMILES": 400, "nucleotide": 300}
+    assert bench.parse_sizes([]) == DEFAULT_N
+    with pytest.raises(SystemExit, match="MODALITY=N"):
+        bench.parse_sizes(["DNA=many"])
+    with pytest.raises(SystemExit, match="MODALITY=N"):
+        bench.parse_sizes(["RNA=10"])
 
 
 def test_batches_keep_every_example_within_the_token_budget():
