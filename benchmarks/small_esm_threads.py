@@ -37,19 +37,21 @@ def main(argv=None) -> float:
     assert config.steps_of("SMILES") == args.steps
     seconds: dict[int, list[float]] = {1: [], args.threads: []}
     before = torch.get_num_threads()
-    with tempfile.TemporaryDirectory() as scratch:
-        for round_ in range(args.rounds):
-            for threads in seconds:
-                torch.set_num_threads(threads)
-                run = small_esm._train_one(
-                    "SMILES", sequences, config, Path(scratch) / f"{round_}-{threads}", 0
-                )
-                seconds[threads].append(run["seconds"])
-                print(
-                    f"round {round_}: {threads} thread(s) {run['seconds']:.1f} s for {run['steps']} steps",
-                    flush=True,
-                )
-    torch.set_num_threads(before)
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            for round_ in range(args.rounds):
+                for threads in seconds:
+                    torch.set_num_threads(threads)
+                    run = small_esm.train_modality(
+                        "SMILES", sequences, config, Path(scratch) / f"{round_}-{threads}", 0
+                    )
+                    seconds[threads].append(run["seconds"])
+                    print(
+                        f"round {round_}: {threads} thread(s) {run['seconds']:.1f} s for {run['steps']} steps",
+                        flush=True,
+                    )
+    finally:
+        torch.set_num_threads(before)
     ratio = statistics.median(seconds[1]) / statistics.median(seconds[args.threads])
     print(f"speed-up of {args.threads} threads over 1 (median seconds): {ratio:.2f}x")
     return ratio

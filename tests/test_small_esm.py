@@ -18,6 +18,7 @@ FAST = small_esm.SmallEsmConfig(
     steps=120,
     token_shares=(4.0, 1.0, 1.0),  # protein and DNA need ~20 steps to learn their residue frequencies
     batch_tokens=512,
+    pack_pool=256,  # 120 steps of 512 tokens: smaller pools than the default's suffice
     warmup_steps=3,
     lr=5e-3,
 )
@@ -51,7 +52,7 @@ def test_tokenizers_split_residues_and_smiles_atoms():
 def test_config_shares_the_steps_and_checks_itself():
     config = small_esm.SmallEsmConfig(steps=400, token_shares=(2.0, 1.0, 1.0))
     assert [config.steps_of(m) for m in MODALITIES] == [200, 100, 100]
-    assert [small_esm.SmallEsmConfig().steps_of(m) for m in MODALITIES] == [3420, 570, 1140]
+    assert [small_esm.SmallEsmConfig().steps_of(m) for m in MODALITIES] == [3190, 580, 1160]
     assert config.name == "esm_rl_h128_l2_a4_i256-s400-seed0"
     with pytest.raises(ValueError, match="token_shares"):
         small_esm.SmallEsmConfig(token_shares=(1.0, 0.0, 1.0))
@@ -61,6 +62,8 @@ def test_config_shares_the_steps_and_checks_itself():
         small_esm.SmallEsmConfig(shown_as_mask=0.8, shown_as_random=(0.0, 0.3, 0.1))
     with pytest.raises(ValueError, match="shown_as_random"):
         small_esm.SmallEsmConfig(shown_as_random=(0.0, 0.1))
+    with pytest.raises(ValueError, match="pack_pool"):
+        small_esm.SmallEsmConfig(pack_pool=0)
 
 
 def test_masking_shows_picked_tokens_as_mask_random_or_kept():
@@ -102,10 +105,14 @@ def test_training_writes_checked_models_that_learn(trained, real_corpus):
     for modality in MODALITIES:
         losses = sidecar["runs"][modality]["losses"]
         assert sidecar["runs"][modality]["steps"] == FAST.steps_of(modality)
+        # every step a batch of non-pad tokens, within the budget (the loader may draw one batch ahead)
+        steps = FAST.steps_of(modality)
+        assert steps * 20 < sidecar["runs"][modality]["tokens"] <= (steps + 1) * FAST.batch_tokens
         assert losses[-1] < losses[0] - 0.3  # learnt the residue frequencies at least
         assert (trained / modality / MANIFEST_NAME).is_file()
     model = load_reward_model(trained / "amino_acid", "protein", device="cpu")
     assert type(model.model).__name__ == "EsmForMaskedLM"
+    assert model.model.config._attn_implementation == "sdpa"  # trained eager on a CPU; scored with SDPA
     assert model.model.config.position_embedding_type == "rotary"
     scores = make_scorer(model, "amino_acid", mode="masked").score(
         ["MKVLAAGW", "MKVLAAGW"], ["amino_acid"] * 2
@@ -218,6 +225,51 @@ def test_quality_benchmark_reads_esm_runs():
         bench.parse_sizes(["RNA=10"])
 
 
+def test_the_fast_cpu_step_computes_the_models_own_loss_and_gradients(real_corpus):
+    from dataclasses import replace
+
+    sequences = real_corpus.sequences("SMILES", "train")[:300]
+    tokenizer = small_esm.build_tokenizer("SMILES", sequences)
+    config = replace(FAST, pack_pool=64)
+    batch = next(iter(small_esm.ModalityBatches(tokenizer, sequences, "SMILES", config, 0)))
+    torch.manual_seed(0)
+    inputs = small_esm.build_masking(config, tokenizer, "SMILES")([{"input_ids": ids} for ids in batch])
+    assert (inputs["attention_mask"] == 0).any()  # padding in the batch, so the masks matter
+    torch.manual_seed(0)
+    model = small_esm.build_model(config, tokenizer)
+
+    def loss_and_grads(module):
+        model.zero_grad()
+        loss = module(**inputs)["loss"]
+        loss.backward()
+        return loss.item(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    plain_loss, plain_grads = loss_and_grads(model)
+    model.set_attn_implementation("eager")
+    fast_loss, fast_grads = loss_and_grads(small_esm.PickedTokensLoss(model))
+    assert fast_loss == pytest.approx(plain_loss, rel=1e-5)
+    assert all(
+        torch.allclose(a, b, atol=1e-6, rtol=1e-4) for a, b in zip(fast_grads, plain_grads, strict=True)
+    )
+
+
+def test_larger_pools_waste_fewer_padded_tokens(real_corpus):
+    from dataclasses import replace
+    from itertools import islice
+
+    sequences = real_corpus.sequences("SMILES", "train")
+    tokenizer = small_esm.build_tokenizer("SMILES", sequences)
+
+    def real_share(pool):
+        config = replace(small_esm.SmallEsmConfig(), pack_pool=pool)
+        batches = list(islice(small_esm.ModalityBatches(tokenizer, sequences, "SMILES", config, 0), 100))
+        assert all(len(b) * max(map(len, b)) <= config.batch_tokens for b in batches)
+        return sum(len(x) for b in batches for x in b) / sum(len(b) * max(map(len, b)) for b in batches)
+
+    small, default = real_share(256), real_share(small_esm.SmallEsmConfig().pack_pool)
+    assert default > small + 0.03  # README: 0.89 -> 0.98 of the padded tokens are real for SMILES
+
+
 def test_batches_keep_every_example_within_the_token_budget():
     import random
 
@@ -246,3 +298,26 @@ def test_threads_benchmark_times_both_settings(real_corpus, capsys):
     out = capsys.readouterr().out
     assert torch.get_num_threads() == threads
     assert "1 thread(s)" in out and "2 thread(s)" in out and f"{ratio:.2f}x" in out and ratio > 0
+
+
+def test_speed_benchmark_times_the_three_settings(real_corpus, capsys, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "small_esm_speed.py"
+    spec = importlib.util.spec_from_file_location("small_esm_speed", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    configs = bench.settings(small_esm.SmallEsmConfig())
+    assert not configs["plain"].fast_cpu_step and configs["plain"].pack_pool == 256
+    assert configs["fast step"].fast_cpu_step and configs["default"] == small_esm.SmallEsmConfig()
+    threads = torch.get_num_threads()
+    out_json = tmp_path / "speed.json"
+    argv = ["--modality", "DNA", "--steps", "2", "--rounds", "1", "--threads", "1", "--out", str(out_json)]
+    ratios = bench.main(argv)
+    out = capsys.readouterr().out
+    assert torch.get_num_threads() == threads
+    assert set(ratios) == {"plain", "fast step", "default"} and ratios["plain"] == 1.0
+    assert all(r > 0 for r in ratios.values()) and "tokens/s" in out
+    written = json.loads(out_json.read_text())
+    assert written["modality"] == "nucleotide" and written["ratio_of_medians_to_plain"] == ratios

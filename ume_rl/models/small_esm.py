@@ -19,11 +19,13 @@ loop are ``transformers``' ``Trainer`` (AdamW, linear warm-up then cosine). Writ
 token per residue; SMILES atoms by the usual regex: bracket atoms, ``Br``/``Cl`` and ``%nn`` whole, an unseen
 bracket atom as its characters) and the batches, packed as the small UME's are
 (:func:`~ume_rl.models.small_ume.pack_by_length`): each modality's model gets its share of the steps
-(``token_shares``, 6 : 1 : 2 by default), SMILES whole molecules, protein and DNA random crops, packed by length
-into batches of at most ``batch_tokens`` padded tokens.
+(``token_shares``, 11 : 2 : 4 by default), SMILES whole molecules, protein and DNA random crops, drawn
+``pack_pool`` at a time and packed by length into batches of at most ``batch_tokens`` padded tokens. On a CPU the
+step runs the plain attention product and the LM head on the picked tokens only (``fast_cpu_step``: the same loss,
+less time; ``benchmarks/small_esm_speed.py``).
 
 Files: ``<out_dir>/<modality>/`` (``save_pretrained`` model and tokenizer, then a manifest of sizes and
-sha256, :mod:`ume_rl.models.integrity`), and ``<out_dir>/small_esm.json`` (config, corpus provenance, steps,
+sha256, :mod:`ume_rl.models.integrity`), and ``<out_dir>/small_esm.json`` (config, corpus provenance, steps, tokens,
 seconds and loss curve per modality), written last. A folder that does not match its manifest or sidecar is
 trained again, never loaded.
 """
@@ -70,17 +72,17 @@ class SmallEsmConfig(SmallEncoderConfig):
     batches and optimizer are the small UME's, at half its learning rate."""
 
     steps: int = field(
-        default=5130,
+        default=4930,
         metadata={
-            "help": "Optimizer steps (all modalities together): about 6 minutes on 2 threads of the 2-core reference "
+            "help": "Optimizer steps (all modalities together): about 5 minutes on 2 threads of the 2-core reference "
             "machine (README)."
         },
     )
     token_shares: tuple[float, float, float] = field(
-        default=(6.0, 1.0, 2.0),
+        default=(11.0, 2.0, 4.0),
         metadata={
-            "help": "Relative steps per modality (SMILES, protein, DNA): each model's share of `steps` (3,420 / 570 / "
-            "1,140 by default). SMILES keep improving with steps; protein's loss flattens within ~500; DNA's "
+            "help": "Relative steps per modality (SMILES, protein, DNA): each model's share of `steps` (3,190 / 580 / "
+            "1,160 by default). SMILES keep improving with steps; protein's loss flattens within ~500; DNA's "
             "separation from shuffles still grows from 570 to 1,140 steps."
         },
     )
@@ -89,6 +91,22 @@ class SmallEsmConfig(SmallEncoderConfig):
         metadata={
             "help": "Peak learning rate (AdamW). Half the small UME's 2e-3: at the same steps, out of source +0.01 "
             "AUROC for SMILES, +0.007 (1,140 steps) to +0.02 (570) for DNA, +0.005 for protein (README)."
+        },
+    )
+    pack_pool: int = field(
+        default=4096,
+        metadata={
+            "help": "Examples drawn at a time, sorted by length and cut into batches. At 4,096, padding is 0.4-1.7 % "
+            "of the padded tokens and batches hold 1,960-1,980 real tokens; at 256, 6-11 % and 1,590-1,810 (SMILES "
+            "the most wasteful)."
+        },
+    )
+    fast_cpu_step: bool = field(
+        default=True,
+        metadata={
+            "help": "On a CPU, train with the plain attention product (PyTorch's SDPA kernel is slower at these "
+            "lengths) and the LM head on the picked tokens only: the same loss in 12-15 % less time per step "
+            "(benchmarks/small_esm_speed.py). False: EsmForMaskedLM's own forward with SDPA."
         },
     )
     shown_as_mask: float = field(
@@ -117,6 +135,8 @@ class SmallEsmConfig(SmallEncoderConfig):
             raise ValueError(f"token_shares needs one positive share per modality, got {self.token_shares}")
         if not 0 < self.mask_percentage < 1:
             raise ValueError(f"mask_percentage must be in (0, 1), got {self.mask_percentage}")
+        if self.pack_pool < 1:
+            raise ValueError(f"pack_pool must be at least 1, got {self.pack_pool}")
 
     def random_share_of(self, modality: str) -> float:
         """This modality's ``shown_as_random``."""
@@ -206,9 +226,24 @@ def build_masking(config: SmallEsmConfig, tokenizer, modality: str):
     )
 
 
+class PickedTokensLoss(torch.nn.Module):
+    """``model``'s masked-LM loss with the LM head run on the picked tokens only (the loss is theirs alone;
+    ``EsmForMaskedLM`` runs the head on every token): the same loss as ``model(**batch).loss``, in less time."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask, labels):
+        hidden = self.model.esm(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        picked = labels != -100
+        logits = self.model.lm_head(hidden[picked])
+        return {"loss": torch.nn.functional.cross_entropy(logits, labels[picked])}
+
+
 class ModalityBatches(torch.utils.data.IterableDataset):
-    """Endless batches (lists of token-id lists, sorted by length within a pool of 256) of one modality's train
-    split: SMILES whole (at most ``max_tokens``), protein and DNA random crops of ``min_crop``..``max_tokens - 2``."""
+    """Endless batches (lists of token-id lists, sorted by length within pools of ``pack_pool``) of one modality's
+    train split: SMILES whole (at most ``max_tokens``), protein and DNA random crops of ``min_crop``..``max_tokens - 2``."""
 
     def __init__(self, tokenizer, sequences, modality: str, config: SmallEsmConfig, seed: int):
         super().__init__()
@@ -231,20 +266,32 @@ class ModalityBatches(torch.utils.data.IterableDataset):
     def __iter__(self) -> Iterator[list[list[int]]]:
         rng = random.Random(self.seed)
         while True:
-            pool = [self._example(rng) for _ in range(256)]
+            pool = [self._example(rng) for _ in range(self.config.pack_pool)]
             yield from pack_by_length(pool, len, self.config.batch_tokens, rng)
 
 
-def _train_one(modality: str, sequences, config: SmallEsmConfig, out_dir: Path, seed: int) -> dict:
+def train_modality(modality: str, sequences, config: SmallEsmConfig, out_dir: str | Path, seed: int) -> dict:
+    """Train ``modality``'s model on ``sequences`` for ``config.steps_of(modality)`` steps with ``transformers``'
+    ``Trainer`` and save it, with its tokenizer and manifest, to ``out_dir/<modality>/``.
+
+    Returns:
+        ``{"seconds", "steps", "tokens" (non-pad tokens trained on), "losses" (every logging step's)}``.
+    """
     from transformers import PrinterCallback, Trainer, TrainingArguments
 
     tokenizer = build_tokenizer(modality, sequences)
     torch.manual_seed(seed)
     model = build_model(config, tokenizer)
+    fast = config.fast_cpu_step and not torch.cuda.is_available()
+    if fast:
+        model.set_attn_implementation("eager")  # while training; set back to SDPA before saving
     masking = build_masking(config, tokenizer, modality)
+    tokens = 0
 
     def collate(items):  # one item per step: a whole batch, padded and masked by the collator
+        nonlocal tokens
         (batch,) = items
+        tokens += sum(map(len, batch))
         return masking([{"input_ids": ids} for ids in batch])
 
     losses: list[float] = []
@@ -268,7 +315,7 @@ def _train_one(modality: str, sequences, config: SmallEsmConfig, out_dir: Path, 
             seed=seed,
         )
         trainer = Trainer(
-            model=model,
+            model=PickedTokensLoss(model) if fast else model,
             args=args,
             train_dataset=ModalityBatches(tokenizer, sequences, modality, config, seed),
             data_collator=collate,
@@ -278,14 +325,20 @@ def _train_one(modality: str, sequences, config: SmallEsmConfig, out_dir: Path, 
         trainer.train()
         seconds = time.perf_counter() - start
         losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
-    folder = out_dir / modality
+    folder = Path(out_dir) / modality
+    model.set_attn_implementation("sdpa")
     model.eval().save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     write_manifest(folder)
     logger.info(
         "trained the small ESM for %s: %d steps in %.0f s", modality, config.steps_of(modality), seconds
     )
-    return {"seconds": round(seconds, 1), "steps": config.steps_of(modality), "losses": losses}
+    return {
+        "seconds": round(seconds, 1),
+        "steps": config.steps_of(modality),
+        "tokens": tokens,
+        "losses": losses,
+    }
 
 
 def train_small_esm(
@@ -318,7 +371,7 @@ def train_small_esm(
             torch.set_num_threads(num_threads)
             restore.callback(torch.set_num_threads, threads)
         for offset, modality in enumerate(MODALITIES):
-            runs[modality] = _train_one(
+            runs[modality] = train_modality(
                 modality, corpus.sequences(modality, "train"), config, out_dir, config.seed * 10 + offset
             )
     write_json_atomic(
@@ -360,7 +413,8 @@ DEMO_CONFIG = SmallEsmConfig()
 """What the ``demo-esm`` name trains (:func:`demo_esm_models` without a config)."""
 DEMO_THREADS = min(2, os.cpu_count() or 1)
 """torch threads for the ``demo-esm`` first training: 2 run these models 1.43x as fast as 1 on the 2-core
-reference machine (``benchmarks/small_esm_threads.py``; first use 340 s there); more threads were not measured."""
+reference machine (``benchmarks/small_esm_threads.py``; README for the first use there); more threads were not
+measured."""
 
 
 def demo_esm_models(runs_dir: str | Path, config: SmallEsmConfig | None = None) -> Path:
