@@ -52,7 +52,7 @@ def test_tokenizers_split_residues_and_smiles_atoms():
 def test_config_shares_the_steps_and_checks_itself():
     config = small_esm.SmallEsmConfig(steps=400, token_shares=(2.0, 1.0, 1.0))
     assert [config.steps_of(m) for m in MODALITIES] == [200, 100, 100]
-    assert [small_esm.SmallEsmConfig().steps_of(m) for m in MODALITIES] == [3190, 580, 1160]
+    assert [small_esm.SmallEsmConfig().steps_of(m) for m in MODALITIES] == [3825, 588, 1177]
     assert config.name == "esm_rl_h128_l2_a4_i256-s400-seed0"
     with pytest.raises(ValueError, match="token_shares"):
         small_esm.SmallEsmConfig(token_shares=(1.0, 0.0, 1.0))

@@ -19,7 +19,7 @@ loop are ``transformers``' ``Trainer`` (AdamW, linear warm-up then cosine). Writ
 token per residue; SMILES atoms by the usual regex: bracket atoms, ``Br``/``Cl`` and ``%nn`` whole, an unseen
 bracket atom as its characters) and the batches, packed as the small UME's are
 (:func:`~ume_rl.models.small_ume.pack_by_length`): each modality's model gets its share of the steps
-(``token_shares``, 11 : 2 : 4 by default), SMILES whole molecules, protein and DNA random crops, drawn
+(``token_shares``, 13 : 2 : 4 by default), SMILES whole molecules, protein and DNA random crops, drawn
 ``pack_pool`` at a time and packed by length into batches of at most ``batch_tokens`` padded tokens. On a CPU the
 step runs the plain attention product and the LM head on the picked tokens only (``fast_cpu_step``: the same loss,
 less time; ``benchmarks/small_esm_speed.py``).
@@ -72,17 +72,17 @@ class SmallEsmConfig(SmallEncoderConfig):
     batches and optimizer are the small UME's, at half its learning rate."""
 
     steps: int = field(
-        default=4930,
+        default=5590,
         metadata={
-            "help": "Optimizer steps (all modalities together): about 5 minutes on 2 threads of the 2-core reference "
-            "machine (README)."
+            "help": "Optimizer steps (all modalities together): about 5.5 minutes on 2 threads of the 2-core "
+            "reference machine (README)."
         },
     )
     token_shares: tuple[float, float, float] = field(
-        default=(11.0, 2.0, 4.0),
+        default=(13.0, 2.0, 4.0),
         metadata={
-            "help": "Relative steps per modality (SMILES, protein, DNA): each model's share of `steps` (3,190 / 580 / "
-            "1,160 by default). SMILES keep improving with steps; protein's loss flattens within ~500; DNA's "
+            "help": "Relative steps per modality (SMILES, protein, DNA): each model's share of `steps` (3,825 / 588 / "
+            "1,177 by default). SMILES keep improving with steps; protein's loss flattens within ~500; DNA's "
             "separation from shuffles still grows from 570 to 1,140 steps."
         },
     )
