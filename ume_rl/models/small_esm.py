@@ -74,7 +74,7 @@ class SmallEsmConfig(SmallEncoderConfig):
     steps: int = field(
         default=5590,
         metadata={
-            "help": "Optimizer steps (all modalities together): about 5.5 minutes on 2 threads of the 2-core "
+            "help": "Optimizer steps (all modalities together): about 6 minutes on 2 threads of the 2-core "
             "reference machine (README)."
         },
     )
