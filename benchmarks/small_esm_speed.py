@@ -59,13 +59,14 @@ def main(argv=None) -> dict[str, float]:
     equal = (1.0,) * len(MODALITIES)  # each modality gets `steps`; only one is trained
     base = replace(small_esm.SmallEsmConfig(), steps=len(MODALITIES) * args.steps, token_shares=equal)
     assert base.steps_of(modality) == args.steps
-    rates: dict[str, list[float]] = {name: [] for name in settings(base)}
+    configs = settings(base)
+    rates: dict[str, list[float]] = {name: [] for name in configs}
     before = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:
         with tempfile.TemporaryDirectory() as scratch:
             for round_ in range(args.rounds):
-                for name, config in settings(base).items():
+                for name, config in configs.items():
                     run = small_esm.train_modality(modality, sequences, config, Path(scratch) / name, 0)
                     rates[name].append(run["tokens"] / run["seconds"])
                     print(

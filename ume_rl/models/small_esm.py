@@ -275,7 +275,8 @@ def train_modality(modality: str, sequences, config: SmallEsmConfig, out_dir: st
     ``Trainer`` and save it, with its tokenizer and manifest, to ``out_dir/<modality>/``.
 
     Returns:
-        ``{"seconds", "steps", "tokens" (non-pad tokens trained on), "losses" (every logging step's)}``.
+        ``{"seconds", "steps", "tokens" (non-pad tokens of the batches drawn: the trained ones, and the one batch
+        the loader may have drawn ahead), "losses" (every logging step's)}``.
     """
     from transformers import PrinterCallback, Trainer, TrainingArguments
 
