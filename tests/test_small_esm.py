@@ -153,6 +153,7 @@ def test_demo_esm_name_trains_once_and_retrains_a_corrupt_model(tmp_path, monkey
     folder = tmp_path / "models" / FAST.name
     sidecar = json.loads((folder / small_esm.SIDECAR_NAME).read_text())
     assert sidecar["torch_threads"] == small_esm.DEMO_THREADS
+    assert sidecar["background"] == (small_esm.DEMO_THREADS >= 2 and small_esm.background_supported())
     assert torch.get_num_threads() == threads  # restored after training
     stamp = (folder / small_esm.SIDECAR_NAME).stat().st_mtime_ns
     assert small_esm.demo_esm_models(tmp_path) == folder
@@ -160,6 +161,83 @@ def test_demo_esm_name_trains_once_and_retrains_a_corrupt_model(tmp_path, monkey
     (folder / "SMILES" / "model.safetensors").write_bytes(b"truncated")
     assert small_esm.demo_esm_models(tmp_path) == folder
     assert small_esm.esm_problem(folder, FAST, real_corpus) is None  # trained again, whole
+
+
+needs_background = pytest.mark.skipif(
+    not small_esm.background_supported(), reason="background training: Linux (fork), CPU only, 2+ cores"
+)
+
+
+@needs_background
+def test_background_training_gives_the_models_trained_alone(trained, real_corpus, tmp_path):
+    """The forked process trains protein and DNA on one thread, as alone: the same weights to the bit; SMILES
+    trains here on one thread, then two: the same training up to rounding."""
+    import numpy as np
+    from safetensors.torch import load_file
+
+    threads = torch.get_num_threads()
+    folder = small_esm.train_small_esm(tmp_path, real_corpus, FAST, num_threads=2, background=True)
+    assert torch.get_num_threads() == threads
+    assert small_esm.esm_problem(folder, FAST, real_corpus) is None
+    sidecar = json.loads((folder / small_esm.SIDECAR_NAME).read_text())
+    alone = json.loads((trained / small_esm.SIDECAR_NAME).read_text())
+    assert sidecar["background"] is True and not alone["background"]
+    assert list(sidecar["runs"]) == list(MODALITIES) and sidecar["seconds"] > 0
+    for modality in ("amino_acid", "nucleotide"):
+        ours = load_file(folder / modality / "model.safetensors")
+        theirs = load_file(trained / modality / "model.safetensors")
+        assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+        assert sidecar["runs"][modality]["losses"] == alone["runs"][modality]["losses"]
+    smiles, smiles_alone = sidecar["runs"]["SMILES"], alone["runs"]["SMILES"]
+    assert np.allclose(smiles["losses"], smiles_alone["losses"], rtol=0.02)
+    step = smiles["all_threads_from_step"]  # when the other process ended (None: after this one)
+    assert step is None or 0 < step < smiles["steps"]
+
+
+@needs_background
+def test_background_failures_raise_and_leave_no_process(real_corpus, tmp_path, monkeypatch):
+    import multiprocessing
+    import os
+    import time
+
+    real = small_esm.train_modality
+    threads = torch.get_num_threads()
+
+    def failing(where, how):
+        def train(modality, *args, **kwargs):
+            if (modality == "SMILES") == (where == "here"):
+                how()
+            elif where == "here":
+                time.sleep(600)  # the other process, still training when this one fails
+            return real(modality, *args, **kwargs)
+
+        return train
+
+    def bad_dna():
+        raise ValueError("bad DNA")
+
+    def stop():
+        raise ValueError("stop here")
+
+    cases = [
+        (
+            "beside",
+            bad_dna,
+            RuntimeError,
+            r"amino_acid, nucleotide in the background process failed(.|\n)*bad DNA",
+        ),
+        ("beside", lambda: os._exit(3), RuntimeError, "ended without a result"),
+        ("here", stop, ValueError, "stop here"),
+    ]
+    for i, (where, how, error, message) in enumerate(cases):
+        monkeypatch.setattr(small_esm, "train_modality", failing(where, how))
+        with pytest.raises(error, match=message):
+            small_esm.train_small_esm(tmp_path / str(i), real_corpus, FAST, num_threads=2, background=True)
+        assert not multiprocessing.active_children()  # a process still training was stopped, not left behind
+        assert torch.get_num_threads() == threads
+        assert not (tmp_path / str(i) / small_esm.SIDECAR_NAME).exists()
+    with pytest.raises(ValueError, match="num_threads >= 2"):
+        small_esm.train_small_esm(tmp_path, real_corpus, FAST, num_threads=1, background=True)
 
 
 def test_a_recipe_names_demo_esm_for_a_modality(tmp_path, monkeypatch):
@@ -321,3 +399,23 @@ def test_speed_benchmark_times_the_three_settings(real_corpus, capsys, tmp_path)
     assert all(r > 0 for r in ratios.values()) and "tokens/s" in out
     written = json.loads(out_json.read_text())
     assert written["modality"] == "nucleotide" and written["ratio_of_medians_to_plain"] == ratios
+
+
+@needs_background
+def test_first_use_benchmark_times_both_schedules(real_corpus, capsys, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "small_esm_first_use.py"
+    spec = importlib.util.spec_from_file_location("small_esm_first_use", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    threads = torch.get_num_threads()
+    out_json = tmp_path / "first_use.json"
+    ratio = bench.main(["--steps", "12", "--rounds", "1", "--out", str(out_json)])
+    out = capsys.readouterr().out
+    assert torch.get_num_threads() == threads
+    assert "sequential" in out and "background" in out and f"{ratio:.2f}x" in out and ratio > 0
+    written = json.loads(out_json.read_text())
+    assert written["ratio_sequential_over_background"] == round(ratio, 3)
+    assert written["config"]["steps"] == 12 and set(written["runs"]["background"][0]) == set(MODALITIES)

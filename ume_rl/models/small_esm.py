@@ -22,7 +22,9 @@ bracket atom as its characters) and the batches, packed as the small UME's are
 (``token_shares``, 13 : 2 : 4 by default), SMILES whole molecules, protein and DNA random crops, drawn
 ``pack_pool`` at a time and packed by length into batches of at most ``batch_tokens`` padded tokens. On a CPU the
 step runs the plain attention product and the LM head on the picked tokens only (``fast_cpu_step``: the same loss,
-less time; ``benchmarks/small_esm_speed.py``).
+less time; ``benchmarks/small_esm_speed.py``). ``demo-esm``'s first use trains SMILES (the most steps) while a
+forked process trains protein and DNA, each on one thread; SMILES takes both threads when the other process ends
+(``train_small_esm(background=True)``; ``benchmarks/small_esm_first_use.py``).
 
 Files: ``<out_dir>/<modality>/`` (``save_pretrained`` model and tokenizer, then a manifest of sizes and
 sha256, :mod:`ume_rl.models.integrity`), and ``<out_dir>/small_esm.json`` (config, corpus provenance, steps, tokens,
@@ -270,9 +272,11 @@ class ModalityBatches(torch.utils.data.IterableDataset):
             yield from pack_by_length(pool, len, self.config.batch_tokens, rng)
 
 
-def train_modality(modality: str, sequences, config: SmallEsmConfig, out_dir: str | Path, seed: int) -> dict:
+def train_modality(
+    modality: str, sequences, config: SmallEsmConfig, out_dir: str | Path, seed: int, callbacks=()
+) -> dict:
     """Train ``modality``'s model on ``sequences`` for ``config.steps_of(modality)`` steps with ``transformers``'
-    ``Trainer`` and save it, with its tokenizer and manifest, to ``out_dir/<modality>/``.
+    ``Trainer`` (with ``callbacks`` added) and save it, with its tokenizer and manifest, to ``out_dir/<modality>/``.
 
     Returns:
         ``{"seconds", "steps", "tokens" (non-pad tokens of the batches drawn: the trained ones, and the one batch
@@ -320,6 +324,7 @@ def train_modality(modality: str, sequences, config: SmallEsmConfig, out_dir: st
             args=args,
             train_dataset=ModalityBatches(tokenizer, sequences, modality, config, seed),
             data_collator=collate,
+            callbacks=list(callbacks),
         )
         trainer.remove_callback(PrinterCallback)  # the losses go to the sidecar, not to stdout
         start = time.perf_counter()
@@ -342,8 +347,90 @@ def train_modality(modality: str, sequences, config: SmallEsmConfig, out_dir: st
     }
 
 
+def _train_in_background(
+    modalities, sequences: dict, config: SmallEsmConfig, out_dir, seeds: dict, threads, conn
+):
+    """The background process: :func:`train_modality` for each of ``modalities`` on ``threads`` torch threads; sends
+    ``("runs", {modality: run})`` or ``("error", traceback)`` through ``conn``."""
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # forked after the parent's tokenizers ran: quiet and safe
+    try:
+        torch.set_num_threads(threads)
+        runs = {m: train_modality(m, sequences[m], config, out_dir, seeds[m]) for m in modalities}
+        conn.send(("runs", runs))
+    except BaseException:  # noqa: BLE001 - every failure goes to the parent, which raises it
+        import traceback
+
+        conn.send(("error", traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+def background_supported() -> bool:
+    """Whether :func:`train_small_esm` can train beside a background process here: Linux (``fork``), no CUDA
+    device (a GPU trains the models one after the other), at least 2 CPU cores."""
+    import sys
+
+    return sys.platform == "linux" and not torch.cuda.is_available() and (os.cpu_count() or 1) >= 2
+
+
+def _train_beside(corpus, config: SmallEsmConfig, out_dir: Path, seeds: dict, threads: int) -> dict:
+    """The modality with the most steps trains here while a forked process trains the others, each on half of
+    ``threads``; when the process ends, this one takes all ``threads`` for the steps left."""
+    import multiprocessing
+
+    from transformers import TrainerCallback
+
+    here = max(MODALITIES, key=config.steps_of)
+    rest = [m for m in MODALITIES if m != here]
+    beside = max(1, threads // 2)
+    receive, send = multiprocessing.get_context("fork").Pipe(duplex=False)
+    process = multiprocessing.get_context("fork").Process(
+        target=_train_in_background,
+        args=(rest, {m: corpus.sequences(m, "train") for m in rest}, config, out_dir, seeds, beside, send),
+        daemon=True,
+    )
+
+    class TakeAllThreads(TrainerCallback):
+        """Set torch's threads to ``threads`` at the first step after the background process has ended."""
+
+        step = None  # where it did
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            if self.step is None and (receive.poll() or not process.is_alive()):
+                torch.set_num_threads(threads)
+                self.step = state.global_step
+
+    torch.set_num_threads(max(1, threads - beside))
+    process.start()
+    send.close()  # the child's end: receive() sees EOF if the child dies without a word
+    try:
+        take = TakeAllThreads()
+        runs = {
+            here: train_modality(here, corpus.sequences(here, "train"), config, out_dir, seeds[here], [take])
+        }
+        runs[here]["all_threads_from_step"] = take.step  # None: the other process ended after this one
+        try:
+            kind, payload = receive.recv()
+        except EOFError:
+            kind, payload = "error", "it ended without a result"
+        process.join()
+        if kind != "runs":
+            raise RuntimeError(f"training {', '.join(rest)} in the background process failed: {payload}")
+        runs.update(payload)
+    finally:
+        if process.is_alive():
+            process.terminate()
+            process.join()
+        receive.close()
+    return {m: runs[m] for m in MODALITIES}
+
+
 def train_small_esm(
-    out_dir: str | Path, corpus=None, config: SmallEsmConfig | None = None, num_threads: int | None = 1
+    out_dir: str | Path,
+    corpus=None,
+    config: SmallEsmConfig | None = None,
+    num_threads: int | None = 1,
+    background: bool = False,
 ) -> Path:
     """Train one small ESM-style model per modality on ``corpus``'s train split (default:
     :func:`~ume_rl.data.corpus.load_real_corpus` with the config's seed) into ``out_dir/<modality>/``; the
@@ -354,27 +441,44 @@ def train_small_esm(
         corpus: a :class:`~ume_rl.data.corpus.RealCorpus`.
         config: architecture and budget (default :class:`SmallEsmConfig`).
         num_threads: torch CPU threads while training (restored after); ``None`` leaves torch's setting.
+        background: with ``num_threads`` >= 2 where :func:`background_supported`, train the modality with the most
+            steps here while a forked process trains the others, each on half the threads; this process takes them
+            all when the other ends. Two one-thread processes do more work than one two-thread process on a small
+            model (``benchmarks/small_esm_threads.py``). Each model is the same as trained alone, up to the float
+            rounding that a change of thread count brings.
 
     Returns:
         ``out_dir``; load a modality with ``load_reward_model(out_dir / modality, modality)``.
+
+    Raises:
+        ValueError: ``background`` without the threads or the platform for it.
     """
     from ume_rl.data.corpus import load_real_corpus
     from ume_rl.models.small_ume import corpus_record
 
     config = config or SmallEsmConfig()
+    if background and not (num_threads is not None and num_threads >= 2 and background_supported()):
+        raise ValueError(
+            "background training needs num_threads >= 2, Linux and no CUDA device (background_supported()); got "
+            f"num_threads={num_threads}: pass background=False"
+        )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     corpus = corpus if corpus is not None else load_real_corpus(seed=config.seed, progress=False)
+    seeds = {modality: config.seed * 10 + offset for offset, modality in enumerate(MODALITIES)}
     threads = torch.get_num_threads()
-    runs = {}
+    start = time.perf_counter()
     with contextlib.ExitStack() as restore:
         if num_threads is not None:
             torch.set_num_threads(num_threads)
             restore.callback(torch.set_num_threads, threads)
-        for offset, modality in enumerate(MODALITIES):
-            runs[modality] = train_modality(
-                modality, corpus.sequences(modality, "train"), config, out_dir, config.seed * 10 + offset
-            )
+        if background:
+            runs = _train_beside(corpus, config, out_dir, seeds, num_threads)
+        else:
+            runs = {
+                m: train_modality(m, corpus.sequences(m, "train"), config, out_dir, seeds[m])
+                for m in MODALITIES
+            }
     write_json_atomic(
         out_dir / SIDECAR_NAME,
         {
@@ -382,6 +486,8 @@ def train_small_esm(
             "corpus": corpus_record(corpus),
             "runs": runs,
             "torch_threads": num_threads or threads,
+            "background": background,
+            "seconds": round(time.perf_counter() - start, 1),
         },
     )
     return out_dir
@@ -449,4 +555,5 @@ def demo_esm_models(runs_dir: str | Path, config: SmallEsmConfig | None = None) 
             config.steps,
             out_dir,
         )
-        return train_small_esm(out_dir, corpus, config, num_threads=DEMO_THREADS)
+        background = DEMO_THREADS >= 2 and background_supported()
+        return train_small_esm(out_dir, corpus, config, num_threads=DEMO_THREADS, background=background)
