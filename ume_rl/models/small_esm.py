@@ -76,8 +76,8 @@ class SmallEsmConfig(SmallEncoderConfig):
     steps: int = field(
         default=5590,
         metadata={
-            "help": "Optimizer steps (all modalities together): about 6 minutes on 2 threads of the 2-core "
-            "reference machine (README)."
+            "help": "Optimizer steps (all modalities together): under 5 minutes on the 2-core reference machine, "
+            "protein and DNA trained beside SMILES; 5-6 minutes one after the other on 2 threads (README)."
         },
     )
     token_shares: tuple[float, float, float] = field(
@@ -519,9 +519,10 @@ def esm_problem(out_dir: str | Path, config: SmallEsmConfig, corpus=None) -> str
 DEMO_CONFIG = SmallEsmConfig()
 """What the ``demo-esm`` name trains (:func:`demo_esm_models` without a config)."""
 DEMO_THREADS = min(2, os.cpu_count() or 1)
-"""torch threads for the ``demo-esm`` first training: 2 run these models 1.43x as fast as 1 on the 2-core
-reference machine (``benchmarks/small_esm_threads.py``; README for the first use there); more threads were not
-measured."""
+"""torch threads for the ``demo-esm`` first training: 2 run one of these models 1.43x as fast as 1 on the 2-core
+reference machine (``benchmarks/small_esm_threads.py``), and two one-thread processes, SMILES beside protein and DNA,
+finish the three 1.15x sooner than one two-thread process (``benchmarks/small_esm_first_use.py``; README); more
+threads were not measured."""
 
 
 def demo_esm_models(runs_dir: str | Path, config: SmallEsmConfig | None = None) -> Path:
