@@ -1,4 +1,4 @@
-"""How much a second torch thread speeds up training the small ESM-style models (``demo-esm``'s first use).
+"""How much a second torch thread speeds up training one small ESM-style model (a ``demo-esm`` model).
 
 Trains the SMILES model of :class:`~ume_rl.models.small_esm.SmallEsmConfig` for ``--steps`` steps on 1 thread,
 then on ``--threads`` threads, alternating ``--rounds`` times (fresh weights and batches each time, the same

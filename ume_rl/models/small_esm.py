@@ -383,8 +383,9 @@ def _train_beside(corpus, config: SmallEsmConfig, out_dir: Path, seeds: dict, th
     here = max(MODALITIES, key=config.steps_of)
     rest = [m for m in MODALITIES if m != here]
     beside = max(1, threads // 2)
-    receive, send = multiprocessing.get_context("fork").Pipe(duplex=False)
-    process = multiprocessing.get_context("fork").Process(
+    fork = multiprocessing.get_context("fork")  # the child inherits the corpus and imports: it starts at once
+    receive, send = fork.Pipe(duplex=False)
+    process = fork.Process(
         target=_train_in_background,
         args=(rest, {m: corpus.sequences(m, "train") for m in rest}, config, out_dir, seeds, beside, send),
         daemon=True,
@@ -443,9 +444,10 @@ def train_small_esm(
         num_threads: torch CPU threads while training (restored after); ``None`` leaves torch's setting.
         background: with ``num_threads`` >= 2 where :func:`background_supported`, train the modality with the most
             steps here while a forked process trains the others, each on half the threads; this process takes them
-            all when the other ends. Two one-thread processes do more work than one two-thread process on a small
-            model (``benchmarks/small_esm_threads.py``). Each model is the same as trained alone, up to the float
-            rounding that a change of thread count brings.
+            all when the other ends: two one-thread processes do more work than one two-thread process on models
+            this small (``benchmarks/small_esm_first_use.py``). The models trained on one thread in the other
+            process are the same, to the bit, as trained alone on one thread; the one trained here, up to the
+            rounding that its change of thread count brings.
 
     Returns:
         ``out_dir``; load a modality with ``load_reward_model(out_dir / modality, modality)``.
