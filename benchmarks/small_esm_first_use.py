@@ -42,8 +42,10 @@ def main(argv=None) -> float:
     from ume_rl.data.corpus import load_real_corpus
     from ume_rl.models import small_esm
 
-    if not small_esm.background_supported():
-        raise SystemExit("background training needs Linux (fork), no CUDA device and 2+ cores")
+    if not small_esm.background_supported(args.threads):
+        raise SystemExit(
+            "background training needs --threads >= 2, Linux (fork), no CUDA device and 2+ cores"
+        )
     corpus = load_real_corpus(progress=False)
     config = replace(small_esm.DEMO_CONFIG, steps=args.steps)
     seconds: dict[str, list[float]] = {"sequential": [], "background": []}

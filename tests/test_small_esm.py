@@ -153,7 +153,7 @@ def test_demo_esm_name_trains_once_and_retrains_a_corrupt_model(tmp_path, monkey
     folder = tmp_path / "models" / FAST.name
     sidecar = json.loads((folder / small_esm.SIDECAR_NAME).read_text())
     assert sidecar["torch_threads"] == small_esm.DEMO_THREADS
-    assert sidecar["background"] == (small_esm.DEMO_THREADS >= 2 and small_esm.background_supported())
+    assert sidecar["background"] == small_esm.background_supported(small_esm.DEMO_THREADS)
     assert torch.get_num_threads() == threads  # restored after training
     stamp = (folder / small_esm.SIDECAR_NAME).stat().st_mtime_ns
     assert small_esm.demo_esm_models(tmp_path) == folder
@@ -238,6 +238,7 @@ def test_background_failures_raise_and_leave_no_process(real_corpus, tmp_path, m
         assert not (tmp_path / str(i) / small_esm.SIDECAR_NAME).exists()
     with pytest.raises(ValueError, match="num_threads >= 2"):
         small_esm.train_small_esm(tmp_path, real_corpus, FAST, num_threads=1, background=True)
+    assert not small_esm.background_supported(1) and not small_esm.background_supported(None)
 
 
 def test_a_recipe_names_demo_esm_for_a_modality(tmp_path, monkeypatch):

@@ -365,12 +365,19 @@ def _train_in_background(
         conn.close()
 
 
-def background_supported() -> bool:
-    """Whether :func:`train_small_esm` can train beside a background process here: Linux (``fork``), no CUDA
-    device (a GPU trains the models one after the other), at least 2 CPU cores."""
+def background_supported(num_threads: int | None = 2) -> bool:
+    """Whether :func:`train_small_esm` can train beside a background process on ``num_threads`` threads here: at
+    least 2 threads (one per process), Linux (``fork``), no CUDA device (a GPU trains the models one after the
+    other), at least 2 CPU cores."""
     import sys
 
-    return sys.platform == "linux" and not torch.cuda.is_available() and (os.cpu_count() or 1) >= 2
+    return (
+        num_threads is not None
+        and num_threads >= 2
+        and sys.platform == "linux"
+        and not torch.cuda.is_available()
+        and (os.cpu_count() or 1) >= 2
+    )
 
 
 def _train_beside(corpus, config: SmallEsmConfig, out_dir: Path, seeds: dict, threads: int) -> dict:
@@ -442,12 +449,12 @@ def train_small_esm(
         corpus: a :class:`~ume_rl.data.corpus.RealCorpus`.
         config: architecture and budget (default :class:`SmallEsmConfig`).
         num_threads: torch CPU threads while training (restored after); ``None`` leaves torch's setting.
-        background: with ``num_threads`` >= 2 where :func:`background_supported`, train the modality with the most
-            steps here while a forked process trains the others, each on half the threads; this process takes them
-            all when the other ends: two one-thread processes do more work than one two-thread process on models
-            this small (``benchmarks/small_esm_first_use.py``). The models trained on one thread in the other
-            process are the same, to the bit, as trained alone on one thread; the one trained here, up to the
-            rounding that its change of thread count brings.
+        background: where :func:`background_supported` (``num_threads`` >= 2 among its conditions), train the
+            modality with the most steps here while a forked process trains the others, each on half the threads;
+            this process takes them all when the other ends: two one-thread processes do more work than one
+            two-thread process on models this small (``benchmarks/small_esm_first_use.py``). The models trained on
+            one thread in the other process are the same, to the bit, as trained alone on one thread; the one
+            trained here, up to the rounding that its change of thread count brings.
 
     Returns:
         ``out_dir``; load a modality with ``load_reward_model(out_dir / modality, modality)``.
@@ -459,10 +466,10 @@ def train_small_esm(
     from ume_rl.models.small_ume import corpus_record
 
     config = config or SmallEsmConfig()
-    if background and not (num_threads is not None and num_threads >= 2 and background_supported()):
+    if background and not background_supported(num_threads):
         raise ValueError(
-            "background training needs num_threads >= 2, Linux and no CUDA device (background_supported()); got "
-            f"num_threads={num_threads}: pass background=False"
+            "background training needs num_threads >= 2, Linux and no CUDA device "
+            f"(background_supported(num_threads)); got num_threads={num_threads}: pass background=False"
         )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -558,5 +565,6 @@ def demo_esm_models(runs_dir: str | Path, config: SmallEsmConfig | None = None) 
             config.steps,
             out_dir,
         )
-        background = DEMO_THREADS >= 2 and background_supported()
-        return train_small_esm(out_dir, corpus, config, num_threads=DEMO_THREADS, background=background)
+        return train_small_esm(
+            out_dir, corpus, config, num_threads=DEMO_THREADS, background=background_supported(DEMO_THREADS)
+        )
